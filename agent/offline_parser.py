@@ -1,0 +1,599 @@
+"""The offline intent parser: no LLM, a few milliseconds per message.
+
+How a message becomes an ``Intent`` (each step sees only the words the earlier ones left):
+
+1. Tokenise (``agent.titles.tokenize``); messages longer than ``MAX_CHARS`` are cut.
+2. Messages that try to steer the agent ("ignore your instructions...") -> chit-chat, empty intent.
+3. "why ...?" about a card -> ``explain`` (``explain_rank`` from "second", "#3"; a film named in
+   it lands in ``titles`` and the dialogue manager finds its card).
+4. Films named in the message -> ``titles`` (``agent.titles.TitleIndex``). A referenced film adds
+   no genres: genres are only what the person asked for.
+5. Years: decades ("80s", "the eighties", "late 70s"), comparisons ("before 1980", "after 1995",
+   "since 1990"), ranges ("between 1970 and 1980"), single years ("from 1994"), and words
+   ("older"/"classic" -> up to ``OLD_END_YEAR``; "recent" -> the catalog's last
+   ``RECENT_SPAN_YEARS`` years; "older please" after a dated request -> before that range).
+6. A count ("give me 5", "top 10", "three comedies", "a few").
+7. Genre words from ``agent.lexicon`` (longest phrase first, plurals, typo-corrected genre names).
+   Negation opens a scope up to the end of the clause ("no horror or thrillers", "anything but
+   westerns"; a comma, "but", "just", "something" closes it); genres in it are excluded. "less" /
+   "not too" only exclude genre names ("less romance"), not descriptions ("less sad"). A topic
+   excluded while its genre is wanted ("a war movie, but not about Vietnam") excludes nothing.
+8. If no genre word was found, the remaining content words are compared with genre descriptions
+   by sentence embedding; a genre is added only above ``EMBED_THRESHOLD`` with a clear margin.
+9. The act. ``more`` ("show me more", "next") when nothing else is asked; ``refine`` when a
+   standing request (``previous``) exists and the message adjusts it ("no horror", "older please",
+   "make it funnier") rather than asking afresh; ``recommend`` for a request with a constraint;
+   ``clarify`` for a request for films with no constraint at all ("recommend something", "I'm
+   bored"): the dialogue manager, which knows the history, decides whether to ask or to use the
+   person's profile; ``chit_chat`` for anything else ("hi", "thanks", "what's the weather").
+   For ``refine`` the intent holds only the adjustment; merging is the dialogue manager's job.
+"""
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+from rapidfuzz.distance import DamerauLevenshtein
+
+from agent import lexicon as lx
+from agent.intent import MAX_COUNT, Act, Intent, IntentParser, ParseResult, YearRange
+from agent.titles import STOPWORDS, TitleIndex, Token, phrase, tokenize
+from data.movielens import GENRES, MovieLens
+
+log = logging.getLogger(__name__)
+
+MAX_CHARS = 2000            # longer messages are cut: no request is that long, parsing stays fast
+MAX_KEYWORDS = 8            # free-text words kept for semantic search
+TYPO_MIN_LEN = 4            # shorter words are never typo-corrected ("war" vs "was")
+EMBED_THRESHOLD = 0.52      # cosine (MiniLM) between leftover words and a genre description
+EMBED_MARGIN = 0.04         # ... and the best genre must beat the second by this much
+EMBED_CACHE_SIZE = 2048     # distinct leftover phrases remembered (embedding costs ~10-20 ms)
+
+Embedder = Callable[[Sequence[str]], np.ndarray]
+
+
+def _default_embedder() -> Embedder:
+    from retrieval.embeddings import embed
+
+    return embed
+
+
+def _plural(word: str) -> str:
+    if word.endswith("y") and len(word) > 2 and word[-2] not in "aeiou":
+        return word[:-1] + "ies"
+    if word.endswith(("s", "x", "ch", "sh")):
+        return word + "es"
+    return word + "s"
+
+
+class _Phrases:
+    """Longest-match lookup of tokenised phrases at a position of a message."""
+
+    def __init__(self, phrases: Iterable[str | tuple[str, ...]], values: Iterable | None = None):
+        self.table: dict[tuple[str, ...], object] = {}
+        vals = list(values) if values is not None else None
+        for k, p in enumerate(phrases):
+            key = p if isinstance(p, tuple) else phrase(p)
+            if key:
+                self.table.setdefault(key, vals[k] if vals is not None else True)
+        self.max_len = max((len(k) for k in self.table), default=0)
+
+    def match(self, words: Sequence[str], i: int, blocked: set[int] = frozenset()) -> tuple[int, object]:
+        for length in range(min(self.max_len, len(words) - i), 0, -1):
+            if any(j in blocked for j in range(i, i + length)):
+                continue
+            value = self.table.get(tuple(words[i:i + length]))
+            if value is not None:
+                return length, value
+        return 0, None
+
+    def find(self, words: Sequence[str]) -> list[tuple[int, int]]:
+        """(start, length) of every match, scanning left to right without overlaps."""
+        out, i = [], 0
+        while i < len(words):
+            length, _ = self.match(words, i)
+            if length:
+                out.append((i, length))
+                i += length
+            else:
+                i += 1
+        return out
+
+    def words(self) -> set[str]:
+        return {w for key in self.table for w in key}
+
+
+@dataclass(frozen=True)
+class _Term:
+    genres: tuple[str, ...]
+    strong: bool
+
+
+@dataclass
+class _Mention:
+    start: int
+    end: int
+    genres: tuple[str, ...]
+    strong: bool
+    negated: bool = False
+    soft: bool = False        # negated by "less" / "not too": only binding for genre names
+    typo_of: str | None = None
+
+
+class OfflineParser(IntentParser):
+    """Lexicon + negation scopes + fuzzy titles + embedding backstop (see the module docstring)."""
+
+    name = "offline"
+
+    def __init__(self, data: MovieLens, embedder: Embedder | None | str = "default",
+                 embed_threshold: float = EMBED_THRESHOLD, embed_margin: float = EMBED_MARGIN):
+        """data: the MovieLens catalog (titles to resolve; ratings break ties between films of one
+        title). embedder: texts -> (n, 384) L2-normalised vectors; "default" =
+        ``retrieval.embeddings.embed`` (loaded on first use), None = no embedding backstop.
+        embed_threshold / embed_margin: see ``EMBED_THRESHOLD`` / ``EMBED_MARGIN``."""
+        self._embedder: Embedder | None = _default_embedder() if embedder == "default" else embedder
+        self.embed_threshold = embed_threshold
+        self.embed_margin = embed_margin
+        self._genre_vectors: np.ndarray | None = None
+        self._embed_cache: OrderedDict[str, tuple[str, ...]] = OrderedDict()
+
+        terms: dict[tuple[str, ...], _Term] = {}
+        for table, strong in ((lx.STRONG, True), (lx.WEAK, False)):
+            for text, genres in table.items():
+                unknown = [g for g in genres if g not in GENRES]
+                assert not unknown, f"lexicon entry {text!r} names unknown genres {unknown}"
+                key = phrase(text)
+                for variant in (key, key[:-1] + (_plural(key[-1]),)):
+                    terms.setdefault(variant, _Term(tuple(genres), strong))
+        self._terms = _Phrases(list(terms), list(terms.values()))
+        # typo targets: one-word genre names and slang, never descriptions ("spice" is not "space")
+        self._typo_targets = sorted(k[0] for k, t in terms.items() if len(k) == 1 and t.strong and len(k[0]) >= TYPO_MIN_LEN)
+        self._joined_terms = {"".join(k): t for k, t in terms.items() if len(k) > 1}
+
+        self._neg = _Phrases(lx.NEGATION_CUES)
+        self._soft_neg = _Phrases(("less", "not too", "not so", "not very", "not overly", "not that"))
+        self._noops = _Phrases(lx.NEGATION_NOOPS)
+        self._breakers = _Phrases(lx.SCOPE_BREAKERS)
+        self._post_neg = _Phrases(lx.POST_NEGATIONS)
+        self._request = _Phrases(list(lx.REQUEST_CUES) + [w for n in lx.MOVIE_NOUNS for w in (n, _plural(n))])
+        self._movie_nouns = {w for n in lx.MOVIE_NOUNS for w in (n, _plural(n))}
+        self._predicates = set(lx.PREDICATE_MARKERS)
+        self._fillers = set(lx.FILLERS) | STOPWORDS
+        self._explain = _Phrases(lx.EXPLAIN_CUES)
+        self._explain_targets = set(lx.EXPLAIN_TARGETS)
+        self._ordinals = _Phrases(list(lx.ORDINALS), list(lx.ORDINALS.values()))
+        self._more = _Phrases(lx.MORE_CUES)
+        self._more_words = self._more.words() | {"show", "me", "give", "some", "please", "a", "few", "page", "batch", "round", "set", "on", "go", "keep", "going", "ones", "one", "any", "anything", "something", "options", "what", "else"}
+        self._refine = _Phrases(lx.REFINE_CUES)
+        self._fresh = _Phrases(lx.FRESH_CUES)
+        self._injection = [re.compile(p) for p in lx.INJECTION_PATTERNS]
+        self._numbers = _Phrases(list(lx.NUMBER_WORDS), list(lx.NUMBER_WORDS.values()))
+        self._count_verbs = _Phrases(lx.COUNT_VERBS)
+        self._count_nouns = {w for n in lx.COUNT_NOUNS for w in (n, _plural(n))} | self._movie_nouns
+        self._decade_parts = _Phrases(list(lx.DECADE_PARTS), list(lx.DECADE_PARTS.values()))
+        comparators = [(p, "before") for p in lx.BEFORE] + [(p, "until") for p in lx.UNTIL] + \
+                      [(p, "after") for p in lx.AFTER] + [(p, "since") for p in lx.SINCE]
+        self._comparators = {phrase(p): kind for p, kind in comparators}
+        self._old = _Phrases(lx.OLD_WORDS)
+        self._recent = _Phrases(lx.RECENT_WORDS)
+
+        years = data.items["year"].dropna()
+        self.max_year = int(years.max()) if len(years) else 1998
+        popularity = data.ratings["item_id"].value_counts().to_dict()
+        genre_words = {w for k in terms for w in k if w not in STOPWORDS}
+        title_cues = [phrase(c) for c in lx.TITLE_CUES]
+        self.titles = TitleIndex(data.items, popularity, genre_words=genre_words,
+                                 cue_phrases=title_cues, movie_nouns=self._movie_nouns)
+        # words a person types on purpose: never "corrected" into a genre
+        self._known = (self.titles.common | genre_words | self._fillers | set(self._movie_nouns)
+                       | {w for key in self.titles._keys for w in key.split()}
+                       | {w for p in (self._neg, self._noops, self._breakers, self._request, self._refine,
+                                      self._more, self._explain, self._numbers, self._post_neg) for w in p.words()})
+
+    # ----------------------------------------------------------------------- public
+    def parse(self, text: str, previous: Intent | None = None) -> ParseResult:
+        started = time.perf_counter()
+        text = text if isinstance(text, str) else ""
+        truncated = len(text) > MAX_CHARS
+        text = text[:MAX_CHARS]
+        intent, details = self._parse(text, previous)
+        details.update(truncated=truncated, ms=round((time.perf_counter() - started) * 1000, 3))
+        return ParseResult(intent=intent, parser=self.name, details=details)
+
+    # ----------------------------------------------------------------------- steps
+    def _parse(self, text: str, previous: Intent | None) -> tuple[Intent, dict]:
+        tokens = tokenize(text)
+        words = [t.text for t in tokens]
+        details: dict = {}
+        if not tokens:
+            return Intent(act=Act.chit_chat), details
+        lowered = text.lower()
+        if any(p.search(lowered) for p in self._injection):
+            details["injection"] = True
+            return Intent(act=Act.chit_chat), details
+
+        titles = self.titles.find(tokens)
+        consumed: set[int] = set()
+        for m in titles:
+            consumed.update(range(m.start, m.end))
+            if m.year_token is not None:
+                consumed.add(m.year_token)
+        title_ids = list(dict.fromkeys(m.item_id for m in titles))
+        details["titles"] = [{"item_id": m.item_id, "span": " ".join(words[m.start:m.end]),
+                              "evidence": m.evidence, "score": m.score} for m in titles]
+
+        explain, rank = self._explain_request(text, tokens, words, bool(titles))
+        if explain:
+            return Intent(act=Act.explain, titles=title_ids, explain_rank=rank), details
+
+        negated, soft = self._negation_scopes(tokens, words)
+        years, year_tokens = self._years(tokens, words, consumed, negated, previous)
+        consumed |= year_tokens
+        count, count_tokens = self._count(tokens, words, consumed)
+        consumed |= count_tokens
+        mentions = self._mentions(tokens, words, consumed, negated, soft)
+        consumed |= {i for m in mentions for i in range(m.start, m.end)}
+
+        has_request = bool(self._request.find(words))
+        context = (has_request or previous is not None or bool(titles) or years is not None
+                   or count is not None or any(m.strong for m in mentions))
+        bare = not any(w in self._predicates for w in words)
+        counted = [m for m in mentions if m.strong or context or bare]
+        genres, excluded = self._genres(counted)
+        keywords = self._keywords(words, consumed, negated) if context else []
+        details["mentions"] = [{"words": " ".join(words[m.start:m.end]), "genres": list(m.genres),
+                                "negated": m.negated, "strong": m.strong, "typo_of": m.typo_of}
+                               for m in mentions]
+        if context and not genres and keywords and self._embedder is not None:
+            genres = list(self._embed_genres(" ".join(keywords), details))
+
+        constrained = bool(genres or excluded or title_ids or years)
+        if not constrained and self._is_more(words, mentions, consumed):
+            return Intent(act=Act.more, count=count), details
+        if constrained or (keywords and context):
+            act = self._refine_or_recommend(words, previous, bool(title_ids))
+        elif has_request or count is not None:
+            act = Act.clarify
+        else:
+            return Intent(act=Act.chit_chat), details
+        intent = Intent(act=act, genres=genres, exclude_genres=excluded, titles=title_ids, years=years,
+                        keywords=keywords, count=count)
+        return intent, details
+
+    # ----------------------------------------------------------------------- negation
+    def _negation_scopes(self, tokens: Sequence[Token], words: list[str]) -> tuple[list[bool], list[bool]]:
+        """Per word: inside an exclusion scope; and whether that scope is a soft one ("less")."""
+        n = len(words)
+        negated, soft = [False] * n, [False] * n
+        active, is_soft, seen_content = False, False, False
+        i = 0
+        while i < n:
+            if tokens[i].boundary_before:
+                active = False
+            length, _ = self._noops.match(words, i)
+            if length:
+                i += length
+                continue
+            soft_len, _ = self._soft_neg.match(words, i)
+            hard_len, _ = self._neg.match(words, i)
+            length = max(soft_len, hard_len)
+            if length:
+                opens = i + length < n and not tokens[i + length].boundary_before
+                if opens:
+                    active, is_soft, seen_content = True, soft_len >= hard_len, False
+                i += length
+                continue
+            if active:
+                brk, _ = self._breakers.match(words, i)
+                if brk and seen_content:
+                    active = False
+                    i += brk
+                    continue
+                negated[i], soft[i] = True, is_soft
+                if words[i] not in self._fillers:
+                    seen_content = True
+            i += 1
+        return negated, soft
+
+    # ----------------------------------------------------------------------- genres
+    def _mentions(self, tokens, words, consumed, negated, soft) -> list[_Mention]:
+        mentions: list[_Mention] = []
+        i, n = 0, len(words)
+        while i < n:
+            if i in consumed:
+                i += 1
+                continue
+            length, term = self._terms.match(words, i, consumed)
+            typo_of = None
+            if not length and i + 1 < n and tokens[i + 1].hyphen_before and i + 1 not in consumed:
+                joined = words[i] + words[i + 1]        # "sci-fy" -> "scify" -> "scifi"
+                target = joined if joined in self._joined_terms else self._typo(joined)
+                if target:
+                    length, term = 2, self._joined_terms.get(target) or self._terms.match([target], 0)[1]
+                    typo_of = target if target != joined else None
+            if not length:
+                target = self._typo(words[i])
+                if target:
+                    length, term, typo_of = 1, self._terms.match([target], 0)[1], target
+            if length and term is not None:
+                mentions.append(_Mention(i, i + length, term.genres, term.strong,
+                                         negated=any(negated[i:i + length]), soft=all(soft[i:i + length]),
+                                         typo_of=typo_of))
+                i += length
+            else:
+                i += 1
+        self._post_negations(tokens, words, mentions)
+        return mentions
+
+    def _typo(self, word: str) -> str | None:
+        """The genre word ``word`` is a typo of, or None. Real words are never corrected."""
+        if len(word) < TYPO_MIN_LEN or not word.isalpha() or word in self._known:
+            return None
+        allowed = 1 if len(word) < 9 else 2
+        best, best_d = None, allowed + 1
+        for target in self._typo_targets:
+            if abs(len(target) - len(word)) > allowed:
+                continue
+            d = DamerauLevenshtein.distance(word, target, score_cutoff=allowed)
+            if d < best_d:
+                best, best_d = target, d
+        return best
+
+    def _post_negations(self, tokens, words, mentions: list[_Mention]) -> None:
+        """"westerns are boring", "musicals and horror? not my thing" -> excluded."""
+        for k, m in enumerate(mentions):
+            j = m.end
+            while j < len(words) and words[j] in self._movie_nouns and not tokens[j].boundary_before:
+                j += 1
+            if j >= len(words) or tokens[j].boundary_before:
+                continue
+            length, _ = self._post_neg.match(words, j)
+            if not length:
+                continue
+            m.negated, m.soft = True, False
+            # earlier mentions joined to this one by "and"/"or" share the verdict
+            for prev, cur in zip(reversed(mentions[:k]), reversed(mentions[1:k + 1])):
+                gap = words[prev.end:cur.start]
+                if any(tokens[x].boundary_before for x in range(prev.end, cur.start + 1)) or not all(
+                        w in ("and", "or", "nor") for w in gap):
+                    break
+                prev.negated, prev.soft = True, False
+
+    @staticmethod
+    def _genres(mentions: list[_Mention]) -> tuple[list[str], list[str]]:
+        wanted = [g for m in mentions if not m.negated for g in m.genres]
+        excluded: list[str] = []
+        for m in mentions:
+            if not m.negated or (m.soft and not m.strong):
+                continue  # "less sad" is a mood, not a ban on dramas
+            for g in m.genres:
+                if not m.strong and g in wanted:
+                    continue  # "a war movie, but not about Vietnam": the topic, not the genre
+                excluded.append(g)
+        excluded = list(dict.fromkeys(excluded))
+        return [g for g in dict.fromkeys(wanted) if g not in excluded], excluded
+
+    def _keywords(self, words, consumed, negated) -> list[str]:
+        out = []
+        for i, w in enumerate(words):
+            if i in consumed or negated[i] or w in self._fillers or w in self._known_structure:
+                continue
+            if len(w) >= 3 and w.isalpha():
+                out.append(w)
+        return list(dict.fromkeys(out))[:MAX_KEYWORDS]
+
+    @property
+    def _known_structure(self) -> set[str]:
+        """Words of the parser's own cues (negation, requests, acts): never free-text keywords."""
+        cached = getattr(self, "_structure_cache", None)
+        if cached is None:
+            cached = set()
+            for p in (self._neg, self._noops, self._breakers, self._request, self._refine, self._more,
+                      self._explain, self._numbers, self._post_neg, self._old, self._recent,
+                      self._soft_neg, self._count_verbs):
+                cached |= p.words()
+            self._structure_cache = cached
+        return cached
+
+    def _embed_genres(self, text: str, details: dict) -> tuple[str, ...]:
+        if text in self._embed_cache:
+            self._embed_cache.move_to_end(text)
+            details["embedding"] = {"text": text, "genres": list(self._embed_cache[text]), "cached": True}
+            return self._embed_cache[text]
+        try:
+            if self._genre_vectors is None:
+                self._genre_vectors = self._embedder([lx.GENRE_DESCRIPTIONS[g] for g in GENRES])
+            vector = self._embedder([text])[0]
+        except Exception as exc:  # the backstop is optional: a broken model must not break parsing
+            log.warning("embedding backstop unavailable (%s); continuing without it", exc)
+            self._embedder = None
+            details["embedding"] = {"text": text, "error": str(exc)}
+            return ()
+        sims = self._genre_vectors @ vector
+        order = np.argsort(-sims)
+        best, second = float(sims[order[0]]), float(sims[order[1]])
+        result = (GENRES[order[0]],) if best >= self.embed_threshold and best - second >= self.embed_margin else ()
+        details["embedding"] = {"text": text, "genres": list(result), "best": GENRES[order[0]],
+                                "similarity": round(best, 3), "margin": round(best - second, 3)}
+        self._embed_cache[text] = result
+        if len(self._embed_cache) > EMBED_CACHE_SIZE:
+            self._embed_cache.popitem(last=False)
+        return result
+
+    # ----------------------------------------------------------------------- years
+    @staticmethod
+    def _year_value(word: str) -> int | None:
+        if re.fullmatch(r"(19|20)\d\d", word):
+            return int(word)
+        return None
+
+    @staticmethod
+    def _decade_value(word: str) -> int | None:
+        m = re.fullmatch(r"(19|20)?(\d)0s", word)
+        if m:  # "80s" is the 1980s: the catalog has no film after 1998
+            return int(m.group(1) or 19) * 100 + int(m.group(2)) * 10
+        return lx.DECADE_WORDS.get(word)
+
+    def _years(self, tokens, words, consumed, negated, previous) -> tuple[YearRange | None, set[int]]:
+        used: set[int] = set()
+        starts: list[int] = []
+        ends: list[int] = []
+        plain: list[tuple[int, int]] = []
+        for i, w in enumerate(words):
+            if i in consumed:
+                continue
+            year = self._year_value(w)
+            decade = None if year is not None else self._decade_value(w)
+            if year is None and decade is None:
+                continue
+            lo, hi = (year, year) if year is not None else (decade, decade + 9)
+            used.add(i)
+            j = i
+            if decade is not None and j > 0:
+                length, part = self._decade_parts.match(words, j - 1)
+                if length == 1 and part is not None:
+                    lo, hi = decade + part[0], decade + part[1]
+                    used.add(j - 1)
+                    j -= 1
+            kind = self._comparator_before(words, j, used)
+            if kind is None:
+                if negated[i]:
+                    continue  # "nothing from the 80s": a range cannot exclude years
+                plain.append((lo, hi))
+                continue
+            if negated[i]:  # "nothing newer than 1970" = up to 1970
+                kind = {"before": "since", "until": "after", "after": "until", "since": "before"}[kind]
+            if kind == "before":
+                ends.append(lo - 1)
+            elif kind == "until":
+                ends.append(hi)
+            elif kind == "after":
+                starts.append(hi + 1)
+            else:
+                starts.append(lo)
+        if plain:
+            starts.append(min(lo for lo, _ in plain))
+            ends.append(max(hi for _, hi in plain))
+        if not starts and not ends:
+            return self._relative_years(words, consumed, negated, previous, used)
+        start = max(starts) if starts else None
+        end = min(ends) if ends else None
+        return self._year_range(start, end), used
+
+    def _comparator_before(self, words, j, used) -> str | None:
+        k = j - 1
+        if k >= 0 and words[k] in ("the", "a", "an"):
+            k -= 1
+        if k >= 0 and words[k] in ("year", "years"):
+            k -= 1
+        for length in (3, 2, 1):
+            if k - length + 1 >= 0:
+                kind = self._comparators.get(tuple(words[k - length + 1:k + 1]))
+                if kind:
+                    used.update(range(k - length + 1, k + 1))
+                    return kind
+        return None
+
+    def _relative_years(self, words, consumed, negated, previous, used) -> tuple[YearRange | None, set[int]]:
+        old = [(i, n) for i, n in self._old.find(words) if not any(j in consumed for j in range(i, i + n))]
+        recent = [(i, n) for i, n in self._recent.find(words) if not any(j in consumed for j in range(i, i + n))]
+        if not old and not recent:
+            return None, used
+        prev = previous.years if previous is not None else None
+        recent_start = self.max_year - lx.RECENT_SPAN_YEARS + 1
+        want_old = bool(old) and not (recent and len(recent) > len(old))
+        hits = old if want_old else recent
+        for i, n in hits:
+            used.update(range(i, i + n))
+        if any(negated[i] for i, _ in hits):  # "nothing old" = recent enough; "nothing recent" = old
+            want_old = not want_old
+        if want_old:
+            if prev is not None and prev.start is not None:
+                return self._year_range(None, prev.start - 1), used
+            if prev is not None and prev.end is not None:
+                return self._year_range(None, prev.end - lx.OLDER_STEP_YEARS), used
+            return self._year_range(None, lx.OLD_END_YEAR), used
+        if prev is not None and prev.end is not None and prev.end < self.max_year:
+            return self._year_range(prev.end + 1, None), used
+        return self._year_range(recent_start, None), used
+
+    @staticmethod
+    def _year_range(start: int | None, end: int | None) -> YearRange | None:
+        clip = lambda y: None if y is None else min(max(y, 1900), 2100)  # noqa: E731 - YearRange bounds
+        start, end = clip(start), clip(end)
+        return YearRange(start=start, end=end) if start is not None or end is not None else None
+
+    # ----------------------------------------------------------------------- count
+    def _count(self, tokens, words, consumed) -> tuple[int | None, set[int]]:
+        n = len(words)
+        i = 0
+        while i < n:
+            if i in consumed:
+                i += 1
+                continue
+            length, value = self._numbers.match(words, i, consumed)
+            if not length and words[i].isdigit() and len(words[i]) <= 3:
+                length, value = 1, int(words[i])
+            if not length:
+                i += 1
+                continue
+            before = words[max(0, i - 2):i]
+            after = [w for w in words[i + length:i + length + 4]]
+            preceded = any(self._count_verbs.match(words, k)[0] == i - k for k in range(max(0, i - 3), i))
+            followed = any(w in self._count_nouns for w in after[:3]) or any(
+                self._terms.match(words, k)[0] for k in range(i + length, min(n, i + length + 2)))
+            if words[i] == "one" and not preceded and not (after and after[0] in self._movie_nouns - {"one", "ones"}):
+                i += length
+                continue
+            if before and before[-1] in ("number", "no", "#") or (after and after[0] in ("stars", "star", "hours", "hour", "minutes", "mins", "min", "percent")):
+                i += length
+                continue
+            if preceded or followed:
+                return max(1, min(int(value), MAX_COUNT)), set(range(i, i + length))
+            i += length
+        return None, set()
+
+    # ----------------------------------------------------------------------- acts
+    def _explain_request(self, text, tokens, words, has_title: bool) -> tuple[bool, int | None]:
+        """(asks why a pick was made, 1-based rank of the card it points at or None)."""
+        cues = self._explain.find(words)
+        if not cues:
+            return False, None
+        start, length = cues[0]
+        after = words[start + length:start + length + 1]
+        if after and after[0] in ("not", "dont", "wouldnt"):
+            return False, None  # "why not a comedy?" is a suggestion
+        rank = None
+        ordinals = self._ordinals.find(words)
+        if ordinals:
+            rank = self._ordinals.match(words, ordinals[0][0])[1]
+        else:
+            for i, w in enumerate(words):
+                hashed = tokens[i].start > 0 and text[tokens[i].start - 1] == "#"
+                if w.isdigit() and 0 < int(w) <= MAX_COUNT and (hashed or (i > 0 and words[i - 1] in ("number", "no", "card", "option"))):
+                    rank = int(w)
+                    break
+        if rank is None and not has_title and not any(w in self._explain_targets for w in words):
+            return False, None
+        return True, rank
+
+    def _is_more(self, words, mentions, consumed) -> bool:
+        if mentions or not self._more.find(words):
+            return False
+        rest = [w for i, w in enumerate(words) if i not in consumed and w not in self._more_words
+                and w not in self._fillers and not w.isdigit() and self._numbers.match([w], 0)[0] == 0]
+        return not rest
+
+    def _refine_or_recommend(self, words, previous: Intent | None, has_title: bool) -> Act:
+        if previous is None:
+            return Act.recommend
+        refine_cue = bool(self._refine.find(words))
+        fresh_cue = bool(self._fresh.find(words))
+        if refine_cue or not (fresh_cue or has_title):
+            return Act.refine
+        return Act.recommend

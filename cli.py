@@ -87,6 +87,97 @@ def cmd_eval_offline(args) -> int:
     return 0
 
 
+def cmd_eval_gold(args) -> int:
+    from agent.runtime import make_parser
+    from data import movielens
+    from data import GOLD_SET
+    from eval.gold import evaluate_gold, format_table, load_cases
+
+    data = movielens.load()
+    report = evaluate_gold(load_cases(args.dataset or GOLD_SET), make_parser(data, args.parser))
+    print(format_table(report, only_failures=args.failures_only))
+    _write_json(args.json, report)
+    return 0
+
+
+def cmd_eval_conversational(args) -> int:
+    import tempfile
+
+    from data import movielens, splits
+    from eval.conversational import conversational_report
+    from models.train import fit_bundle
+    from retrieval.catalog import item_vectors
+
+    data = movielens.load()
+    split = splits.stratified(data.ratings)
+    bundle = fit_bundle(split.train, data, item_vectors(data))
+    with tempfile.TemporaryDirectory() as profiles_dir:
+        report = conversational_report(split, bundle, profiles_dir, limit=args.limit)
+    print(f"conversational protocol: {report['cases']} (user, genre) requests in {report['seconds']:.0f} s")
+    for name, m in sorted(report["methods"].items(), key=lambda kv: -kv[1]["ndcg@10"]):
+        print(f"{name:<22} recall@10 {m['recall@10']:.4f}  ndcg@10 {m['ndcg@10']:.4f}")
+    _write_json(args.json, report)
+    return 0
+
+
+# ---------------------------------------------------------------------------------------- agent
+def cmd_recommend(args) -> int:
+    from agent.runtime import load_agent
+
+    agent = load_agent(parser=args.parser)
+    result = agent.turn(args.user, args.session, args.query)
+    print(result.text)
+    for note in result.notices:
+        print(f"  ({note})")
+    for rank, card in enumerate(result.cards, 1):
+        print(f"{rank:>2}. {card.title} ({card.year}) [{', '.join(card.genres)}] — {card.explanation}")
+    _write_json(args.json, {"intent": result.intent.model_dump(mode="json"),
+                            "items": [c.as_dict() for c in result.cards], "text": result.text,
+                            "parser": result.parse.parser if result.parse else None})
+    return 0
+
+
+def cmd_chat(args) -> int:
+    import uuid
+
+    from agent.runtime import load_agent
+
+    agent = load_agent(parser=args.parser)
+    session = uuid.uuid4().hex
+    print(f"CineAgent — user {args.user}, parser {agent.parser.name}. Empty line or Ctrl-D to quit.")
+    while True:
+        try:
+            message = input("you> ")
+        except EOFError:
+            break
+        if not message.strip():
+            break
+        try:
+            result = agent.turn(args.user, session, message)
+        except ValueError as exc:
+            print(f"agent> {exc}")
+            continue
+        print(f"agent> {result.text}")
+        for note in result.notices:
+            print(f"       ({note})")
+        for rank, card in enumerate(result.cards, 1):
+            print(f"  {rank:>2}. {card.title} ({card.year}) — {card.explanation}")
+    return 0
+
+
+def cmd_serve(args) -> int:
+    import os
+
+    import uvicorn
+
+    host = args.host or os.environ.get("CINEAGENT_HOST") or "127.0.0.1"
+    port = args.port or int(os.environ.get("CINEAGENT_PORT") or 7860)
+    # by import string so nothing imports app.py; on SIGTERM uvicorn stops accepting, lets requests
+    # in flight finish (swipes are fsynced before they are answered), then closes what is left
+    uvicorn.run("app:app", host=host, port=port, timeout_graceful_shutdown=args.grace, log_level="info")
+    return 0
+
+
 # ---------------------------------------------------------------------------------------- bench
 def cmd_bench_score(args) -> int:
     from data import movielens
@@ -98,6 +189,26 @@ def cmd_bench_score(args) -> int:
           f"p99 {result['p99_ms']:.2f} ms")
     _write_json(args.json, result)
     return 0
+
+
+def cmd_bench_turn(args) -> int:
+    from agent.runtime import load_agent
+    from eval.bench import bench_turn
+
+    result = bench_turn(load_agent(parser=args.parser), n=args.n)
+    print(f"chat turn, parser {args.parser} (n={result['n']}): p50 {result['p50_ms']:.1f} ms  "
+          f"p95 {result['p95_ms']:.1f} ms  p99 {result['p99_ms']:.1f} ms")
+    _write_json(args.json, result)
+    return 0
+
+
+def cmd_bench_load(args) -> int:
+    from eval.load_test import format_report, run_load_test
+
+    report = run_load_test(users=args.users, turns=args.turns, swipes=args.swipes, time_limit_s=args.time_limit)
+    print(format_report(report))
+    _write_json(args.json, report)
+    return 0 if report["ok"] else 1
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -126,11 +237,54 @@ def build_parser() -> argparse.ArgumentParser:
     off.add_argument("--skip-rating", action="store_true", help="skip the 5-fold rating protocol (minutes)")
     off.set_defaults(func=cmd_eval_offline)
 
+    gold = ev.add_parser("gold", help="intent parsing against the gold set")
+    gold.add_argument("--dataset", help="JSON list or JSONL of cases (default: the packaged gold set)")
+    gold.add_argument("--parser", choices=["offline", "llm"], default="offline")
+    gold.add_argument("--failures-only", action="store_true", help="print only the cases it gets wrong")
+    gold.add_argument("--json", help="write the report here")
+    gold.set_defaults(func=cmd_eval_gold)
+    conv = ev.add_parser("conversational", help="ask each test user for each genre of their test positives")
+    conv.add_argument("--limit", type=int, help="only the first N (user, genre) requests")
+    conv.add_argument("--json", help="write the report here")
+    conv.set_defaults(func=cmd_eval_conversational)
+
+    parsers = ["auto", "offline", "llm"]
+    rec = sub.add_parser("recommend", help="one request, answered with cards")
+    rec.add_argument("--user", required=True, help="a MovieLens user id (1-943) or a new person's name")
+    rec.add_argument("--query", required=True)
+    rec.add_argument("--session", default="cli", help="session id (refinements accumulate within one)")
+    rec.add_argument("--parser", choices=parsers, default="auto", help="auto = the LLM when configured")
+    rec.add_argument("--json", help="write {intent, items} here")
+    rec.set_defaults(func=cmd_recommend)
+    chat = sub.add_parser("chat", help="chat in the terminal")
+    chat.add_argument("--user", default="guest", help="a MovieLens user id (1-943) or a new person's name")
+    chat.add_argument("--parser", choices=parsers, default="auto")
+    chat.set_defaults(func=cmd_chat)
+
     bench = sub.add_parser("bench", help="latency benchmarks").add_subparsers(dest="bench_command", required=True)
     score = bench.add_parser("score", help="top-10 for known users from loaded models")
     score.add_argument("-n", type=int, default=1000, help="timed calls")
     score.add_argument("--json", help="write p50/p95/p99 here")
     score.set_defaults(func=cmd_bench_score)
+    turn = bench.add_parser("turn", help="one chat turn, warm, over the gold set's utterances")
+    turn.add_argument("-n", type=int, default=500, help="timed turns")
+    turn.add_argument("--parser", choices=["offline", "llm"], default="offline")
+    turn.add_argument("--json", help="write p50/p95/p99 here")
+    turn.set_defaults(func=cmd_bench_turn)
+    load = bench.add_parser("load", help="concurrent chat turns and swipes through the JSON API of a served app")
+    load.add_argument("--users", type=int, default=20, help="concurrent simulated users (and swipe writers)")
+    load.add_argument("--turns", type=int, default=50, help="chat turns per user")
+    load.add_argument("--swipes", type=int, default=1000, help="swipes in all, spread over the users")
+    load.add_argument("--time-limit", type=float, default=480.0, help="seconds before the run stops early")
+    load.add_argument("--json", help="write the figures here")
+    load.set_defaults(func=cmd_bench_load)
+
+    serve = sub.add_parser("serve", help="the web app: chat UI at / and JSON API under /api")
+    serve.add_argument("--host", help="default $CINEAGENT_HOST or 127.0.0.1")
+    serve.add_argument("--port", type=int, help="default $CINEAGENT_PORT or 7860")
+    serve.add_argument("--grace", type=float, default=10.0,
+                       help="seconds a shutdown waits for requests in flight (default 10)")
+    serve.set_defaults(func=cmd_serve)
     return parser
 
 
@@ -138,12 +292,14 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    from agent.dialogue import BadRequest
+    from agent.users import UnknownUser
     from data.movielens import DataError
     from models.artifacts import ArtifactError
 
     try:
         return args.func(args)
-    except (DataError, ArtifactError) as exc:
+    except (DataError, ArtifactError, BadRequest, UnknownUser) as exc:
         print(f"cineagent: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

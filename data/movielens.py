@@ -113,7 +113,8 @@ def validate(ratings: pd.DataFrame, items: pd.DataFrame, users: pd.DataFrame) ->
         problems.append("ratings reference unknown users")
     if not set(ratings["item_id"]).issubset(set(items["item_id"])):
         problems.append("ratings reference unknown items")
-    seen = {g for gs in items["genres"] for g in gs.split("|") if g}
+    # raw tables hold "A|B" strings, loaded ones tuples
+    seen = {g for gs in items["genres"] for g in (gs.split("|") if isinstance(gs, str) else gs) if g}
     if not seen.issubset(set(ALL_GENRES)) or len(seen) != len(ALL_GENRES):
         problems.append(f"genres differ from the 18 MovieLens genres + unknown: {sorted(seen ^ set(ALL_GENRES))}")
     if problems:

@@ -29,3 +29,17 @@ def bench_score(bundle, n: int = 1000, k: int = 10) -> dict[str, float]:
     """Top-``k`` for known users from loaded models (fusion over all sources)."""
     users = bundle.fusion.sources["svd"].user_ids
     return time_calls(lambda i: bundle.fusion.recommend(users[i % len(users)], k), n)
+
+
+def bench_turn(agent, n: int = 500) -> dict[str, float]:
+    """Warm chat turns with the gold set's utterances, spread over known and new users."""
+    from data import GOLD_SET
+    from eval.gold import load_cases
+
+    messages = [c["utterance"] for c in load_cases(GOLD_SET) if c["utterance"].strip()]
+    users = ["196", "42", "7", "ana", "ben"]
+
+    def one(i: int) -> None:
+        agent.turn(users[i % len(users)], f"bench-{i % 37}", messages[i % len(messages)])
+
+    return time_calls(one, n, warmup=30)

@@ -1,0 +1,338 @@
+"""The dialogue manager: one chat turn as a LangGraph graph.
+
+parse -> merge -> (recommend | explain | chit_chat | clarify)
+
+``parse`` turns the message into an Intent (LLM or offline parser), ``merge`` combines it with the
+session's standing request, and the chosen branch answers. Every node records a step (name,
+timing, inputs/outputs worth tracing) so the turn can be traced and debugged.
+"""
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any, Callable, TypedDict
+
+import numpy as np
+from langgraph.graph import END, START, StateGraph
+
+from agent.explain import evidence_for, explain
+from agent.intent import Act, Intent, IntentParser, ParseResult
+from agent.ranking import RankerConfig, Ranking, RequestRanker
+from agent.session import Card, Session, SessionStore, merge
+from agent.users import User, UnknownUser, resolve_user
+from models.train import ModelBundle
+from retrieval.catalog import CatalogIndex
+from retrieval.embeddings import embed
+from retrieval.profile_index import ProfileStore
+
+log = logging.getLogger(__name__)
+
+MAX_MESSAGE_CHARS = 2000   # longer than any real request; keeps parsing and embedding bounded
+DEFAULT_COUNT = 10
+QUERY_CACHE = 4096         # distinct request texts whose embedding is kept
+
+
+class BadRequest(ValueError):
+    """The message or user cannot be served as sent; the text says what to change."""
+
+
+@dataclass
+class Step:
+    name: str
+    started: float
+    duration_ms: float
+    kind: str = "span"                      # span | generation | retriever | event
+    input: dict = field(default_factory=dict)
+    output: dict = field(default_factory=dict)
+    error: str | None = None
+
+
+@dataclass
+class TurnResult:
+    text: str
+    cards: list[Card]
+    act: str
+    intent: Intent
+    parse: ParseResult | None
+    user: User
+    session_id: str
+    steps: list[Step] = field(default_factory=list)
+    notices: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return {"text": self.text, "act": self.act, "intent": self.intent.model_dump(mode="json"),
+                "items": [c.as_dict() for c in self.cards], "notices": self.notices,
+                "parser": self.parse.parser if self.parse else None,
+                "fallback_reason": self.parse.fallback_reason if self.parse else None}
+
+
+class TurnState(TypedDict, total=False):
+    user: User
+    session: Session
+    message: str
+    parse: ParseResult
+    intent: Intent
+    result: TurnResult
+    steps: list[Step]
+
+
+def _timed(name: str, kind: str = "span") -> Callable:
+    """Decorate a node: time it and append a Step (with whatever the node put in ``_trace``)."""
+
+    def wrap(fn: Callable[["DialogueManager", TurnState], dict]) -> Callable:
+        def node(self: "DialogueManager", state: TurnState) -> dict:
+            started = time.perf_counter()
+            wall = time.time()
+            trace: dict[str, Any] = {}
+            try:
+                update = fn(self, state, trace)
+            except Exception as exc:
+                state["steps"].append(Step(name, wall, (time.perf_counter() - started) * 1000, kind,
+                                           trace.get("input", {}), {}, f"{type(exc).__name__}: {exc}"))
+                raise
+            state["steps"].append(Step(name, wall, (time.perf_counter() - started) * 1000,
+                                       trace.get("kind", kind), trace.get("input", {}), trace.get("output", {})))
+            return update
+
+        node.__name__ = fn.__name__
+        return node
+
+    return wrap
+
+
+CHIT_CHAT_REPLIES = (
+    (re.compile(r"\b(thanks?|thank you|thx|cheers|ty)\b"), "You're welcome! Ask for more whenever you like."),
+    (re.compile(r"\b(hi|hello|hey|hiya|good (morning|afternoon|evening))\b"),
+     "Hi! Tell me what you feel like watching: a genre, a mood, a decade, or a movie you loved."),
+    (re.compile(r"\b(bye|goodbye|see you|good night)\b"), "Enjoy the movie! Come back any time."),
+)
+CHIT_CHAT_DEFAULT = ("I can help you find movies: try \"a funny sci-fi like Men in Black, nothing scary\" "
+                     "or \"a 90s thriller\".")
+CLARIFY_QUESTION = ("What are you in the mood for? A genre, a movie you liked, or a decade helps me pick "
+                    "(for example \"a romantic comedy from the 90s\").")
+
+
+class DialogueManager:
+    """Runs turns for many users and sessions over one set of loaded models."""
+
+    def __init__(self, bundle: ModelBundle, parser: IntentParser, catalog: CatalogIndex, profiles: ProfileStore,
+                 sessions: SessionStore | None = None, ranker_config: RankerConfig | None = None) -> None:
+        self.bundle = bundle
+        self.data = bundle.data
+        self.parser = parser
+        self.catalog = catalog
+        self.profiles = profiles
+        self.sessions = sessions or SessionStore()
+        self.ranker = RequestRanker(bundle, catalog, profiles, ranker_config)
+        self._model_lock = threading.RLock()  # fold-in mutates model arrays that scoring reads
+        self._folded: set[str] = set()
+        self._query_cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self.graph = self._build_graph()
+
+    # ---------------------------------------------------------------- public API
+    def turn(self, user_key: object, session_id: str, message: str) -> TurnResult:
+        """Answer one message. Raises BadRequest / UnknownUser with a message for the person."""
+        if not isinstance(message, str):
+            raise BadRequest("the message must be text")
+        text = message.strip()
+        if len(text) > MAX_MESSAGE_CHARS:
+            raise BadRequest(f"your message is {len(text)} characters; please keep it under {MAX_MESSAGE_CHARS}")
+        if not session_id or len(str(session_id)) > 128:
+            raise BadRequest("a session id of 1-128 characters is required")
+        user = resolve_user(user_key, self.data)
+        self._ensure_folded(user)
+        session = self.sessions.get(str(session_id), user.key)
+        steps: list[Step] = []
+        if not text:
+            return TurnResult("Tell me what you'd like to watch: a genre, a mood, a decade or a movie you liked.",
+                              [], Act.clarify.value, session.standing or Intent(act=Act.clarify), None, user,
+                              session.session_id, steps)
+        state = self.graph.invoke({"user": user, "session": session, "message": text, "steps": steps})
+        result: TurnResult = state["result"]
+        result.steps = steps
+        session.turns += 1
+        return result
+
+    def feedback(self, user_key: object, item_id: int, liked: bool) -> dict[int, int]:
+        """A swipe: update the profile and fold the person's vectors in at once (no retraining)."""
+        user = resolve_user(user_key, self.data)
+        ratings = self.profiles.record_swipe(user.key, int(item_id), liked)
+        with self._model_lock:
+            self.bundle.fusion.fold_in(user.model_id, ratings)
+            self._folded.add(user.key)
+        return ratings
+
+    # ---------------------------------------------------------------- graph
+    def _build_graph(self):
+        graph = StateGraph(TurnState)
+        graph.add_node("parse", self._parse)
+        graph.add_node("merge", self._merge)
+        graph.add_node("recommend", self._recommend)
+        graph.add_node("explain", self._explain)
+        graph.add_node("chit_chat", self._chit_chat)
+        graph.add_node("clarify", self._clarify)
+        graph.add_edge(START, "parse")
+        graph.add_edge("parse", "merge")
+        graph.add_conditional_edges("merge", self._route, ["recommend", "explain", "chit_chat", "clarify"])
+        for leaf in ("recommend", "explain", "chit_chat", "clarify"):
+            graph.add_edge(leaf, END)
+        return graph.compile()
+
+    @_timed("intent_parse")
+    def _parse(self, state: TurnState, trace: dict) -> dict:
+        session = state["session"]
+        parsed = self.parser.parse(state["message"], session.standing)
+        trace["kind"] = "generation" if parsed.parser == "llm" else "span"
+        trace["input"] = {"message": state["message"], "parser": getattr(self.parser, "name", "?")}
+        trace["output"] = {"intent": parsed.intent.model_dump(mode="json"), "parser": parsed.parser,
+                           "fallback_reason": parsed.fallback_reason, **{k: v for k, v in parsed.details.items()
+                                                                          if k in ("prompt_version", "model", "usage")}}
+        return {"parse": parsed}
+
+    @_timed("merge")
+    def _merge(self, state: TurnState, trace: dict) -> dict:
+        session, new = state["session"], state["parse"].intent
+        has_history = bool(self.profiles.ratings(state["user"].key))
+        if new.act in (Act.more, Act.refine) and session.standing is None:
+            new = new.model_copy(update={"act": Act.recommend})  # nothing to page or refine yet
+        if new.act == Act.clarify and (has_history or session.standing is not None):
+            new = new.model_copy(update={"act": Act.recommend})  # their profile answers a vague request
+        if new.act == Act.recommend and new.is_empty and not has_history:
+            new = new.model_copy(update={"act": Act.clarify})
+        merged = merge(session.standing, new)
+        trace["output"] = {"act": merged.act.value, "intent": merged.model_dump(mode="json")}
+        return {"intent": merged}
+
+    @staticmethod
+    def _route(state: TurnState) -> str:
+        act = state["intent"].act
+        if act in (Act.recommend, Act.refine, Act.more):
+            return "recommend"
+        return act.value
+
+    @_timed("recommend", "retriever")
+    def _recommend(self, state: TurnState, trace: dict) -> dict:
+        user, session, intent = state["user"], state["session"], state["intent"]
+        if intent.act != Act.more:
+            session.shown = []
+        n = intent.count or DEFAULT_COUNT
+        query = self._query_vector(self.query_text(intent))
+        exclude = set(session.shown) | self.profiles.disliked(user.key)
+        with self._model_lock:
+            ranking = self.ranker.rank(user, intent, query, n=n, exclude=exclude)
+        cards = self._cards(ranking, user, intent)
+        session.standing = intent.model_copy(update={"act": Act.recommend})
+        session.shown.extend(c.item_id for c in cards)
+        session.last_cards = cards
+        trace["input"] = {"intent": intent.model_dump(mode="json"), "excluded": len(exclude)}
+        trace["output"] = {"evidence": [{"item_id": h.item_id, "score": round(h.score, 4)} for h in ranking.evidence],
+                           "sources": ranking.sources_used, "candidates": ranking.candidates,
+                           "items": [{"item_id": c.item_id, "score": round(c.score, 4)} for c in cards],
+                           "cold_start_reason": ranking.cold_start_reason}
+        notices = []
+        if ranking.cold_start_reason:
+            notices.append("You're new here, so these are popular picks close to your request; "
+                           "like or dislike a few and the next ones will be yours.")
+        if ranking.relaxed_genres:
+            notices.append(f"Few movies are all of {', '.join(intent.genres)}, so some have only one of them.")
+        text = self._recommend_text(intent, cards)
+        return {"result": TurnResult(text, cards, intent.act.value, intent, state["parse"], user,
+                                     session.session_id, notices=notices)}
+
+    @_timed("explain")
+    def _explain(self, state: TurnState, trace: dict) -> dict:
+        session, parsed = state["session"], state["parse"].intent
+        card = None
+        if parsed.titles:
+            card = next((c for c in session.last_cards if c.item_id in parsed.titles), None)
+        elif parsed.explain_rank and parsed.explain_rank <= len(session.last_cards):
+            card = session.last_cards[parsed.explain_rank - 1]
+        elif len(session.last_cards) == 1:
+            card = session.last_cards[0]
+        if card is None:
+            text = ("Which one? Say for example \"why the second one?\"." if session.last_cards
+                    else "I haven't recommended anything yet: tell me what you'd like to watch.")
+            cards = []
+        else:
+            text = f"{card.title} ({card.year}): {card.explanation}" if card.year else f"{card.title}: {card.explanation}"
+            cards = [card]
+        trace["output"] = {"explained": card.item_id if card else None}
+        return {"result": TurnResult(text, cards, Act.explain.value, state["intent"], state["parse"], state["user"],
+                                     session.session_id)}
+
+    @_timed("chit_chat")
+    def _chit_chat(self, state: TurnState, trace: dict) -> dict:
+        lowered = state["message"].lower()
+        text = next((reply for pattern, reply in CHIT_CHAT_REPLIES if pattern.search(lowered)), CHIT_CHAT_DEFAULT)
+        return {"result": TurnResult(text, [], Act.chit_chat.value, state["intent"], state["parse"], state["user"],
+                                     state["session"].session_id)}
+
+    @_timed("clarify")
+    def _clarify(self, state: TurnState, trace: dict) -> dict:
+        return {"result": TurnResult(CLARIFY_QUESTION, [], Act.clarify.value, state["intent"], state["parse"],
+                                     state["user"], state["session"].session_id)}
+
+    # ---------------------------------------------------------------- helpers
+    def query_text(self, intent: Intent) -> str:
+        """A positive description of what is wanted (exclusions never enter the embedded text)."""
+        parts = []
+        if intent.genres:
+            parts.append(" ".join(intent.genres) + " movie")
+        if intent.keywords:
+            parts.append(" ".join(intent.keywords))
+        if intent.titles:
+            parts.append("like " + ", ".join(self.data.movies[t].label for t in intent.titles if t in self.data.movies))
+        return ". ".join(parts) or "a good movie"
+
+    def _query_vector(self, text: str) -> np.ndarray:
+        cached = self._query_cache.get(text)
+        if cached is None:
+            cached = embed([text])[0]
+            self._query_cache[text] = cached
+            if len(self._query_cache) > QUERY_CACHE:
+                self._query_cache.popitem(last=False)
+        return cached
+
+    def _cards(self, ranking: Ranking, user: User, intent: Intent) -> list[Card]:
+        cards = []
+        pos = {int(i): p for p, i in enumerate(self.catalog.item_ids)}
+        for item in ranking.items:
+            movie = self.data.movies[item.item_id]
+            evidence = evidence_for(item, user, self.profiles, self.data, self.catalog.vectors[pos[item.item_id]],
+                                    list(intent.titles))
+            cards.append(Card(item.item_id, movie.title, movie.year, list(movie.genres), explain(evidence),
+                              item.score, evidence))
+        return cards
+
+    def _recommend_text(self, intent: Intent, cards: list[Card]) -> str:
+        if not cards:
+            return "I found nothing that fits all of that. Try removing a constraint (a genre, a year range)."
+        what = " and ".join(intent.genres) + " " if intent.genres else ""
+        constraints = []
+        if intent.exclude_genres:
+            constraints.append("no " + ", ".join(intent.exclude_genres))
+        if intent.years:
+            lo, hi = intent.years.start, intent.years.end
+            constraints.append(f"{lo or '…'}–{hi or '…'}")
+        if intent.titles:
+            constraints.append("like " + ", ".join(self.data.movies[t].title for t in intent.titles))
+        suffix = f" ({'; '.join(constraints)})" if constraints else ""
+        lead = "Here are more" if intent.act == Act.more else "Here are"
+        return f"{lead} {len(cards)} {what}picks for you{suffix}:"
+
+    def _ensure_folded(self, user: User) -> None:
+        """After a restart, swipes persisted in the profile store are folded in on first contact."""
+        if user.key in self._folded:
+            return
+        swipes = self.profiles.swipes(user.key)
+        if swipes:
+            with self._model_lock:
+                self.bundle.fusion.fold_in(user.model_id, self.profiles.ratings(user.key))
+        self._folded.add(user.key)
+
+
+__all__ = ["DialogueManager", "TurnResult", "BadRequest", "UnknownUser", "Step"]

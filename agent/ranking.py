@@ -1,0 +1,164 @@
+"""Ranking for one request: candidates from every source, the request's filters, fusion, MMR.
+
+Sources (each a dense score vector over the catalog, z-scored per request so they add up):
+- the recommender core's sources (two-tower, EASE, SVD, popularity) with the fusion weights
+  learned offline — they say what this person likes;
+- ``semantic``: cosine between the request text and each item's text (what was asked for);
+- ``neighbours``: EASE item-item weights from the referenced titles and from the profile items
+  most relevant to the request ("more like these").
+Filters remove items of the wrong genres or years, excluded genres, and everything the person has
+seen, disliked or been shown this session. MMR then trades a little score for variety.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+from agent.intent import Intent
+from agent.users import User
+from data.movielens import GENRES
+from models.base import ColdStart
+from models.fusion import zscore
+from models.train import ModelBundle
+from retrieval.catalog import CatalogIndex
+from retrieval.profile_index import ProfileHit, ProfileStore
+
+
+class RankerConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    semantic_weight: float = 0.15        # request-text relevance when the request is only genres
+    keyword_semantic_weight: float = 0.6  # when it carries free-text keywords: the text is the request
+    neighbour_weight: float = 0.8        # "like <title>": EASE neighbours of the referenced titles
+    evidence_weight: float = 0.1         # neighbours of the request-relevant profile items
+    pool: int = 60                       # candidates kept per source before MMR
+    mmr_lambda: float = 0.9              # 1.0 = pure score; 0.9 swaps near-duplicates for variety
+    evidence_k: int = 5                  # profile hits retrieved for a request
+
+
+@dataclass
+class RankedItem:
+    item_id: int
+    score: float
+    source_ranks: dict[str, int] = field(default_factory=dict)  # 1-based rank within each source's pool
+    matched_genres: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Ranking:
+    items: list[RankedItem]
+    evidence: list[ProfileHit]        # profile items relevant to the request
+    sources_used: list[str]
+    cold_start_reason: str | None = None
+    relaxed_genres: bool = False      # no item had every wanted genre: any of them was accepted
+    candidates: int = 0
+
+
+class RequestRanker:
+    def __init__(self, bundle: ModelBundle, catalog: CatalogIndex, profiles: ProfileStore,
+                 config: RankerConfig | None = None) -> None:
+        self.bundle = bundle
+        self.catalog = catalog
+        self.profiles = profiles
+        self.config = config or RankerConfig()
+        self.data = bundle.data
+        self.item_ids = bundle.data.item_ids
+        self._pos = {int(i): p for p, i in enumerate(self.item_ids)}
+        self.genres = bundle.data.genre_matrix.astype(bool)
+        years = bundle.data.items["year"]
+        self.years = np.where(years.isna(), -1, years.fillna(-1).astype(int)).astype(int)
+        self.ease = bundle.sources.get("ease")
+
+    # ---------------------------------------------------------------- filters
+    def allowed(self, intent: Intent, blocked: set[int]) -> tuple[np.ndarray, bool]:
+        """Boolean mask of items the request admits; second value: genre match was relaxed to 'any'."""
+        mask = np.ones(len(self.item_ids), dtype=bool)
+        if intent.exclude_genres:
+            mask &= ~self.genres[:, [GENRES.index(g) for g in intent.exclude_genres]].any(axis=1)
+        if intent.years:
+            lo = intent.years.start if intent.years.start is not None else -10**9
+            hi = intent.years.end if intent.years.end is not None else 10**9
+            mask &= (self.years >= lo) & (self.years <= hi) & (self.years > 0)
+        if blocked:
+            mask[[self._pos[i] for i in blocked if i in self._pos]] = False
+        relaxed = False
+        if intent.genres:
+            cols = [GENRES.index(g) for g in intent.genres]
+            strict = mask & self.genres[:, cols].all(axis=1)
+            if strict.sum() >= (intent.count or 10):
+                mask = strict
+            else:
+                mask &= self.genres[:, cols].any(axis=1)
+                relaxed = len(cols) > 1
+        return mask, relaxed
+
+    # ---------------------------------------------------------------- sources
+    def personal_scores(self, user: User) -> tuple[dict[str, np.ndarray], str | None]:
+        """The core's z-scored sources for this user; popularity alone for a cold user."""
+        fusion = self.bundle.fusion
+        try:
+            parts = fusion.source_scores([user.model_id])
+            return {n: fusion.weights[n] * s[0] for n, s in parts.items()}, None
+        except ColdStart as exc:
+            pop = self.bundle.sources["popularity"]
+            return {"popularity": zscore(pop.score_all([user.model_id]))[0]}, exc.reason
+
+    def neighbour_scores(self, seeds: list[int]) -> np.ndarray | None:
+        seeds = [s for s in seeds if s in self._pos]
+        if self.ease is None or not seeds:
+            return None
+        raw = self.ease.B[[self._pos[s] for s in seeds]].sum(axis=0).astype(np.float64)
+        return zscore(raw[None, :])[0]
+
+    def rank(self, user: User, intent: Intent, query_vector: np.ndarray, n: int = 10,
+             exclude: set[int] | frozenset = frozenset()) -> Ranking:
+        cfg = self.config
+        ratings = self.profiles.ratings(user.key)
+        blocked = set(ratings) | set(exclude) | set(intent.titles)
+        mask, relaxed = self.allowed(intent, blocked)
+        evidence = self.profiles.search(user.key, query_vector, k=cfg.evidence_k)
+
+        sources, cold_reason = self.personal_scores(user)
+        semantic = zscore((self.catalog.vectors @ query_vector.astype(np.float32))[None, :].astype(np.float64))[0]
+        sources["semantic"] = (cfg.keyword_semantic_weight if intent.keywords else cfg.semantic_weight) * semantic
+        title_nb = self.neighbour_scores(list(intent.titles))
+        if title_nb is not None:
+            sources["neighbours"] = cfg.neighbour_weight * title_nb
+        evidence_nb = self.neighbour_scores([h.item_id for h in evidence])
+        if evidence_nb is not None and cfg.evidence_weight > 0:
+            sources["evidence"] = cfg.evidence_weight * evidence_nb
+
+        total = np.sum(list(sources.values()), axis=0)
+        total = np.where(mask, total, -np.inf)
+        pool: dict[int, dict[str, int]] = {}
+        for name, scores in sources.items():
+            masked = np.where(mask, scores, -np.inf)
+            top = np.argsort(-masked, kind="stable")[: cfg.pool]
+            for rank, p in enumerate(top, 1):
+                if np.isfinite(masked[p]):
+                    pool.setdefault(int(p), {})[name] = rank
+        candidates = np.fromiter(pool, dtype=np.int64)
+        picks = self._mmr(candidates, total, n) if len(candidates) else []
+        wanted = set(intent.genres)
+        items = [RankedItem(int(self.item_ids[p]), float(total[p]), pool[p],
+                            [g for g in self.data.movies[int(self.item_ids[p])].genres if g in wanted]) for p in picks]
+        return Ranking(items, evidence, list(sources), cold_reason, relaxed, len(candidates))
+
+    def _mmr(self, candidates: np.ndarray, total: np.ndarray, n: int) -> list[int]:
+        lam = self.config.mmr_lambda
+        scores = total[candidates]
+        span = scores.max() - scores.min()
+        rel = (scores - scores.min()) / (span if span > 0 else 1.0)
+        vecs = self.catalog.vectors[candidates]
+        chosen: list[int] = []
+        max_sim = np.zeros(len(candidates))
+        available = np.ones(len(candidates), dtype=bool)
+        for _ in range(min(n, len(candidates))):
+            value = np.where(available, lam * rel - (1 - lam) * max_sim, -np.inf)
+            best = int(np.argmax(value))
+            chosen.append(int(candidates[best]))
+            available[best] = False
+            max_sim = np.maximum(max_sim, vecs @ vecs[best])
+        return chosen

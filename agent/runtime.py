@@ -1,0 +1,47 @@
+"""Assemble a ready DialogueManager from the current artifacts (what the CLI and app.py call)."""
+from __future__ import annotations
+
+import logging
+
+from agent.dialogue import DialogueManager
+from agent.intent import IntentParser
+from agent.offline_parser import OfflineParser
+from agent.session import SessionStore
+from data import movielens
+from models.train import load_bundle
+from retrieval.catalog import CatalogIndex
+from retrieval.profile_index import ProfileStore
+
+log = logging.getLogger(__name__)
+
+
+def base_profiles(ratings) -> dict[str, dict[int, int]]:
+    """MovieLens ratings as profile tables, keyed like resolved users ("196")."""
+    return {str(u): dict(zip(g["item_id"].tolist(), g["rating"].tolist())) for u, g in ratings.groupby("user_id")}
+
+
+def make_parser(data, choice: str = "auto") -> IntentParser:
+    """``offline``, ``llm`` (needs CINEAGENT_LLM_BASE_URL), or ``auto`` (llm when configured)."""
+    offline = OfflineParser(data)
+    offline.warm_up()  # loads MiniLM now so that no request pays the seconds it takes
+    if choice == "offline":
+        return offline
+    from agent.llm_parser import LLMParser, llm_settings_from_env
+
+    settings = llm_settings_from_env()
+    if settings is None:
+        if choice == "llm":
+            raise ValueError("--parser llm needs CINEAGENT_LLM_BASE_URL (and CINEAGENT_LLM_MODEL) to be set")
+        return offline
+    return LLMParser(data, offline=offline, settings=settings)
+
+
+def load_agent(parser: str = "auto", version: str | None = None, sessions: SessionStore | None = None) -> DialogueManager:
+    data = movielens.load()
+    bundle = load_bundle(data, version)
+    catalog = CatalogIndex(bundle.item_text_vectors, data.item_ids)
+    profiles = ProfileStore(bundle.item_text_vectors, data.item_ids, base_profiles(data.ratings))
+    agent = DialogueManager(bundle, make_parser(data, parser), catalog, profiles, sessions)
+    log.info("agent ready: models %s, parser %s", bundle.manifest.version if bundle.manifest else "?",
+             agent.parser.name)
+    return agent

@@ -321,8 +321,8 @@ class DialogueManager:
         if intent.titles:
             constraints.append("like " + ", ".join(self.data.movies[t].title for t in intent.titles))
         suffix = f" ({'; '.join(constraints)})" if constraints else ""
-        lead = "Here are more" if intent.act == Act.more else "Here are"
-        return f"{lead} {len(cards)} {what}picks for you{suffix}:"
+        more = "more " if intent.act == Act.more else ""
+        return f"Here are {len(cards)} {more}{what}picks for you{suffix}:"
 
     def _ensure_folded(self, user: User) -> None:
         """After a restart, swipes persisted in the profile store are folded in on first contact."""

@@ -17,6 +17,7 @@ SOURCE_PHRASES = {
     "neighbours": "its similarity to the titles you mentioned",
     "evidence": "its closeness to your favourites for this request",
 }
+CITED_RANK = 20        # a source is named as a reason only when it ranked the pick this high
 MIN_RESEMBLANCE = 0.35  # cosine below this is not "resembles" (MiniLM texts of unrelated films sit ~0.2)
 
 
@@ -24,7 +25,7 @@ def evidence_for(item: RankedItem, user: User, profiles: ProfileStore, data: Mov
                  referenced: list[int]) -> dict:
     """The structured evidence of one pick (what the explanation and the UI's "why" show)."""
     hits = [h for h in profiles.search(user.key, item_vector, k=2) if h.score >= MIN_RESEMBLANCE and h.item_id != item.item_id]
-    top_sources = sorted(item.source_ranks.items(), key=lambda kv: kv[1])[:2]
+    top_sources = sorted(((n, r) for n, r in item.source_ranks.items() if r <= CITED_RANK), key=lambda kv: kv[1])[:2]
     return {
         "profile_items": [{"item_id": h.item_id, "title": data.movies[h.item_id].label,
                            "similarity": round(h.score, 3), "your_rating": h.rating} for h in hits],

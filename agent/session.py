@@ -47,7 +47,7 @@ def merge(standing: Intent | None, new: Intent) -> Intent:
     if standing is None or new.act in (Act.recommend,):
         return new
     if new.act in (Act.explain, Act.chit_chat, Act.clarify):
-        return standing
+        return standing.model_copy(update={"act": new.act})  # the request stands; this turn does something else
     excluded = list(dict.fromkeys(standing.exclude_genres + new.exclude_genres))
     # a genre asked for again after being excluded is wanted again
     excluded = [g for g in excluded if g not in new.genres]

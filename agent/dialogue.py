@@ -12,9 +12,10 @@ import logging
 import re
 import threading
 import time
+import uuid
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any, Callable, TypedDict
+from typing import Callable, Protocol, TypedDict
 
 import numpy as np
 from langgraph.graph import END, START, StateGraph
@@ -23,6 +24,7 @@ from agent.explain import evidence_for, explain
 from agent.intent import Act, Intent, IntentParser, ParseResult
 from agent.ranking import RankerConfig, Ranking, RequestRanker
 from agent.session import Card, Session, SessionStore, merge
+from agent.steps import Step, recording
 from agent.users import User, UnknownUser, resolve_user
 from models.train import ModelBundle
 from retrieval.catalog import CatalogIndex
@@ -41,17 +43,6 @@ class BadRequest(ValueError):
 
 
 @dataclass
-class Step:
-    name: str
-    started: float
-    duration_ms: float
-    kind: str = "span"                      # span | generation | retriever | event
-    input: dict = field(default_factory=dict)
-    output: dict = field(default_factory=dict)
-    error: str | None = None
-
-
-@dataclass
 class TurnResult:
     text: str
     cards: list[Card]
@@ -62,12 +53,24 @@ class TurnResult:
     session_id: str
     steps: list[Step] = field(default_factory=list)
     notices: list[str] = field(default_factory=list)
+    trace_id: str = ""
+    message: str = ""
+    started: float = 0.0          # wall clock, epoch seconds
+    duration_ms: float = 0.0
 
     def as_dict(self) -> dict:
-        return {"text": self.text, "act": self.act, "intent": self.intent.model_dump(mode="json"),
+        return {"trace_id": self.trace_id, "text": self.text, "act": self.act, "intent": self.intent.model_dump(mode="json"),
                 "items": [c.as_dict() for c in self.cards], "notices": self.notices,
                 "parser": self.parse.parser if self.parse else None,
                 "fallback_reason": self.parse.fallback_reason if self.parse else None}
+
+
+class TurnTracer(Protocol):
+    """Where finished turns and swipes go (agent.tracing implements it; None traces nothing)."""
+
+    def record_turn(self, result: TurnResult, error: BaseException | None = None) -> None: ...
+
+    def record_feedback(self, trace_id: str, user: User, item_id: int, liked: bool) -> None: ...
 
 
 class TurnState(TypedDict, total=False):
@@ -81,22 +84,12 @@ class TurnState(TypedDict, total=False):
 
 
 def _timed(name: str, kind: str = "span") -> Callable:
-    """Decorate a node: time it and append a Step (with whatever the node put in ``_trace``)."""
+    """Decorate a graph node: record it as a Step of the turn (the node fills its input/output)."""
 
-    def wrap(fn: Callable[["DialogueManager", TurnState], dict]) -> Callable:
+    def wrap(fn: Callable[["DialogueManager", TurnState, Step], dict]) -> Callable:
         def node(self: "DialogueManager", state: TurnState) -> dict:
-            started = time.perf_counter()
-            wall = time.time()
-            trace: dict[str, Any] = {}
-            try:
-                update = fn(self, state, trace)
-            except Exception as exc:
-                state["steps"].append(Step(name, wall, (time.perf_counter() - started) * 1000, kind,
-                                           trace.get("input", {}), {}, f"{type(exc).__name__}: {exc}"))
-                raise
-            state["steps"].append(Step(name, wall, (time.perf_counter() - started) * 1000,
-                                       trace.get("kind", kind), trace.get("input", {}), trace.get("output", {})))
-            return update
+            with recording(state["steps"], name, kind) as step:
+                return fn(self, state, step)
 
         node.__name__ = fn.__name__
         return node
@@ -120,7 +113,8 @@ class DialogueManager:
     """Runs turns for many users and sessions over one set of loaded models."""
 
     def __init__(self, bundle: ModelBundle, parser: IntentParser, catalog: CatalogIndex, profiles: ProfileStore,
-                 sessions: SessionStore | None = None, ranker_config: RankerConfig | None = None) -> None:
+                 sessions: SessionStore | None = None, ranker_config: RankerConfig | None = None,
+                 tracer: TurnTracer | None = None) -> None:
         self.bundle = bundle
         self.data = bundle.data
         self.parser = parser
@@ -128,6 +122,7 @@ class DialogueManager:
         self.profiles = profiles
         self.sessions = sessions or SessionStore()
         self.ranker = RequestRanker(bundle, catalog, profiles, ranker_config)
+        self.tracer = tracer
         self._model_lock = threading.RLock()  # fold-in mutates model arrays that scoring reads
         self._folded: set[str] = set()
         self._query_cache: OrderedDict[str, np.ndarray] = OrderedDict()
@@ -147,23 +142,38 @@ class DialogueManager:
         self._ensure_folded(user)
         session = self.sessions.get(str(session_id), user.key)
         steps: list[Step] = []
+        wall, started = time.time(), time.perf_counter()
         if not text:
-            return TurnResult("Tell me what you'd like to watch: a genre, a mood, a decade or a movie you liked.",
-                              [], Act.clarify.value, session.standing or Intent(act=Act.clarify), None, user,
-                              session.session_id, steps)
-        state = self.graph.invoke({"user": user, "session": session, "message": text, "steps": steps})
-        result: TurnResult = state["result"]
-        result.steps = steps
+            result = TurnResult("Tell me what you'd like to watch: a genre, a mood, a decade or a movie you liked.",
+                                [], Act.clarify.value, session.standing or Intent(act=Act.clarify), None, user,
+                                session.session_id)
+        else:
+            try:
+                result = self.graph.invoke({"user": user, "session": session, "message": text, "steps": steps})["result"]
+            except Exception as exc:
+                failed = TurnResult("", [], "error", session.standing or Intent(), None, user, session.session_id,
+                                    steps, trace_id=uuid.uuid4().hex, message=text, started=wall,
+                                    duration_ms=(time.perf_counter() - started) * 1000)
+                if self.tracer:
+                    self.tracer.record_turn(failed, exc)
+                raise
+        result.steps, result.message, result.started = steps, text, wall
+        result.trace_id = uuid.uuid4().hex  # 32 hex digits: a valid W3C / OpenTelemetry trace id
+        result.duration_ms = (time.perf_counter() - started) * 1000
         session.turns += 1
+        if self.tracer:
+            self.tracer.record_turn(result)
         return result
 
-    def feedback(self, user_key: object, item_id: int, liked: bool) -> dict[int, int]:
+    def feedback(self, user_key: object, item_id: int, liked: bool, trace_id: str | None = None) -> dict[int, int]:
         """A swipe: update the profile and fold the person's vectors in at once (no retraining)."""
         user = resolve_user(user_key, self.data)
         ratings = self.profiles.record_swipe(user.key, int(item_id), liked)
         with self._model_lock:
             self.bundle.fusion.fold_in(user.model_id, ratings)
             self._folded.add(user.key)
+        if self.tracer and trace_id:
+            self.tracer.record_feedback(trace_id, user, int(item_id), liked)
         return ratings
 
     # ---------------------------------------------------------------- graph
@@ -183,18 +193,18 @@ class DialogueManager:
         return graph.compile()
 
     @_timed("intent_parse")
-    def _parse(self, state: TurnState, trace: dict) -> dict:
+    def _parse(self, state: TurnState, step: Step) -> dict:
         session = state["session"]
+        step.input = {"message": state["message"], "parser": self.parser.name}
         parsed = self.parser.parse(state["message"], session.standing)
-        trace["kind"] = "generation" if parsed.parser == "llm" else "span"
-        trace["input"] = {"message": state["message"], "parser": getattr(self.parser, "name", "?")}
-        trace["output"] = {"intent": parsed.intent.model_dump(mode="json"), "parser": parsed.parser,
+        step.kind = "generation" if parsed.parser == "llm" else "span"
+        step.output = {"intent": parsed.intent.model_dump(mode="json"), "parser": parsed.parser,
                            "fallback_reason": parsed.fallback_reason, **{k: v for k, v in parsed.details.items()
                                                                           if k in ("prompt_version", "model", "usage")}}
         return {"parse": parsed}
 
     @_timed("merge")
-    def _merge(self, state: TurnState, trace: dict) -> dict:
+    def _merge(self, state: TurnState, step: Step) -> dict:
         session, new = state["session"], state["parse"].intent
         has_history = bool(self.profiles.ratings(state["user"].key))
         if new.act in (Act.more, Act.refine) and session.standing is None:
@@ -204,7 +214,7 @@ class DialogueManager:
         if new.act == Act.recommend and new.is_empty and not has_history:
             new = new.model_copy(update={"act": Act.clarify})
         merged = merge(session.standing, new)
-        trace["output"] = {"act": merged.act.value, "intent": merged.model_dump(mode="json")}
+        step.output = {"act": merged.act.value, "intent": merged.model_dump(mode="json")}
         return {"intent": merged}
 
     @staticmethod
@@ -214,8 +224,8 @@ class DialogueManager:
             return "recommend"
         return act.value
 
-    @_timed("recommend", "retriever")
-    def _recommend(self, state: TurnState, trace: dict) -> dict:
+    @_timed("recommend")
+    def _recommend(self, state: TurnState, step: Step) -> dict:
         user, session, intent = state["user"], state["session"], state["intent"]
         if intent.act != Act.more:
             session.shown = []
@@ -223,16 +233,18 @@ class DialogueManager:
         query = self._query_vector(self.query_text(intent))
         exclude = set(session.shown) | self.profiles.disliked(user.key)
         with self._model_lock:
-            ranking = self.ranker.rank(user, intent, query, n=n, exclude=exclude)
-        cards = self._cards(ranking, user, intent)
+            ranking = self.ranker.rank(user, intent, query, n=n, exclude=exclude, steps=state["steps"],
+                                       query_text=self.query_text(intent))
+        with recording(state["steps"], "explain", parent="recommend") as explain_step:
+            cards = self._cards(ranking, user, intent)
+            explain_step.output = {"cards": [{"item_id": c.item_id, "cites": [p["item_id"] for p in c.evidence["profile_items"]],
+                                              "genres": c.evidence["genres"], "sources": c.evidence["sources"]}
+                                             for c in cards]}
         session.standing = intent.model_copy(update={"act": Act.recommend})
         session.shown.extend(c.item_id for c in cards)
         session.last_cards = cards
-        trace["input"] = {"intent": intent.model_dump(mode="json"), "excluded": len(exclude)}
-        trace["output"] = {"evidence": [{"item_id": h.item_id, "score": round(h.score, 4)} for h in ranking.evidence],
-                           "sources": ranking.sources_used, "candidates": ranking.candidates,
-                           "items": [{"item_id": c.item_id, "score": round(c.score, 4)} for c in cards],
-                           "cold_start_reason": ranking.cold_start_reason}
+        step.input = {"intent": intent.model_dump(mode="json"), "excluded": len(exclude)}
+        step.output = {"items": [c.item_id for c in cards], "cold_start_reason": ranking.cold_start_reason}
         notices = []
         if ranking.cold_start_reason:
             notices.append("You're new here, so these are popular picks close to your request; "
@@ -243,8 +255,8 @@ class DialogueManager:
         return {"result": TurnResult(text, cards, intent.act.value, intent, state["parse"], user,
                                      session.session_id, notices=notices)}
 
-    @_timed("explain")
-    def _explain(self, state: TurnState, trace: dict) -> dict:
+    @_timed("explain_card")
+    def _explain(self, state: TurnState, step: Step) -> dict:
         session, parsed = state["session"], state["parse"].intent
         card = None
         if parsed.titles:
@@ -260,19 +272,19 @@ class DialogueManager:
         else:
             text = f"{card.title} ({card.year}): {card.explanation}" if card.year else f"{card.title}: {card.explanation}"
             cards = [card]
-        trace["output"] = {"explained": card.item_id if card else None}
+        step.output = {"explained": card.item_id if card else None}
         return {"result": TurnResult(text, cards, Act.explain.value, state["intent"], state["parse"], state["user"],
                                      session.session_id)}
 
     @_timed("chit_chat")
-    def _chit_chat(self, state: TurnState, trace: dict) -> dict:
+    def _chit_chat(self, state: TurnState, step: Step) -> dict:
         lowered = state["message"].lower()
         text = next((reply for pattern, reply in CHIT_CHAT_REPLIES if pattern.search(lowered)), CHIT_CHAT_DEFAULT)
         return {"result": TurnResult(text, [], Act.chit_chat.value, state["intent"], state["parse"], state["user"],
                                      state["session"].session_id)}
 
     @_timed("clarify")
-    def _clarify(self, state: TurnState, trace: dict) -> dict:
+    def _clarify(self, state: TurnState, step: Step) -> dict:
         return {"result": TurnResult(CLARIFY_QUESTION, [], Act.clarify.value, state["intent"], state["parse"],
                                      state["user"], state["session"].session_id)}
 

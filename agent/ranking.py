@@ -17,6 +17,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from agent.intent import Intent
+from agent.steps import Step, recording
 from agent.users import User
 from data.movielens import GENRES
 from models.base import ColdStart
@@ -113,34 +114,52 @@ class RequestRanker:
         return zscore(raw[None, :])[0]
 
     def rank(self, user: User, intent: Intent, query_vector: np.ndarray, n: int = 10,
-             exclude: set[int] | frozenset = frozenset()) -> Ranking:
+             exclude: set[int] | frozenset = frozenset(), steps: list[Step] | None = None,
+             query_text: str = "") -> Ranking:
+        """Top-``n`` for this request; each phase is recorded in ``steps`` when given (for tracing)."""
         cfg = self.config
+        steps = steps if steps is not None else []
         ratings = self.profiles.ratings(user.key)
         blocked = set(ratings) | set(exclude) | set(intent.titles)
         mask, relaxed = self.allowed(intent, blocked)
-        evidence = self.profiles.search(user.key, query_vector, k=cfg.evidence_k)
+        with recording(steps, "profile_retrieval", "retriever", parent="recommend") as step:
+            evidence = self.profiles.search(user.key, query_vector, k=cfg.evidence_k)
+            step.input = {"query": query_text, "k": cfg.evidence_k}
+            step.output = {"hits": [{"item_id": h.item_id, "score": round(h.score, 4)} for h in evidence]}
 
-        sources, cold_reason = self.personal_scores(user)
+        sources: dict[str, np.ndarray] = {}
+        personal, cold_reason = self.personal_scores(user)
         semantic = zscore((self.catalog.vectors @ query_vector.astype(np.float32))[None, :].astype(np.float64))[0]
-        sources["semantic"] = (cfg.keyword_semantic_weight if intent.keywords else cfg.semantic_weight) * semantic
+        request = {"semantic": (cfg.keyword_semantic_weight if intent.keywords else cfg.semantic_weight) * semantic}
         title_nb = self.neighbour_scores(list(intent.titles))
         if title_nb is not None:
-            sources["neighbours"] = cfg.neighbour_weight * title_nb
+            request["neighbours"] = cfg.neighbour_weight * title_nb
         evidence_nb = self.neighbour_scores([h.item_id for h in evidence])
         if evidence_nb is not None and cfg.evidence_weight > 0:
-            sources["evidence"] = cfg.evidence_weight * evidence_nb
+            request["evidence"] = cfg.evidence_weight * evidence_nb
 
-        total = np.sum(list(sources.values()), axis=0)
-        total = np.where(mask, total, -np.inf)
         pool: dict[int, dict[str, int]] = {}
-        for name, scores in sources.items():
-            masked = np.where(mask, scores, -np.inf)
-            top = np.argsort(-masked, kind="stable")[: cfg.pool]
-            for rank, p in enumerate(top, 1):
-                if np.isfinite(masked[p]):
+        for name, scores in {**personal, **request}.items():
+            with recording(steps, f"candidates.{name}", parent="recommend") as step:
+                masked = np.where(mask, scores, -np.inf)
+                top = np.argpartition(-masked, cfg.pool)[: cfg.pool] if len(masked) > cfg.pool else np.arange(len(masked))
+                top = top[np.argsort(-masked[top], kind="stable")]
+                top = top[np.isfinite(masked[top])]
+                for rank, p in enumerate(top, 1):
                     pool.setdefault(int(p), {})[name] = rank
-        candidates = np.fromiter(pool, dtype=np.int64)
-        picks = self._mmr(candidates, total, n) if len(candidates) else []
+                sources[name] = scores
+                step.output = {"pool": len(top), "top": [{"item_id": int(self.item_ids[p]), "score": round(float(scores[p]), 4)}
+                                                         for p in top[:5]]}
+        with recording(steps, "rerank", parent="recommend") as step:
+            total = np.where(mask, np.sum(list(sources.values()), axis=0), -np.inf)
+            candidates = np.fromiter(pool, dtype=np.int64)
+            picks = self._mmr(candidates, total, n) if len(candidates) else []
+            by_score = candidates[np.argsort(-total[candidates])][:n] if len(candidates) else candidates
+            step.input = {"candidates": len(candidates), "weights": {**{k: v for k, v in self.bundle.fusion.weights.items()
+                                                                       if k in personal}, **{k: 1.0 for k in request}},
+                          "top_in": [{"item_id": int(self.item_ids[p]), "score": round(float(total[p]), 4)} for p in by_score]}
+            step.output = {"top_out": [{"item_id": int(self.item_ids[p]), "score": round(float(total[p]), 4)} for p in picks],
+                           "mmr_lambda": cfg.mmr_lambda}
         wanted = set(intent.genres)
         items = [RankedItem(int(self.item_ids[p]), float(total[p]), pool[p],
                             [g for g in self.data.movies[int(self.item_ids[p])].genres if g in wanted]) for p in picks]

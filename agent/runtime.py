@@ -33,7 +33,9 @@ def make_parser(data, choice: str = "auto") -> IntentParser:
         if choice == "llm":
             raise ValueError("--parser llm needs CINEAGENT_LLM_BASE_URL (and CINEAGENT_LLM_MODEL) to be set")
         return offline
-    return LLMParser(data, offline=offline, settings=settings)
+    parser = LLMParser(data, offline=offline, settings=settings)
+    parser.warm_up()  # the first llama.cpp call evaluates the prompt: ~7 s, close to the timeout
+    return parser
 
 
 def load_agent(parser: str = "auto", version: str | None = None, sessions: SessionStore | None = None) -> DialogueManager:

@@ -115,7 +115,7 @@ class Fusion(Recommender):
         return any(m.knows(user_id) for m in self.sources.values())
 
     def source_scores(self, user_ids: Iterable[int]) -> dict[str, np.ndarray]:
-        """Each weighted source's z-scored (users, items) matrix; popularity stands in for a cold source."""
+        """Each weighted source's z-scored (users, items) matrix; raises ColdStart for an unknown user."""
         users = list(user_ids)
         return {name: zscore(self.sources[name].score_all(users).astype(np.float64))
                 for name, w in self.weights.items() if w > 0}
@@ -131,15 +131,6 @@ class Fusion(Recommender):
     def fold_in(self, user_id: int, ratings: Mapping[int, float]) -> None:
         for model in self.sources.values():
             model.fold_in(user_id, ratings)
-
-    @property
-    def item_ids(self) -> np.ndarray:  # type: ignore[override]
-        first = next(iter(self.sources.values()), None)
-        return first.item_ids if first is not None else self._item_ids
-
-    @item_ids.setter
-    def item_ids(self, value: np.ndarray) -> None:
-        self._item_ids = value
 
     def save(self, directory: Path) -> list[Path]:
         path = Path(directory) / self.FILE

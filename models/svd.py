@@ -32,19 +32,25 @@ ARTIFACT = "svd.npz"
 
 
 class SVDConfig(BaseModel):
-    """Hyperparameters of ``surprise.SVD``; the defaults are tuned on MovieLens 100k.
+    """Hyperparameters of ``surprise.SVD``; the defaults are tuned on MovieLens 100k for both uses.
 
-    Tuned on the rating protocol (5-fold RMSE) with a check on the ranking protocol (nDCG@10):
-    see ``eval/rating.py``. ``SVDConfig.surprise_defaults()`` gives Surprise's own defaults
-    (100 factors, 20 epochs, lr 0.005, reg 0.02), which score RMSE 0.934 on the 5-fold protocol.
+    The recommender ranks by predicted rating, and what lowers RMSE most (heavy regularisation)
+    ranks worse, so the defaults are the grid point that lowers RMSE without giving up ranking:
+
+        config (factors, epochs, lr, reg)    5-fold RMSE   stratified nDCG@10   coverage@10
+        Surprise defaults (100, 20, .005, .02)   0.9344          0.1006             0.128
+        these defaults    (200, 40, .007, .05)   0.9212          0.1004             0.200
+        RMSE-only  (100, 60, .01, .1, std .05)  0.9093          0.062              0.155
+
+    ``SVDConfig.surprise_defaults()`` gives Surprise's own defaults (seeded).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    n_factors: int = Field(100, ge=1, description="latent dimensions of p_u and q_i")
+    n_factors: int = Field(200, ge=1, description="latent dimensions of p_u and q_i")
     n_epochs: int = Field(40, ge=1, description="SGD passes over the training ratings")
     lr_all: float = Field(0.007, gt=0, description="SGD learning rate for biases and factors")
-    reg_all: float = Field(0.06, ge=0, description="L2 weight per rating on b_u, b_i, p_u, q_i")
+    reg_all: float = Field(0.05, ge=0, description="L2 weight per rating on b_u, b_i, p_u, q_i")
     init_mean: float = Field(0.0, description="mean of the normal initialisation of the factors")
     init_std_dev: float = Field(0.1, ge=0, description="std dev of that initialisation")
     random_state: int = Field(0, description="seed of the factor initialisation and SGD order")
@@ -121,6 +127,8 @@ class SVD(Recommender):
         Surprise's SGD minimises sum over the user's n ratings of err^2 + reg * (b_u^2 + |p_u|^2)
         (the penalty is paid once per rating), so the user's optimum solves
         (A^T A + reg * n * I) x = A^T (r - mu - b_i) with A = [1, q_i] and x = [b_u, p_u].
+        Measured on 150 users left out of training and folded in from their stratified-train
+        ratings: test RMSE 0.951, against 0.946 when trained with them and 1.035 without them.
         """
         residual = np.asarray(ratings, dtype=np.float64) - self.mu - self.bi[item_positions]
         design = np.hstack([np.ones((len(item_positions), 1)), self.qi[item_positions]])

@@ -13,29 +13,26 @@ import re
 import threading
 import time
 import uuid
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Callable, Protocol, TypedDict
 
-import numpy as np
 from langgraph.graph import END, START, StateGraph
 
 from agent.explain import evidence_for, explain
 from agent.intent import Act, Intent, IntentParser, ParseResult
+from agent.query import RequestEncoder
 from agent.ranking import RankerConfig, Ranking, RequestRanker
 from agent.session import Card, Session, SessionStore, merge
 from agent.steps import Step, recording
 from agent.users import User, UnknownUser, resolve_user
 from models.train import ModelBundle
 from retrieval.catalog import CatalogIndex
-from retrieval.embeddings import embed
 from retrieval.profile_index import ProfileStore
 
 log = logging.getLogger(__name__)
 
 MAX_MESSAGE_CHARS = 2000   # longer than any real request; keeps parsing and embedding bounded
 DEFAULT_COUNT = 10
-QUERY_CACHE = 4096         # distinct request texts whose embedding is kept
 
 
 class BadRequest(ValueError):
@@ -125,7 +122,7 @@ class DialogueManager:
         self.tracer = tracer
         self._model_lock = threading.RLock()  # fold-in mutates model arrays that scoring reads
         self._folded: set[str] = set()
-        self._query_cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self.encoder = RequestEncoder(catalog, self.data)
         self.graph = self._build_graph()
 
     # ---------------------------------------------------------------- public API
@@ -230,11 +227,11 @@ class DialogueManager:
         if intent.act != Act.more:
             session.shown = []
         n = intent.count or DEFAULT_COUNT
-        query = self._query_vector(self.query_text(intent))
+        query = self.encoder.vector(intent)
         exclude = set(session.shown) | self.profiles.disliked(user.key)
         with self._model_lock:
             ranking = self.ranker.rank(user, intent, query, n=n, exclude=exclude, steps=state["steps"],
-                                       query_text=self.query_text(intent))
+                                       query_text=self.encoder.text(intent))
         with recording(state["steps"], "explain", parent="recommend") as explain_step:
             cards = self._cards(ranking, user, intent)
             explain_step.output = {"cards": [{"item_id": c.item_id, "cites": [p["item_id"] for p in c.evidence["profile_items"]],
@@ -289,26 +286,6 @@ class DialogueManager:
                                      state["user"], state["session"].session_id)}
 
     # ---------------------------------------------------------------- helpers
-    def query_text(self, intent: Intent) -> str:
-        """A positive description of what is wanted (exclusions never enter the embedded text)."""
-        parts = []
-        if intent.genres:
-            parts.append(" ".join(intent.genres) + " movie")
-        if intent.keywords:
-            parts.append(" ".join(intent.keywords))
-        if intent.titles:
-            parts.append("like " + ", ".join(self.data.movies[t].label for t in intent.titles if t in self.data.movies))
-        return ". ".join(parts) or "a good movie"
-
-    def _query_vector(self, text: str) -> np.ndarray:
-        cached = self._query_cache.get(text)
-        if cached is None:
-            cached = embed([text])[0]
-            self._query_cache[text] = cached
-            if len(self._query_cache) > QUERY_CACHE:
-                self._query_cache.popitem(last=False)
-        return cached
-
     def _cards(self, ranking: Ranking, user: User, intent: Intent) -> list[Card]:
         cards = []
         pos = {int(i): p for p, i in enumerate(self.catalog.item_ids)}

@@ -13,6 +13,7 @@ import time
 import numpy as np
 
 from agent.intent import Intent
+from agent.query import RequestEncoder
 from agent.ranking import RankerConfig, RequestRanker
 from agent.runtime import base_profiles
 from agent.users import User
@@ -22,7 +23,6 @@ from eval.metrics import user_metrics
 from models.fusion import zscore
 from models.train import ModelBundle
 from retrieval.catalog import CatalogIndex
-from retrieval.embeddings import embed
 from retrieval.profile_index import ProfileStore
 
 log = logging.getLogger(__name__)
@@ -50,7 +50,8 @@ def conversational_report(split: Split, bundle: ModelBundle, profiles_dir, k: in
     profiles = ProfileStore(bundle.item_text_vectors, data.item_ids, base_profiles(split.train), directory=profiles_dir)
     ranker = RequestRanker(bundle, catalog, profiles, config)
     todo = cases(split, data)[:limit] if limit else cases(split, data)
-    queries = {g: embed([f"{g} movie"])[0] for g in {g for _, g, _ in todo}}
+    encoder = RequestEncoder(catalog, data)
+    queries = {g: encoder.vector(Intent(genres=[g])) for g in {g for _, g, _ in todo}}
     rows: dict[str, list[dict]] = {}
     started = time.perf_counter()
     for user_id, genre, relevant in todo:

@@ -30,6 +30,7 @@ run: models
 	$(BIN)/cineagent serve --host $(HOST) --port $(PORT)
 
 test: install
+	bash tests/prepare.sh
 	$(BIN)/python -m pytest
 
 bench: models

@@ -19,7 +19,7 @@ from models.base import Recommender, top_n
 class EASEConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    l2: float = 400.0  # ridge strength; 200-800 is flat on ML-100k validation, 400 is its middle
+    l2: float = 400.0  # ridge strength; 300-800 is flat (nDCG@10 within 0.002) on a validation carve of train
 
 
 class EASE(Recommender):

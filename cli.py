@@ -205,6 +205,7 @@ def cmd_bench_turn(args) -> int:
 def cmd_bench_load(args) -> int:
     from eval.load_test import format_report, run_load_test
 
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per request drowns the report
     report = run_load_test(users=args.users, turns=args.turns, swipes=args.swipes, time_limit_s=args.time_limit)
     print(format_report(report))
     _write_json(args.json, report)

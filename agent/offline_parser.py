@@ -413,7 +413,7 @@ class OfflineParser(IntentParser):
         for i, w in enumerate(words):
             if i in consumed:
                 continue
-            age = int(w) if w.isdigit() and len(w) <= 2 else lx.NUMBER_WORDS.get(w)
+            age = int(w) if w.isdecimal() and len(w) <= 2 else lx.NUMBER_WORDS.get(w)
             if age is None or not 0 < age <= lx.CHILD_AGE_MAX or w in ("couple", "few", "handful", "dozen"):
                 continue
             aged = self._age_words.match(words, i + 1)[0] > 0
@@ -640,7 +640,7 @@ class OfflineParser(IntentParser):
                 i += 1
                 continue
             length, value = self._numbers.match(words, i, consumed)
-            if not length and words[i].isdigit() and len(words[i]) <= 3:
+            if not length and words[i].isdecimal() and len(words[i]) <= 3:
                 length, value = 1, int(words[i])
             if not length:
                 i += 1
@@ -679,7 +679,7 @@ class OfflineParser(IntentParser):
             for i, w in enumerate(words):
                 hashed = tokens[i].start > 0 and text[tokens[i].start - 1] == "#"
                 numbered = hashed or (i > 0 and words[i - 1] in ("number", "no", "card", "option"))
-                if w.isdigit() and 0 < int(w) <= MAX_COUNT and numbered:
+                if w.isdecimal() and 0 < int(w) <= MAX_COUNT and numbered:
                     rank = int(w)
                     break
         if rank is None and not has_title and not any(w in self._explain_targets for w in words):
@@ -691,7 +691,7 @@ class OfflineParser(IntentParser):
         if mentions or not self._more.find(words):
             return False
         more_words = self._more.words()
-        return all(i in consumed or w in more_words or w in self._fillers or w.isdigit() or w in lx.NUMBER_WORDS
+        return all(i in consumed or w in more_words or w in self._fillers or w.isdecimal() or w in lx.NUMBER_WORDS
                    for i, w in enumerate(words))
 
     def _refine_or_recommend(self, words, previous: Intent | None, has_title: bool) -> Act:

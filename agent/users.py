@@ -25,7 +25,7 @@ class User:
 def resolve_user(raw: object, data: MovieLens) -> User:
     """Map a user key to a User; numbers must be MovieLens users, names start a new profile."""
     key = str(raw).strip() if raw is not None else ""
-    if key.isdigit():
+    if key.isdecimal() and key.isascii():
         uid = int(key)
         if uid not in set(data.users["user_id"]):
             lo, hi = int(data.users["user_id"].min()), int(data.users["user_id"].max())

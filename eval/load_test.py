@@ -1,0 +1,247 @@
+"""Load benchmark of the served app: concurrent chat turns and swipes through the JSON API.
+
+``run_load_test`` starts the real app (``cineagent serve``, offline parser) as a subprocess on a
+free 127.0.0.1 port, in a scratch state directory that borrows the current home's data, models
+and caches (so 1,000 benchmark swipes never land in a real feedback log), and measures:
+
+- time from process start to ``/healthz`` answering 200 (models loaded);
+- ``users`` concurrent users x ``turns`` chat turns each (``POST /api/chat``, gold-set
+  utterances, one session per user): errors, p50/p95/p99 latency, throughput;
+- ``swipes`` likes/dislikes from ``users`` concurrent writers (``POST /api/feedback``): errors,
+  latency, and whether ``feedback.jsonl`` holds exactly one valid line per acknowledged swipe;
+- graceful shutdown: seconds from SIGTERM to exit, and the exit status.
+
+Bounded: every phase stops issuing requests at ``time_limit_s`` (the report says so).
+``AppProcess`` (the app as a subprocess) is reused by the integration and browser tests.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+from data import GOLD_SET
+from data.feedback import FILE_NAME, read_feedback
+from data.store import home
+
+log = logging.getLogger(__name__)
+
+REPO = Path(__file__).resolve().parents[1]
+BORROWED = ("data", "artifacts", "cache")   # read-only inputs a scratch home links to
+READY_TIMEOUT_S = 300.0                     # loading models on a busy 2-core machine takes ~10-60 s
+REQUEST_TIMEOUT_S = 60.0
+
+
+# ---------------------------------------------------------------------------------------- the app
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def scratch_home(target: Path, source: Path | None = None) -> Path:
+    """A state directory whose data/artifacts/cache are symlinks into ``source`` (default: home())."""
+    source = Path(source) if source else home()
+    target.mkdir(parents=True, exist_ok=True)
+    for name in BORROWED:
+        if (source / name).exists() and not (target / name).exists():
+            (target / name).symlink_to((source / name).resolve(), target_is_directory=True)
+    return target
+
+
+class AppProcess:
+    """``cineagent serve`` in a subprocess on a free 127.0.0.1 port; logs go to ``state/app.log``.
+
+    ``env`` adds environment variables (e.g. ``CINEAGENT_PARSER=offline``); ``CINEAGENT_HOME`` is
+    ``state``. Use as a context manager: started on enter, SIGTERM (then SIGKILL) on exit.
+    """
+
+    def __init__(self, state: Path, env: dict[str, str] | None = None, host: str = "127.0.0.1") -> None:
+        self.state = Path(state)
+        self.host, self.port = host, free_port(host)
+        self.url = f"http://{host}:{self.port}"
+        self.log_path = self.state / "app.log"
+        self.env = {**os.environ, "CINEAGENT_HOME": str(self.state), "PYTHONUNBUFFERED": "1", **(env or {})}
+        self.proc: subprocess.Popen | None = None
+        self.started: float | None = None
+
+    def start(self) -> "AppProcess":
+        self.state.mkdir(parents=True, exist_ok=True)
+        with open(self.log_path, "ab") as out:  # the child keeps its own copy of the descriptor
+            self.proc = subprocess.Popen([sys.executable, "-m", "cli", "serve", "--host", self.host, "--port",
+                                          str(self.port)], cwd=REPO, env=self.env, stdout=out, stderr=subprocess.STDOUT)
+        self.started = time.monotonic()
+        return self
+
+    def wait_ready(self, timeout_s: float = READY_TIMEOUT_S) -> float:
+        """Block until /healthz says ready; returns seconds since start. Raises with the log tail."""
+        deadline = self.started + timeout_s
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"the app exited with {self.proc.returncode} before it was ready:\n{self.log_tail()}")
+            try:
+                reply = httpx.get(f"{self.url}/healthz", timeout=5)
+                if reply.status_code == 200:
+                    return time.monotonic() - self.started
+                if reply.json().get("status") == "failed":
+                    raise RuntimeError(f"the app could not load its models: {reply.json().get('error')}")
+            except httpx.TransportError:
+                pass  # not listening yet
+            time.sleep(0.25)
+        raise TimeoutError(f"the app was not ready after {timeout_s:.0f} s:\n{self.log_tail()}")
+
+    def stop(self, timeout_s: float = 30.0) -> tuple[int, float]:
+        """SIGTERM, wait for a graceful exit (SIGKILL after ``timeout_s``); returns (status, seconds)."""
+        if self.proc is None or self.proc.poll() is not None:
+            return (self.proc.returncode if self.proc else 0), 0.0
+        started = time.monotonic()
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            log.warning("the app ignored SIGTERM for %.0f s; killing it", timeout_s)
+            self.proc.kill()
+            self.proc.wait()
+        return self.proc.returncode, time.monotonic() - started
+
+    def log_tail(self, chars: int = 4000) -> str:
+        return self.log_path.read_text(errors="replace")[-chars:] if self.log_path.exists() else ""
+
+    def __enter__(self) -> "AppProcess":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+# ---------------------------------------------------------------------------------------- phases
+def _percentiles(latencies_s: list[float]) -> dict:
+    if not latencies_s:
+        return {"p50_ms": None, "p95_ms": None, "p99_ms": None}
+    ms = np.asarray(latencies_s) * 1000
+    return {f"p{q}_ms": round(float(np.percentile(ms, q)), 1) for q in (50, 95, 99)}
+
+
+def _run_concurrently(workers: int, jobs_per_worker: int, url: str, request, deadline: float) -> dict:
+    """``workers`` threads, each with its own HTTP client, calling ``request(client, worker, i)``."""
+    latencies: list[float] = []
+    errors: list[str] = []
+    lock = threading.Lock()
+
+    def worker(w: int) -> None:
+        with httpx.Client(base_url=url, timeout=REQUEST_TIMEOUT_S) as client:
+            for i in range(jobs_per_worker):
+                if time.monotonic() > deadline:
+                    return
+                started = time.perf_counter()
+                try:
+                    reply = request(client, w, i)
+                    problem = None if reply.status_code == 200 else f"HTTP {reply.status_code}: {reply.text[:200]}"
+                except httpx.HTTPError as exc:
+                    problem = f"{type(exc).__name__}: {exc}"
+                elapsed = time.perf_counter() - started
+                with lock:
+                    if problem is None:
+                        latencies.append(elapsed)
+                    else:
+                        errors.append(problem)
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(workers) as pool:
+        list(pool.map(worker, range(workers)))
+    wall = time.perf_counter() - started
+    return {"n": len(latencies) + len(errors), "ok": len(latencies), "errors": len(errors),
+            "error_samples": errors[:5], **_percentiles(latencies), "wall_s": round(wall, 2),
+            "throughput_rps": round(len(latencies) / wall, 2) if wall else None,
+            "stopped_early": len(latencies) + len(errors) < workers * jobs_per_worker}
+
+
+def chat_phase(url: str, users: int, turns: int, deadline: float) -> dict:
+    utterances = [case["utterance"] for case in json.loads(GOLD_SET.read_text())]
+
+    def turn(client: httpx.Client, user: int, i: int) -> httpx.Response:
+        # mostly MovieLens users (personalised path), every fifth a new person (cold start)
+        who = f"load-user-{user}" if user % 5 == 4 else str(1 + (user * 47) % 943)
+        return client.post("/api/chat", json={"user_id": who, "session_id": f"load-{user}",
+                                              "message": utterances[(user * turns + i) % len(utterances)]})
+
+    return _run_concurrently(users, turns, url, turn, deadline)
+
+
+def swipe_phase(url: str, state: Path, writers: int, swipes: int, deadline: float) -> dict:
+    per_writer = swipes // writers
+
+    def swipe(client: httpx.Client, writer: int, i: int) -> httpx.Response:
+        return client.post("/api/feedback", json={
+            "user_id": str(1 + writer), "session_id": f"swipes-{writer}", "item_id": 1 + (writer * 83 + i * 7) % 1682,
+            "action": "like" if i % 3 else "dislike", "trace_id": f"load-{writer}-{i}", "rank": i % 10 + 1,
+            "query": "load test"})
+
+    result = _run_concurrently(writers, per_writer, url, swipe, deadline)
+    path = state / FILE_NAME
+    result["log_lines"] = path.read_bytes().count(b"\n") if path.exists() else 0
+    result["log_valid_records"] = len(read_feedback(path))
+    result["log_matches"] = result["log_lines"] == result["log_valid_records"] == result["ok"]
+    return result
+
+
+# ---------------------------------------------------------------------------------------- driver
+def run_load_test(users: int = 20, turns: int = 50, swipes: int = 1000, time_limit_s: float = 480.0,
+                  source_home: Path | None = None) -> dict:
+    """Run every phase against a fresh app (offline parser); returns the figures (see module doc)."""
+    scratch = Path(tempfile.mkdtemp(prefix="cineagent-load-"))
+    try:
+        state = scratch_home(scratch / "home", source_home)
+        report: dict = {"machine": {"cpus": os.cpu_count(), "load_avg_at_start": [round(x, 2) for x in os.getloadavg()]},
+                        "config": {"users": users, "turns_per_user": turns, "swipes": swipes, "parser": "offline",
+                                   "time_limit_s": time_limit_s}}
+        with AppProcess(state, env={"CINEAGENT_PARSER": "offline"}) as app:
+            report["ready_s"] = round(app.wait_ready(), 2)
+            deadline = time.monotonic() + time_limit_s
+            report["chat"] = chat_phase(app.url, users, turns, deadline)
+            report["swipes"] = swipe_phase(app.url, state, users, swipes, deadline)
+            status, seconds = app.stop()
+            # uvicorn re-raises SIGTERM after a clean shutdown: -15 with "shutdown complete" logged is graceful
+            report["shutdown"] = {"exit_status": status, "seconds": round(seconds, 2),
+                                  "graceful": status in (0, -signal.SIGTERM)
+                                  and "Application shutdown complete" in app.log_tail()}
+        report["ok"] = (report["chat"]["errors"] == 0 and report["swipes"]["errors"] == 0
+                        and report["swipes"]["log_matches"] and report["shutdown"]["graceful"]
+                        and not report["chat"]["stopped_early"]
+                        and not report["swipes"]["stopped_early"])
+        return report
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def format_report(report: dict) -> str:
+    chat, swipes = report["chat"], report["swipes"]
+    lines = [
+        f"machine: {report['machine']['cpus']} CPUs, load average at start {report['machine']['load_avg_at_start']}",
+        f"app ready (healthz 200) {report['ready_s']:.1f} s after start",
+        f"chat: {chat['ok']}/{chat['n']} ok, {chat['errors']} errors, p50 {chat['p50_ms']} ms, p95 {chat['p95_ms']} ms, "
+        f"p99 {chat['p99_ms']} ms, {chat['throughput_rps']} turns/s over {chat['wall_s']} s"
+        + (" (stopped at the time limit)" if chat["stopped_early"] else ""),
+        f"swipes: {swipes['ok']}/{swipes['n']} ok, {swipes['errors']} errors, p50 {swipes['p50_ms']} ms, "
+        f"p95 {swipes['p95_ms']} ms, p99 {swipes['p99_ms']} ms, {swipes['throughput_rps']} swipes/s; "
+        f"feedback.jsonl {swipes['log_lines']} lines, {swipes['log_valid_records']} valid"
+        + (" (stopped at the time limit)" if swipes["stopped_early"] else ""),
+        f"shutdown on SIGTERM: {'graceful' if report['shutdown']['graceful'] else 'NOT graceful'}, exit status "
+        f"{report['shutdown']['exit_status']} after {report['shutdown']['seconds']} s",
+    ]
+    for sample in chat["error_samples"] + swipes["error_samples"]:
+        lines.append(f"  error: {sample}")
+    return "\n".join(lines)

@@ -1,0 +1,251 @@
+"""The JSON API of the real app, served by uvicorn on 127.0.0.1 and called over HTTP."""
+from __future__ import annotations
+
+import json
+import signal
+import threading
+import time
+
+import httpx
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, given, settings
+from prometheus_client.parser import text_string_to_metric_families
+from schemathesis.checks import not_a_server_error
+from schemathesis.generation import GenerationMode
+
+from data.feedback import read_feedback
+from tests.app_server import running_app
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    with running_app(tmp_path_factory.mktemp("api")) as app:
+        yield app
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    with httpx.Client(base_url=server.url, timeout=60) as c:
+        yield c
+
+
+def chat(client, user, session, message) -> dict:
+    reply = client.post("/api/chat", json={"user_id": user, "session_id": session, "message": message})
+    assert reply.status_code == 200, reply.text
+    return reply.json()
+
+
+def metric_samples(client) -> dict[tuple, float]:
+    reply = client.get("/metrics")
+    assert reply.status_code == 200 and reply.headers["content-type"].startswith("text/plain")
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(reply.text) for s in family.samples}
+
+
+def test_healthz_reports_models_and_parser(client):
+    body = client.get("/healthz").json()
+    assert body["status"] == "ready" and body["parser"] == "offline"
+    assert body["models"] and body["load_seconds"] > 0
+
+
+def test_chat_answers_with_explained_cards(client):
+    body = chat(client, "196", "api-chat", "a funny sci-fi movie")
+    assert body["act"] == "recommend" and body["parser"] == "offline" and body["trace_id"]
+    assert set(body["intent"]["genres"]) == {"Comedy", "Sci-Fi"}
+    assert len(body["items"]) >= 5
+    for item in body["items"]:
+        assert item["title"] and item["explanation"] and {"Comedy", "Sci-Fi"} & set(item["genres"])
+        assert set(item["evidence"]) >= {"profile_items", "genres", "sources"}
+    refined = chat(client, "196", "api-chat", "no horror please")
+    assert refined["act"] == "refine" and "Sci-Fi" in refined["intent"]["genres"]
+
+
+def test_recommend_follows_the_design_contract(client):
+    reply = client.post("/api/recommend", json={"user_id": 42, "query": "a 90s thriller", "n": 3})
+    assert reply.status_code == 200, reply.text
+    body = reply.json()
+    assert body["intent"]["genres"] == ["Thriller"]
+    assert len(body["items"]) == 3
+    for item in body["items"]:
+        assert {"item_id", "title", "year", "genres", "explanation", "score"} <= set(item)
+        assert "Thriller" in item["genres"] and 1990 <= item["year"] <= 1999
+
+
+def test_a_disliked_movie_never_comes_back_and_swipes_are_logged(client, server):
+    first = chat(client, "carol-api", "s1", "a comedy")
+    disliked, liked = first["items"][0], first["items"][1]
+    for item, action, rank in ((disliked, "dislike", 1), (liked, "like", 2)):
+        reply = client.post("/api/feedback", json={
+            "user_id": "Carol-API", "session_id": "s1", "item_id": item["item_id"], "action": action,
+            "trace_id": first["trace_id"], "rank": rank, "query": "a comedy"})
+        assert reply.status_code == 200, reply.text
+        assert reply.json()["recorded"]["user_id"] == "carol-api"  # the resolved key, as the profile has it
+
+    again = chat(client, "carol-api", "s2", "a comedy")
+    assert disliked["item_id"] not in {i["item_id"] for i in again["items"]}
+    assert any(p["item_id"] == liked["item_id"] for i in again["items"] for p in i["evidence"]["profile_items"]), \
+        "the liked movie becomes evidence for the next picks"
+
+    mine = [r for r in read_feedback(server.state / "feedback.jsonl") if r.user_id == "carol-api"]
+    assert [(r.item_id, r.action, r.rank, r.trace_id, r.query) for r in mine] == [
+        (disliked["item_id"], "dislike", 1, first["trace_id"], "a comedy"),
+        (liked["item_id"], "like", 2, first["trace_id"], "a comedy")]
+
+
+def test_profiles_hold_only_their_owners_data(client, movielens):
+    assert client.post("/api/feedback", json={"user_id": "alice-api", "session_id": "s", "item_id": 50,
+                                              "action": "like"}).status_code == 200
+    alice = client.get("/api/users/alice-api/profile").json()
+    assert alice["likes"] == [50] and alice["dislikes"] == []
+    assert [(r["item_id"], r["title"], r["source"], r["swipe"]) for r in alice["ratings"]] == [
+        (50, movielens.movies[50].title, "swipe", "like")]
+
+    bob = client.get("/api/users/bob-api/profile").json()
+    assert bob == {"user_id": "bob-api", "known": False, "ratings": [], "likes": [], "dislikes": []}
+
+    own = movielens.ratings[movielens.ratings["user_id"] == 196]
+    profile = client.get("/api/users/196/profile").json()
+    assert profile["known"] and {r["item_id"]: r["rating"] for r in profile["ratings"]} == dict(
+        zip(own["item_id"].tolist(), own["rating"].tolist()))
+
+
+@pytest.mark.parametrize("method, path, body, status, names", [
+    ("post", "/api/chat", {"user_id": "196", "session_id": "s"}, 422, "message"),
+    ("post", "/api/chat", {"user_id": "196", "session_id": "s", "message": "x" * 2001}, 422, "message"),
+    ("post", "/api/chat", {"user_id": "196", "session_id": "", "message": "hi"}, 422, "session_id"),
+    ("post", "/api/chat", {"user_id": "196", "session_id": "s", "message": "hi", "colour": 1}, 422, "colour"),
+    ("post", "/api/chat", {"user_id": "5000", "session_id": "s", "message": "hi"}, 404, "not a MovieLens user"),
+    ("post", "/api/chat", {"user_id": "!!", "session_id": "s", "message": "hi"}, 404, "a name"),
+    ("post", "/api/recommend", {"user_id": "196", "query": "comedy", "n": 0}, 422, "n:"),
+    ("post", "/api/feedback", {"user_id": "196", "session_id": "s", "item_id": 50, "action": "love"}, 422, "action"),
+    ("post", "/api/feedback", {"user_id": "196", "session_id": "s", "item_id": 99999, "action": "like"}, 400,
+     "not in the catalog"),
+    ("get", "/api/users/5000/profile", None, 404, "not a MovieLens user"),
+    # digits that str.isdigit() accepts but int() refuses (found by the fuzzer below)
+    ("post", "/api/chat", {"user_id": "²", "session_id": "s", "message": "hi"}, 404, "a name"),
+])
+def test_bad_input_gets_a_4xx_that_names_the_problem(client, method, path, body, status, names):
+    reply = client.request(method.upper(), path, json=body)
+    assert reply.status_code == status, reply.text
+    assert names in reply.json()["error"]
+
+
+def test_unusual_text_is_answered_not_crashed_on(client):
+    for query in ("a film for my ¹² year old", "\u0016\u00b9_\u00bb*\u0013 ½ ٣ comedies", "🎬🍿 " * 50):
+        reply = client.post("/api/recommend", json={"user_id": "196", "query": query})
+        assert reply.status_code == 200, (query, reply.text)
+
+
+def test_malformed_json_and_oversized_bodies(client):
+    reply = client.post("/api/chat", content=b'{"user_id": "196",', headers={"content-type": "application/json"})
+    assert reply.status_code == 422 and "body: not valid JSON" in reply.json()["error"]
+    huge = json.dumps({"user_id": "196", "session_id": "s", "message": "x" * 70_000}).encode()
+    reply = client.post("/api/chat", content=huge, headers={"content-type": "application/json"})
+    assert reply.status_code == 413 and "65536 bytes" in reply.json()["error"]
+
+    def chunks():  # no Content-Length: the limit must hold on a streamed body too
+        for _ in range(20):
+            yield b"x" * 8192
+
+    reply = client.post("/api/chat", content=chunks(), headers={"content-type": "application/json"})
+    assert reply.status_code == 413
+
+
+def test_metrics_move_with_traffic(client):
+    before = metric_samples(client)
+    body = chat(client, "7", "api-metrics", "a western")
+    assert client.post("/api/feedback", json={"user_id": "7", "session_id": "api-metrics", "action": "like",
+                                              "item_id": body["items"][0]["item_id"]}).status_code == 200
+    after = metric_samples(client)
+
+    def moved(name, **labels):
+        key = (name, tuple(sorted(labels.items())))
+        return after.get(key, 0) - before.get(key, 0)
+
+    assert moved("agent_requests_total", endpoint="/api/chat", status="200") == 1
+    assert moved("agent_requests_total", endpoint="/api/feedback", status="200") == 1
+    assert moved("agent_request_latency_seconds_count", endpoint="/api/chat", step="total") == 1
+    assert moved("recommendations_served_total") == len(body["items"])
+    assert moved("feedback_total", action="like") == 1
+    # the offline parser never falls back, so the counter has no series yet, only its declaration
+    assert "# TYPE parser_fallbacks_total counter" in client.get("/metrics").text
+
+
+# ------------------------------------------------------------------------------- fuzzing
+OPERATIONS = [("POST", "/api/chat"), ("POST", "/api/recommend"), ("POST", "/api/feedback"),
+              ("GET", "/api/users/{user_id}/profile"), ("GET", "/healthz"), ("GET", "/metrics")]
+
+
+@pytest.fixture(scope="module")
+def api_schema(server):
+    return schemathesis.openapi.from_url(f"{server.url}/openapi.json")
+
+
+def test_the_schema_documents_every_operation(api_schema):
+    assert {(op.ok().method.upper(), op.ok().path) for op in api_schema.get_all_operations()} == set(OPERATIONS)
+
+
+@pytest.mark.parametrize("method, path, mode", [(m, p, GenerationMode.POSITIVE) for m, p in OPERATIONS] + [
+    (m, p, GenerationMode.NEGATIVE) for m, p in OPERATIONS if p.startswith("/api/")])  # the ones with inputs
+def test_fuzzed_requests_never_get_a_server_error(api_schema, method, path, mode):
+    """~30 generated requests per operation and mode, valid and invalid by the schema: no 5xx."""
+    operation = api_schema[path][method]
+
+    @given(case=operation.as_strategy(generation_mode=mode))
+    @settings(max_examples=30, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+    def no_server_error(case):
+        case.call_and_validate(checks=[not_a_server_error])
+
+    no_server_error()
+
+
+# ------------------------------------------------------------------------------- lifecycle
+def test_loading_then_ready_then_shutdown_loses_no_acknowledged_swipe(tmp_path):
+    with running_app(tmp_path, wait=False) as app:
+        first = None
+        while first is None:
+            try:
+                first = httpx.get(f"{app.url}/healthz", timeout=5)
+            except httpx.TransportError:
+                assert app.proc.poll() is None, app.log_tail()
+                time.sleep(0.05)
+        assert first.status_code == 503 and first.json()["status"] == "loading"
+        early = httpx.post(f"{app.url}/api/chat", json={"user_id": "1", "session_id": "s", "message": "hi"})
+        assert early.status_code == 503 and early.headers["retry-after"] and "loading" in early.json()["error"]
+        app.wait_ready()
+
+        acknowledged: list[str] = []
+        stop = threading.Event()
+
+        def swiper(writer: int) -> None:
+            with httpx.Client(base_url=app.url, timeout=30) as c:
+                for i in range(10_000):
+                    if stop.is_set():
+                        return
+                    trace = f"{writer}-{i}"
+                    try:
+                        reply = c.post("/api/feedback", json={"user_id": str(writer + 1), "session_id": "s",
+                                                              "item_id": i % 1682 + 1, "action": "like",
+                                                              "trace_id": trace})
+                    except httpx.TransportError:
+                        return  # the server has gone: only answered swipes count
+                    if reply.status_code == 200:
+                        acknowledged.append(trace)
+
+        threads = [threading.Thread(target=swiper, args=(w,)) for w in range(4)]
+        for t in threads:
+            t.start()
+        while len(acknowledged) < 40:
+            time.sleep(0.05)
+        app.proc.send_signal(signal.SIGTERM)
+        # uvicorn finishes the requests in flight, then re-raises the signal: exit status -SIGTERM
+        assert app.proc.wait(timeout=60) in (0, -signal.SIGTERM), app.log_tail()
+        assert "Application shutdown complete" in app.log_tail()
+        stop.set()
+        for t in threads:
+            t.join()
+        logged = {r.trace_id for r in read_feedback(app.state / "feedback.jsonl")}
+        assert set(acknowledged) <= logged

@@ -1,0 +1,99 @@
+"""The chat UI in Debian's headless chromium (Playwright): pick a user, ask, swipe, ask again."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import expect, sync_playwright
+
+from data.feedback import read_feedback
+from tests.app_server import running_app
+
+pytestmark = [pytest.mark.browser, pytest.mark.integration]
+
+CHROMIUM = "/usr/bin/chromium"  # Debian's package (tests/prepare.sh installs it); never `playwright install`
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+TIMEOUT_MS = 90_000  # a turn on a busy 2-core machine, plus Gradio's queue and re-render
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    with running_app(tmp_path_factory.mktemp("browser")) as app:
+        yield app
+
+
+@pytest.fixture
+def page():
+    assert Path(CHROMIUM).exists(), f"{CHROMIUM} is missing: run tests/prepare.sh"
+    with sync_playwright() as playwright:
+        # launch() gives every browser a fresh temporary user-data-dir, removed on close
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 1400})
+            page.set_default_timeout(TIMEOUT_MS)
+            yield page
+        finally:
+            browser.close()
+
+
+def card_ids(page) -> list[int]:
+    return [int(i.removeprefix("card-")) for i in page.eval_on_selector_all(".card", "els => els.map(e => e.id)")]
+
+
+def turn_class(page) -> str:
+    return page.eval_on_selector(".card", "e => [...e.classList].find(c => c.startsWith('turn-'))")
+
+
+def ask(page, message: str, previous_turn: str | None = None) -> list[int]:
+    """Send ``message`` and wait for the new turn's cards (not the previous turn's) to render."""
+    box = page.locator("#msg").get_by_role("textbox")
+    box.fill(message)
+    page.locator("#send").click()
+    page.wait_for_function(
+        "prev => { const cards = document.querySelectorAll('.card');"
+        " return cards.length >= 5 && (!prev || ![...cards].some(c => c.classList.contains(prev))); }",
+        arg=previous_turn, timeout=TIMEOUT_MS)
+    return card_ids(page)
+
+
+def test_pick_user_ask_swipe_and_ask_again(server, page, movielens):
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.goto(server.url)
+    page.locator("#parser-note").get_by_text("offline parser").wait_for()
+
+    user_box = page.locator("#user-box").get_by_role("textbox")
+    user_box.fill("42")
+    first = ask(page, "a comedy")
+    assert len(first) >= 5
+    assert all("Comedy" in movielens.movies[i].genres for i in first)
+    page.locator("#who").get_by_text("MovieLens user").wait_for()
+    turn = turn_class(page)
+
+    cards = page.locator(".card")
+    cards.nth(0).locator(".like-btn").click()
+    page.locator("#swipe-status").get_by_text("Liked").wait_for()
+    cards.nth(1).locator(".dislike-btn").click()
+    page.locator("#swipe-status").get_by_text("Disliked").wait_for()
+    liked, disliked = first[0], first[1]
+
+    records = read_feedback(server.state / "feedback.jsonl")
+    assert [(r.user_id, r.item_id, r.action, r.rank, r.query) for r in records] == [
+        ("42", liked, "like", 1, "a comedy"), ("42", disliked, "dislike", 2, "a comedy")]
+    assert records[0].trace_id == records[1].trace_id == turn.removeprefix("turn-")
+    assert records[0].session_id == records[1].session_id
+
+    cards.nth(0).locator(".card-why").get_by_text("Why this pick?").click()
+    page.locator(".card").nth(0).get_by_text("ranked #").first.wait_for()
+    page.screenshot(path=str(ARTIFACTS / "browser-swiped.png"), full_page=True)
+
+    second = ask(page, "a comedy", previous_turn=turn)
+    assert disliked not in second, "a disliked movie came back"
+    assert len(second) >= 5
+    page.screenshot(path=str(ARTIFACTS / "browser-chat.png"), full_page=True)
+
+    page.get_by_role("tab", name="Traces").click()
+    expect(page.locator("#turns")).to_contain_text(turn.removeprefix("turn-")[:12], timeout=TIMEOUT_MS)
+    expect(page.locator("#steps")).to_contain_text("intent_parse", timeout=TIMEOUT_MS)
+    page.screenshot(path=str(ARTIFACTS / "browser-traces.png"), full_page=True)

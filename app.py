@@ -323,9 +323,18 @@ Ready = Annotated[Runtime, Depends(agent_ready)]
 def build_api(runtime: Runtime) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI):
+        from agent.tracing import setup_tracing
+        from eval.nightly import NightlyScheduler
+
+        setup_tracing()   # before the agent is built; a no-op when `cineagent serve` already did it
+        scheduler = NightlyScheduler.from_env()   # CINEAGENT_NIGHTLY_AT=02:30 turns it on (off by default)
+        if scheduler is not None:
+            scheduler.start()
         # load in the background so /healthz can say "loading" instead of the port staying closed
         threading.Thread(target=runtime.load, name="cineagent-loader", daemon=True).start()
         yield
+        if scheduler is not None:
+            scheduler.stop()
         # nothing to flush on shutdown: every swipe is fsynced before its request is answered
 
     api = FastAPI(title="CineAgent", version="0.1.0", lifespan=lifespan,
@@ -610,11 +619,17 @@ def ui_swipe(runtime: Runtime, card: dict, action: str):
 
 
 def trace_tables(runtime: Runtime) -> tuple[list[list], list[list]]:
-    turns = runtime.turns.latest()
-    rows = [[time.strftime("%H:%M:%S", time.localtime(t.started)), t.trace_id[:12], t.channel, t.user, t.message,
-             t.act or "", t.parser or "", t.items, round(t.total_ms, 1),
-             t.outcome if not t.fallback_reason else f"ok (fallback: {t.fallback_reason})"] for t in turns]
-    steps = [[t.trace_id[:12], s["name"], s["kind"], s["duration_ms"], s["error"] or ""] for t in turns for s in t.steps]
+    """The local trace log (agent.tracing): this server's turns and any other process's (CLI)."""
+    from agent.tracing import recent_traces
+
+    channels = {t.trace_id: t.channel for t in runtime.turns.latest()}
+    traces = recent_traces(runtime.settings.recent_turns)
+    rows = [[time.strftime("%H:%M:%S", time.localtime(t["ts"])), t["trace_id"][:12], channels.get(t["trace_id"], "cli"),
+             t["user"], t["message"][:200], t["act"], t["parser"] or "", len(t["items"]), round(t["duration_ms"], 1),
+             t["error"] or (f"ok (fallback: {t['fallback_reason']})" if t["fallback_reason"] else "ok")]
+            for t in traces]
+    steps = [[t["trace_id"][:12], s["name"], s["kind"], s["duration_ms"], s["error"] or ""] for t in traces
+             for s in t["steps"]]
     return rows, steps
 
 

@@ -91,11 +91,18 @@ def cmd_eval_gold(args) -> int:
     from agent.runtime import make_parser
     from data import movielens
     from data import GOLD_SET
-    from eval.gold import evaluate_gold, format_table, load_cases
+    from eval.experiments import run_gold
+    from eval.gold import format_table, load_cases
 
     data = movielens.load()
-    report = evaluate_gold(load_cases(args.dataset or GOLD_SET), make_parser(data, args.parser))
+    # always the local report; also a Langfuse dataset + experiment when Langfuse is configured
+    report = run_gold(load_cases(args.dataset or GOLD_SET), make_parser(data, args.parser))
     print(format_table(report, only_failures=args.failures_only))
+    langfuse = report.get("langfuse")
+    if langfuse:
+        print(f"Langfuse: {langfuse['error']}" if "error" in langfuse else
+              f"Langfuse experiment {langfuse['run_name']!r} on dataset {langfuse['dataset']} ({langfuse['items']} items)"
+              + (f": {langfuse['url']}" if langfuse.get("url") else ""))
     _write_json(args.json, report)
     return 0
 
@@ -117,6 +124,33 @@ def cmd_eval_conversational(args) -> int:
     for name, m in sorted(report["methods"].items(), key=lambda kv: -kv[1]["ndcg@10"]):
         print(f"{name:<22} recall@10 {m['recall@10']:.4f}  ndcg@10 {m['ndcg@10']:.4f}")
     _write_json(args.json, report)
+    return 0
+
+
+def cmd_eval_nightly(args) -> int:
+    from eval.nightly import NightlyConfig, run_nightly
+
+    result = run_nightly(NightlyConfig(quick=args.quick, threshold=args.threshold, parser=args.parser))
+    print(result.summary())
+    _write_json(args.json, result.entry)
+    return result.exit_code   # 1 when a figure fell more than the threshold below the previous run
+
+
+def cmd_eval_harvest(args) -> int:
+    from data import movielens
+    from eval.harvest import HarvestConfig, run_harvest
+
+    candidates, path = run_harvest(HarvestConfig(low_rank=args.low_rank, high_rank=args.high_rank),
+                                   out=Path(args.out) if args.out else None, data=movielens.load())
+    print(f"{len(candidates)} candidate gold case(s) for review -> {path} (the gold set is not changed)")
+    return 0
+
+
+def cmd_prompts_push(args) -> int:
+    from agent.prompt_registry import registry
+
+    version = registry().publish(args.name)
+    print(f"published the repo prompt {args.name!r} to Langfuse as version {version} (label production)")
     return 0
 
 
@@ -248,6 +282,25 @@ def build_parser() -> argparse.ArgumentParser:
     conv.add_argument("--limit", type=int, help="only the first N (user, genre) requests")
     conv.add_argument("--json", help="write the report here")
     conv.set_defaults(func=cmd_eval_conversational)
+    nightly = ev.add_parser("nightly", help="gold set, offline benchmark and feedback stats: history, HTML "
+                                            "dashboard, exit 1 on a regression")
+    nightly.add_argument("--quick", action="store_true",
+                         help="offline benchmark on the stratified split only (one model fit, no rating protocol)")
+    nightly.add_argument("--threshold", type=float, default=0.02,
+                         help="a figure this much below the previous run fails the run (default 0.02)")
+    nightly.add_argument("--parser", choices=["offline", "llm"], default="offline")
+    nightly.add_argument("--json", help="write this run's history entry here")
+    nightly.set_defaults(func=cmd_eval_nightly)
+    harvest = ev.add_parser("harvest", help="candidate gold cases from swipes and corrections, for review")
+    harvest.add_argument("--low-rank", type=int, default=8, help="a liked card at this rank or lower (default 8)")
+    harvest.add_argument("--high-rank", type=int, default=2, help="a disliked card at this rank or higher (default 2)")
+    harvest.add_argument("--out", help="review file (default $CINEAGENT_HOME/eval/candidates-<date>.jsonl)")
+    harvest.set_defaults(func=cmd_eval_harvest)
+
+    prompts = sub.add_parser("prompts", help="prompt management").add_subparsers(dest="prompts_command", required=True)
+    push = prompts.add_parser("push", help="publish a repo prompt to Langfuse with the label production")
+    push.add_argument("name", nargs="?", default="intent")
+    push.set_defaults(func=cmd_prompts_push)
 
     parsers = ["auto", "offline", "llm"]
     rec = sub.add_parser("recommend", help="one request, answered with cards")
@@ -293,6 +346,14 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    import os
+
+    from agent.tracing import TracingConfig, setup_tracing
+
+    # once per process, before any agent is built: exporters from the environment, the local trace
+    # log, JSON logs for the server (text in the terminal unless CINEAGENT_LOG_FORMAT says otherwise)
+    setup_tracing(TracingConfig.from_env(
+        log_format=os.environ.get("CINEAGENT_LOG_FORMAT") or ("json" if args.command == "serve" else "text")))
     from agent.dialogue import BadRequest
     from agent.users import UnknownUser
     from data.movielens import DataError

@@ -33,7 +33,10 @@ def make_parser(data, choice: str = "auto") -> IntentParser:
         if choice == "llm":
             raise ValueError("--parser llm needs CINEAGENT_LLM_BASE_URL (and CINEAGENT_LLM_MODEL) to be set")
         return offline
-    parser = LLMParser(data, offline=offline, settings=settings)
+    from agent.prompt_registry import registry
+
+    # the Langfuse "production" prompt when Langfuse is configured, else the repo copy
+    parser = LLMParser(data, offline=offline, settings=settings, prompt=registry().get("intent").prompt)
     parser.warm_up()  # the first llama.cpp call evaluates the prompt: ~7 s, close to the timeout
     return parser
 
@@ -43,7 +46,11 @@ def load_agent(parser: str = "auto", version: str | None = None, sessions: Sessi
     bundle = load_bundle(data, version)
     catalog = CatalogIndex(bundle.item_text_vectors, data.item_ids)
     profiles = ProfileStore(bundle.item_text_vectors, data.item_ids, base_profiles(data.ratings))
-    agent = DialogueManager(bundle, make_parser(data, parser), catalog, profiles, sessions)
+    from agent.tracing import turn_tracer
+
+    intent_parser = make_parser(data, parser)
+    agent = DialogueManager(bundle, intent_parser, catalog, profiles, sessions,
+                            tracer=turn_tracer(bundle, intent_parser))
     log.info("agent ready: models %s, parser %s", bundle.manifest.version if bundle.manifest else "?",
              agent.parser.name)
     return agent

@@ -197,7 +197,7 @@ class DialogueManager:
         step.kind = "generation" if parsed.parser == "llm" else "span"
         step.output = {"intent": parsed.intent.model_dump(mode="json"), "parser": parsed.parser,
                            "fallback_reason": parsed.fallback_reason, **{k: v for k, v in parsed.details.items()
-                                                                          if k in ("prompt_version", "model", "usage")}}
+                                                                          if k in ("prompt_version", "model", "latency_ms", "input_tokens", "output_tokens")}}
         return {"parse": parsed}
 
     @_timed("merge")

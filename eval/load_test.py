@@ -31,11 +31,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
-import numpy as np
 
 from data import GOLD_SET
 from data.feedback import FILE_NAME, read_feedback
 from data.store import home
+from eval.bench import percentiles
 
 log = logging.getLogger(__name__)
 
@@ -131,8 +131,7 @@ class AppProcess:
 def _percentiles(latencies_s: list[float]) -> dict:
     if not latencies_s:
         return {"p50_ms": None, "p95_ms": None, "p99_ms": None}
-    ms = np.asarray(latencies_s) * 1000
-    return {f"p{q}_ms": round(float(np.percentile(ms, q)), 1) for q in (50, 95, 99)}
+    return {k: round(v, 1) for k, v in percentiles([s * 1000 for s in latencies_s]).items() if k.startswith("p")}
 
 
 def _run_concurrently(workers: int, jobs_per_worker: int, url: str, request, deadline: float) -> dict:

@@ -195,9 +195,10 @@ class DialogueManager:
         step.input = {"message": state["message"], "parser": self.parser.name}
         parsed = self.parser.parse(state["message"], session.standing)
         step.kind = "generation" if parsed.parser == "llm" else "span"
+        llm_facts = {k: v for k, v in parsed.details.items()
+                     if k in ("prompt_version", "model", "latency_ms", "input_tokens", "output_tokens")}
         step.output = {"intent": parsed.intent.model_dump(mode="json"), "parser": parsed.parser,
-                           "fallback_reason": parsed.fallback_reason, **{k: v for k, v in parsed.details.items()
-                                                                          if k in ("prompt_version", "model", "latency_ms", "input_tokens", "output_tokens")}}
+                       "fallback_reason": parsed.fallback_reason, **llm_facts}
         return {"parse": parsed}
 
     @_timed("merge")

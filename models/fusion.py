@@ -71,7 +71,7 @@ def learn_weights(source_scores: Mapping[str, np.ndarray], relevant: np.ndarray,
                     best, weights, improved = ndcg, trial, True
         if not improved:
             break
-    log.info("fusion weights %s (validation ndcg@%d %.4f)", dict(zip(names, weights)), config.k, best)
+    log.info("fusion weights %s (validation ndcg@%d %.4f)", {n: float(w) for n, w in zip(names, weights)}, config.k, best)
     return {n: float(w) for n, w in zip(names, weights)}
 
 

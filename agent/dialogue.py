@@ -289,7 +289,7 @@ class DialogueManager:
     # ---------------------------------------------------------------- helpers
     def _cards(self, ranking: Ranking, user: User, intent: Intent) -> list[Card]:
         cards = []
-        pos = {int(i): p for p, i in enumerate(self.catalog.item_ids)}
+        pos = self.ranker.position
         for item in ranking.items:
             movie = self.data.movies[item.item_id]
             evidence = evidence_for(item, user, self.profiles, self.data, self.catalog.vectors[pos[item.item_id]],

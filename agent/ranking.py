@@ -66,7 +66,7 @@ class RequestRanker:
         self.config = config or RankerConfig()
         self.data = bundle.data
         self.item_ids = bundle.data.item_ids
-        self._pos = {int(i): p for p, i in enumerate(self.item_ids)}
+        self.position = {int(i): p for p, i in enumerate(self.item_ids)}  # item id -> catalog row
         self.genres = bundle.data.genre_matrix.astype(bool)
         years = bundle.data.items["year"]
         self.years = np.where(years.isna(), -1, years.fillna(-1).astype(int)).astype(int)
@@ -83,7 +83,7 @@ class RequestRanker:
             hi = intent.years.end if intent.years.end is not None else 10**9
             mask &= (self.years >= lo) & (self.years <= hi) & (self.years > 0)
         if blocked:
-            mask[[self._pos[i] for i in blocked if i in self._pos]] = False
+            mask[[self.position[i] for i in blocked if i in self.position]] = False
         relaxed = False
         if intent.genres:
             cols = [GENRES.index(g) for g in intent.genres]
@@ -107,10 +107,10 @@ class RequestRanker:
             return {"popularity": zscore(pop.score_all([user.model_id]))[0]}, exc.reason
 
     def neighbour_scores(self, seeds: list[int]) -> np.ndarray | None:
-        seeds = [s for s in seeds if s in self._pos]
+        seeds = [s for s in seeds if s in self.position]
         if self.ease is None or not seeds:
             return None
-        raw = self.ease.B[[self._pos[s] for s in seeds]].sum(axis=0).astype(np.float64)
+        raw = self.ease.B[[self.position[s] for s in seeds]].sum(axis=0).astype(np.float64)
         return zscore(raw[None, :])[0]
 
     def rank(self, user: User, intent: Intent, query_vector: np.ndarray, n: int = 10,

@@ -27,7 +27,7 @@ def resolve_user(raw: object, data: MovieLens) -> User:
     key = str(raw).strip() if raw is not None else ""
     if key.isdecimal() and key.isascii():
         uid = int(key)
-        if uid not in set(data.users["user_id"]):
+        if uid not in data.user_id_set:
             lo, hi = int(data.users["user_id"].min()), int(data.users["user_id"].max())
             raise UnknownUser(f"user {key} is not a MovieLens user ({lo}-{hi}); type a name instead to start as a new user")
         return User(key=str(uid), model_id=uid, known=True)

@@ -209,6 +209,10 @@ class MovieLens:
         }
 
     @cached_property
+    def user_id_set(self) -> frozenset[int]:
+        return frozenset(int(u) for u in self.users["user_id"])
+
+    @cached_property
     def item_ids(self) -> np.ndarray:
         return self.items["item_id"].to_numpy()
 

@@ -52,6 +52,9 @@ class ProfileStore:
         self.directory = Path(directory) if directory else home() / "profiles"
         self.directory.mkdir(parents=True, exist_ok=True)
         self._indexes: OrderedDict[str, tuple[faiss.Index, np.ndarray]] = OrderedDict()
+        # swipes read from disk once per user, then kept current by record_swipe (this process is
+        # the profiles' only writer); a turn consults them a dozen times
+        self._swipes: dict[str, dict[int, int]] = {}
         self._cache_size = cache_size
         self._lock = threading.RLock()
 
@@ -60,6 +63,12 @@ class ProfileStore:
         return self.directory / _file_name(user_key)
 
     def swipes(self, user_key: str) -> dict[int, int]:
+        cached = self._swipes.get(user_key)
+        if cached is None:
+            cached = self._swipes[user_key] = self._read_swipes(user_key)
+        return dict(cached)
+
+    def _read_swipes(self, user_key: str) -> dict[int, int]:
         path = self._swipes_path(user_key)
         if not path.exists():
             return {}
@@ -84,6 +93,7 @@ class ProfileStore:
             swipes = self.swipes(user_key)
             swipes[int(item_id)] = LIKE_RATING if liked else DISLIKE_RATING
             write_json_atomic(self._swipes_path(user_key), {"user": user_key, "ratings": {str(k): v for k, v in swipes.items()}})
+            self._swipes[user_key] = swipes
             self._indexes.pop(user_key, None)
         return self.ratings(user_key)
 

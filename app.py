@@ -354,6 +354,8 @@ def build_api(runtime: Runtime) -> FastAPI:
     def recommend(body: RecommendRequest, rt: Ready) -> dict:
         """One stand-alone request (its own session): the parsed intent and the ranked items."""
         result = rt.chat(body.user_id, f"recommend-{uuid.uuid4().hex}", body.query, channel="api")
+        # a one-off request: its session must not push live conversations out of the bounded store
+        rt.require().sessions.discard(result.session_id, result.user.key)
         items = [c.as_dict() for c in result.cards][: body.n]
         return {"intent": result.intent.model_dump(mode="json"), "items": items, "text": result.text,
                 "trace_id": result.trace_id}

@@ -165,8 +165,9 @@ class DialogueManager:
     def feedback(self, user_key: object, item_id: int, liked: bool, trace_id: str | None = None) -> dict[int, int]:
         """A swipe: update the profile and fold the person's vectors in at once (no retraining)."""
         user = resolve_user(user_key, self.data)
-        ratings = self.profiles.record_swipe(user.key, int(item_id), liked)
+        # record and fold in under one lock: two swipes racing must not fold in the older ratings last
         with self._model_lock:
+            ratings = self.profiles.record_swipe(user.key, int(item_id), liked)
             self.bundle.fusion.fold_in(user.model_id, ratings)
             self._folded.add(user.key)
         if self.tracer and trace_id:

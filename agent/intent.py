@@ -33,11 +33,6 @@ class YearRange(BaseModel):
             self.start, self.end = self.end, self.start
         return self
 
-    def contains(self, year: int | None) -> bool:
-        if year is None:
-            return self.start is None and self.end is None
-        return (self.start is None or year >= self.start) and (self.end is None or year <= self.end)
-
 
 class Intent(BaseModel):
     """Genres are MovieLens genre names; titles are MovieLens item ids (grounded, never free text)."""

@@ -110,8 +110,7 @@ class RequestRanker:
         seeds = [s for s in seeds if s in self.position]
         if self.ease is None or not seeds:
             return None
-        raw = self.ease.B[[self.position[s] for s in seeds]].sum(axis=0).astype(np.float64)
-        return zscore(raw[None, :])[0]
+        return zscore(self.ease.neighbour_scores(seeds)[None, :])[0]
 
     def rank(self, user: User, intent: Intent, query_vector: np.ndarray, n: int = 10,
              exclude: set[int] | frozenset = frozenset(), steps: list[Step] | None = None,
@@ -129,7 +128,7 @@ class RequestRanker:
 
         sources: dict[str, np.ndarray] = {}
         personal, cold_reason = self.personal_scores(user)
-        semantic = zscore((self.catalog.vectors @ query_vector.astype(np.float32))[None, :].astype(np.float64))[0]
+        semantic = zscore(self.catalog.similarity(query_vector)[None, :].astype(np.float64))[0]
         request = {"semantic": (cfg.keyword_semantic_weight if intent.keywords else cfg.semantic_weight) * semantic}
         title_nb = self.neighbour_scores(list(intent.titles))
         if title_nb is not None:

@@ -70,16 +70,21 @@ class SessionStore:
         self._lock = threading.Lock()
 
     def get(self, session_id: str, user_key: str) -> Session:
-        """The live session, or a fresh one (also when the id was used by another user)."""
+        """The live session of this user with this id, or a fresh one.
+
+        Keyed by (user, id): another person reusing an id gets a session of their own and cannot
+        read or reset this one.
+        """
         now = time.monotonic()
+        key = f"{user_key}\x00{session_id}"
         with self._lock:
             self._expire(now)
-            session = self._sessions.get(session_id)
-            if session is None or session.user_key != user_key:
+            session = self._sessions.get(key)
+            if session is None:
                 session = Session(session_id=session_id, user_key=user_key)
-                self._sessions[session_id] = session
+                self._sessions[key] = session
             session.touched = now
-            self._sessions.move_to_end(session_id)
+            self._sessions.move_to_end(key)
             while len(self._sessions) > self.max_sessions:
                 self._sessions.popitem(last=False)
             return session
@@ -90,6 +95,10 @@ class SessionStore:
             if now - oldest.touched <= self.ttl:
                 break
             self._sessions.popitem(last=False)
+
+    def discard(self, session_id: str, user_key: str) -> None:
+        with self._lock:
+            self._sessions.pop(f"{user_key}\x00{session_id}", None)
 
     def __len__(self) -> int:
         return len(self._sessions)

@@ -173,18 +173,24 @@ class TraceLog:
     def append(self, record: dict) -> None:
         line = (json.dumps(record, ensure_ascii=False, default=str, separators=(",", ":")) + "\n").encode("utf-8")
         with self._lock:
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            # a sidecar lock file, not the log itself: rotation renames the log, and a lock on a
+            # renamed file would no longer keep another process out
+            lock_fd = os.open(self.path.with_name(self.path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o644)
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX)
-                if os.fstat(fd).st_size + len(line) > self.max_bytes and os.fstat(fd).st_size > 0:
+                fcntl.flock(lock_fd, fcntl.LOCK_EX)
+                size = self.path.stat().st_size if self.path.exists() else 0
+                if size > 0 and size + len(line) > self.max_bytes:
+                    self._rotate()
+                fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+                try:
+                    os.write(fd, line)
+                finally:
                     os.close(fd)
-                    fd = self._rotate()
-                os.write(fd, line)
             finally:
-                os.close(fd)
+                os.close(lock_fd)
 
-    def _rotate(self) -> int:
-        """Shift the files (we hold the lock on the current one); return a locked fd of a new file."""
+    def _rotate(self) -> None:
+        """Shift traces.jsonl -> .1 -> .2 ...; the caller holds the sidecar lock."""
         for n in range(self.backups, 0, -1):
             older = self.path.with_name(f"{self.path.name}.{n}")
             newer = self.path if n == 1 else self.path.with_name(f"{self.path.name}.{n - 1}")
@@ -194,9 +200,6 @@ class TraceLog:
                 os.replace(newer, older)
         if self.backups == 0:
             self.path.unlink(missing_ok=True)
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        return fd
 
     def files(self) -> list[Path]:
         return log_files(self.path, self.backups)

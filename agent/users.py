@@ -34,5 +34,6 @@ def resolve_user(raw: object, data: MovieLens) -> User:
     if not NAME_PATTERN.match(key):
         raise UnknownUser("a user is a MovieLens user id (1-943) or a name: a letter, then up to 63 letters, digits, "
                           "spaces or _.@-")
-    digest = int(hashlib.sha256(key.lower().encode()).hexdigest()[:12], 16)
-    return User(key=key.lower(), model_id=NEW_USER_BASE + digest % 1_000_000_000, known=False)
+    # 60 bits of the digest: two of a million names collide with odds ~1e-6 (fits int64 with the base)
+    digest = int(hashlib.sha256(key.lower().encode()).hexdigest()[:15], 16)
+    return User(key=key.lower(), model_id=NEW_USER_BASE + digest, known=False)

@@ -109,9 +109,3 @@ def open_version(version: str | None = None, data_checksum: str | None = None) -
     if data_checksum and manifest.get("data_checksum") != data_checksum:
         raise ArtifactError(f"artifact {version} was trained on different MovieLens data; run `cineagent train`")
     return Manifest(version, path, manifest)
-
-
-def update_metrics(manifest: Manifest, metrics: dict) -> None:
-    """Attach evaluation figures to a version after the fact (manifest only; files untouched)."""
-    data = {**manifest.data, "metrics": {**manifest.data.get("metrics", {}), **metrics}}
-    write_json_atomic(manifest.path / "manifest.json", data)

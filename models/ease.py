@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict
 
 from data.movielens import MovieLens
 from data.store import atomic_path
-from models.base import Recommender, top_n
+from models.base import Recommender
 
 
 class EASEConfig(BaseModel):
@@ -57,12 +57,9 @@ class EASE(Recommender):
         else:
             self.X[pos] = row
 
-    def similar_items(self, item_ids, n: int = 10) -> tuple[np.ndarray, np.ndarray]:
-        """Items whose EASE weights from ``item_ids`` are largest ("neighbours of X")."""
-        pos = self.item_positions(item_ids)
-        scores = self.B[pos].sum(axis=0).astype(np.float64)
-        scores[pos] = -np.inf
-        return top_n(scores, n, self.item_ids)
+    def neighbour_scores(self, item_ids) -> np.ndarray:
+        """Summed EASE weights from ``item_ids`` to every item ("more like these"), catalog order."""
+        return self.B[self.item_positions(item_ids)].sum(axis=0).astype(np.float64)
 
     def save(self, directory: Path) -> list[Path]:
         path = Path(directory) / self.FILE

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import hashlib
-from typing import Sequence
 
 import faiss
 import numpy as np
@@ -58,16 +57,6 @@ class CatalogIndex:
         keep = idx[0] >= 0
         return self.item_ids[idx[0][keep]], scores[0][keep]
 
-    def search_text(self, text: str, k: int = 50) -> tuple[np.ndarray, np.ndarray]:
-        return self.search(embed([text])[0], k)
-
     def similarity(self, query: np.ndarray) -> np.ndarray:
         """Cosine of ``query`` with every item, in catalog order (dense: cheaper than k-NN for filters)."""
         return self.vectors @ query.astype(np.float32)
-
-    def neighbours(self, item_ids: Sequence[int], k: int = 20) -> tuple[np.ndarray, np.ndarray]:
-        pos = np.searchsorted(self.item_ids, np.asarray(item_ids))
-        centroid = self.vectors[pos].mean(axis=0)
-        ids, scores = self.search(centroid / max(np.linalg.norm(centroid), 1e-9), k + len(pos))
-        keep = ~np.isin(ids, item_ids)
-        return ids[keep][:k], scores[keep][:k]

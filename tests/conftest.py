@@ -63,5 +63,7 @@ def trained(movielens, stratified_split, item_text_vectors):
             pass  # stale or broken: train again below
     bundle = fit_bundle(stratified_split.train, movielens, item_text_vectors)
     manifest = save_bundle(bundle, {"fixture": key})
-    pointer.write_text(manifest.version)
+    from data.store import write_bytes_atomic
+
+    write_bytes_atomic(pointer, manifest.version.encode())
     return bundle

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import resource
 import sys
 import time
@@ -200,8 +201,6 @@ def cmd_chat(args) -> int:
 
 
 def cmd_serve(args) -> int:
-    import os
-
     import uvicorn
 
     host = args.host or os.environ.get("CINEAGENT_HOST") or "127.0.0.1"
@@ -346,8 +345,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    import os
-
+    logging.getLogger("faiss.loader").setLevel(logging.WARNING)  # its AVX probing is noise, not news
     from agent.tracing import TracingConfig, setup_tracing
 
     # once per process, before any agent is built: exporters from the environment, the local trace

@@ -3,21 +3,30 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
+HASH := $(shell sha1sum pyproject.toml | cut -c1-12)
+RUN_STAMP := $(VENV)/.installed-run-$(HASH)
+TEST_STAMP := $(VENV)/.installed-test-$(HASH)
 HOST ?= 127.0.0.1
 PORT ?= 7860
 
-.PHONY: install data models run test bench clean-venv
+.PHONY: install data models run test clean-venv
 
-$(STAMP): pyproject.toml
+$(RUN_STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	# torch first, pinned: the CPU wheel on these machines; any other version drags in CUDA
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e '.[test]'
-	rm -f $(VENV)/.installed-*
-	touch $(STAMP)
+	$(BIN)/pip install --quiet -e .
+	rm -f $(VENV)/.installed-run-*
+	touch $(RUN_STAMP)
 
-install: $(STAMP)
+# the test extra adds llama-cpp-python's server (it compiles for ~8 min once; pip caches the wheel),
+# Playwright, schemathesis and pytest: only `make test` pays for them
+$(TEST_STAMP): $(RUN_STAMP)
+	$(BIN)/pip install --quiet -e '.[test]'
+	rm -f $(VENV)/.installed-test-*
+	touch $(TEST_STAMP)
+
+install: $(RUN_STAMP)
 
 data: install
 	$(BIN)/cineagent data fetch
@@ -29,12 +38,9 @@ models: data
 run: models
 	$(BIN)/cineagent serve --host $(HOST) --port $(PORT)
 
-test: install
+test: $(TEST_STAMP)
 	bash tests/prepare.sh
 	$(BIN)/python -m pytest
-
-bench: models
-	$(BIN)/cineagent bench score --json bench-score.json
 
 clean-venv:
 	rm -rf $(VENV)

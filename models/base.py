@@ -152,6 +152,18 @@ class Recommender:
         self._seen = {int(u): s for u, s in zip(state["seen_users"], splits)}
 
 
+def set_row(array: np.ndarray, row: int, value) -> np.ndarray:
+    """Write ``value`` at ``row`` and return the array, growing it by doubling when ``row`` is
+    past its end: folding in a stream of new users is amortised O(1) per user instead of a copy
+    of the whole array each time. Rows past the used ones stay zero and are never read."""
+    if row >= len(array):
+        grown = np.zeros((max(row + 1, 2 * len(array)),) + array.shape[1:], dtype=array.dtype)
+        grown[: len(array)] = array
+        array = grown
+    array[row] = value
+    return array
+
+
 def top_n(scores: np.ndarray, n: int, item_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Best ``n`` finite scores, sorted; vectorised (argpartition), never a Python loop over items."""
     finite = np.isfinite(scores)

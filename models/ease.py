@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict
 
 from data.movielens import MovieLens
 from data.store import atomic_path
-from models.base import Recommender
+from models.base import Recommender, set_row
 
 
 class EASEConfig(BaseModel):
@@ -51,11 +51,7 @@ class EASE(Recommender):
         row = np.zeros(len(self.item_ids), dtype=np.float32)
         # a swipe-dislike is stored as a low rating: it is evidence of exposure, not of taste
         row[item_positions[ratings >= 3]] = 1.0
-        pos = self._new_user_position(user_id)
-        if pos == len(self.X):
-            self.X = np.vstack([self.X, row])
-        else:
-            self.X[pos] = row
+        self.X = set_row(self.X, self._new_user_position(user_id), row)
 
     def neighbour_scores(self, item_ids) -> np.ndarray:
         """Summed EASE weights from ``item_ids`` to every item ("more like these"), catalog order."""

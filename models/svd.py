@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from data.movielens import MovieLens
 from data.store import atomic_path
-from models.base import Recommender
+from models.base import Recommender, set_row
 
 log = logging.getLogger(__name__)
 
@@ -136,11 +136,8 @@ class SVD(Recommender):
         gram = design.T @ design + penalty * np.eye(design.shape[1])
         solution = np.linalg.solve(gram, design.T @ residual)
         pos = self._new_user_position(user_id)
-        if pos == len(self.bu):
-            self.bu = np.append(self.bu, 0.0)
-            self.pu = np.vstack([self.pu, np.zeros((1, self.pu.shape[1]))])
-        self.bu[pos] = solution[0]
-        self.pu[pos] = solution[1:]
+        self.bu = set_row(self.bu, pos, solution[0])
+        self.pu = set_row(self.pu, pos, solution[1:])
 
     # ------------------------------------------------------------------ persistence
     def save(self, directory: Path) -> list[Path]:

@@ -33,7 +33,7 @@ from torch import nn
 
 from data.movielens import GENRES, MovieLens
 from data.store import atomic_path
-from models.base import ColdStart, Recommender
+from models.base import ColdStart, Recommender, set_row
 
 log = logging.getLogger(__name__)
 
@@ -265,10 +265,7 @@ class TwoTower(Recommender):
         with torch.no_grad():
             vector = self._net.users(torch.tensor([position if trained else 0]), torch.tensor([float(trained)]),
                                      torch.as_tensor(self._codes_of(user_id))[None], history).numpy()
-        if position == len(self._user_vectors):
-            self._user_vectors = np.concatenate([self._user_vectors, vector])
-        else:
-            self._user_vectors[position] = vector[0]
+        self._user_vectors = set_row(self._user_vectors, position, vector[0])
 
     # ------------------------------------------------------------------ persistence
     def save(self, directory: Path) -> list[Path]:

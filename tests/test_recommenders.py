@@ -117,3 +117,15 @@ def test_score_subset_matches_full_vector(fitted, name):
 def test_popularity_within_genre(fitted):
     ids, _ = fitted["popularity"].recommend_in_genres(["Romance"], n=10)
     assert ids.tolist() and all(cluster_of(i) == 1 for i in ids)
+
+
+@pytest.mark.parametrize("name", ["ease", "svd", "two_tower"])
+def test_many_fold_ins_grow_by_doubling_and_keep_every_user(toy, name):
+    data, train, _ = toy
+    model = _factories()[name]().fit(train, data)
+    before = model.score(3).copy()
+    for user in range(1000, 1040):  # alternate romance and sci-fi fans
+        model.fold_in(user, {12: 5, 14: 5} if user % 2 else {2: 5, 4: 5})
+    np.testing.assert_allclose(model.score(3), before, rtol=1e-6, atol=1e-6)  # trained users untouched
+    romance, scifi = model.recommend(1001, n=3)[0], model.recommend(1002, n=3)[0]
+    assert sum(cluster_of(i) == 1 for i in romance) >= 2 and sum(cluster_of(i) == 0 for i in scifi) >= 2

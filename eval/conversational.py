@@ -60,7 +60,7 @@ def conversational_report(split: Split, bundle: ModelBundle, profiles_dir, k: in
         ranking = ranker.rank(user, intent, queries[genre], n=k)
         rows.setdefault("pipeline", []).append(user_metrics([i.item_id for i in ranking.items], relevant, k))
         mask, _ = ranker.allowed(intent, set(profiles.ratings(user.key)))
-        singles = {name: scores for name, scores in _single_sources(bundle, user_id).items()}
+        singles = _single_sources(bundle, user_id)
         singles["semantic"] = catalog.similarity(queries[genre])
         for name, scores in singles.items():
             ranked = np.where(mask, scores, -np.inf)

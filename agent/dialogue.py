@@ -169,6 +169,7 @@ class DialogueManager:
         with self._model_lock:
             ratings = self.profiles.record_swipe(user.key, int(item_id), liked)
             self.bundle.fusion.fold_in(user.model_id, ratings)
+            self.ranker.forget(user.key)
             self._folded.add(user.key)
         if self.tracer and trace_id:
             self.tracer.record_feedback(trace_id, user, int(item_id), liked)
@@ -289,12 +290,12 @@ class DialogueManager:
 
     # ---------------------------------------------------------------- helpers
     def _cards(self, ranking: Ranking, user: User, intent: Intent) -> list[Card]:
+        rows = [self.ranker.position[item.item_id] for item in ranking.items]
+        resembled = self.profiles.search_many(user.key, self.catalog.vectors[rows], k=2) if rows else []
         cards = []
-        pos = self.ranker.position
-        for item in ranking.items:
+        for item, hits in zip(ranking.items, resembled):
             movie = self.data.movies[item.item_id]
-            evidence = evidence_for(item, user, self.profiles, self.data, self.catalog.vectors[pos[item.item_id]],
-                                    list(intent.titles))
+            evidence = evidence_for(item, hits, self.data, list(intent.titles))
             cards.append(Card(item.item_id, movie.title, movie.year, list(movie.genres), explain(evidence),
                               item.score, evidence))
         return cards
@@ -323,6 +324,7 @@ class DialogueManager:
         if swipes:
             with self._model_lock:
                 self.bundle.fusion.fold_in(user.model_id, self.profiles.ratings(user.key))
+                self.ranker.forget(user.key)
         self._folded.add(user.key)
 
 

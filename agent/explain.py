@@ -3,10 +3,9 @@ genres it has, and the sources that ranked it. Nothing else may be cited."""
 from __future__ import annotations
 
 from data.movielens import MovieLens
-from retrieval.profile_index import ProfileStore
+from retrieval.profile_index import ProfileHit
 
 from agent.ranking import RankedItem
-from agent.users import User
 
 SOURCE_PHRASES = {
     "two_tower": "your taste profile (two-tower model)",
@@ -21,10 +20,11 @@ CITED_RANK = 20        # a source is named as a reason only when it ranked the p
 MIN_RESEMBLANCE = 0.35  # cosine below this is not "resembles" (MiniLM texts of unrelated films sit ~0.2)
 
 
-def evidence_for(item: RankedItem, user: User, profiles: ProfileStore, data: MovieLens, item_vector,
-                 referenced: list[int]) -> dict:
-    """The structured evidence of one pick (what the explanation and the UI's "why" show)."""
-    hits = [h for h in profiles.search(user.key, item_vector, k=2) if h.score >= MIN_RESEMBLANCE and h.item_id != item.item_id]
+def evidence_for(item: RankedItem, resembled: list[ProfileHit], data: MovieLens, referenced: list[int]) -> dict:
+    """The structured evidence of one pick (what the explanation and the UI's "why" show).
+
+    ``resembled``: the person's liked items nearest to the pick (``ProfileStore.search_many``)."""
+    hits = [h for h in resembled if h.score >= MIN_RESEMBLANCE and h.item_id != item.item_id]
     top_sources = sorted(((n, r) for n, r in item.source_ranks.items() if r <= CITED_RANK), key=lambda kv: kv[1])[:2]
     return {
         "profile_items": [{"item_id": h.item_id, "title": data.movies[h.item_id].label,

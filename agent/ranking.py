@@ -11,6 +11,8 @@ seen, disliked or been shown this session. MMR then trades a little score for va
 """
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -37,6 +39,7 @@ class RankerConfig(BaseModel):
     pool: int = 60                       # candidates kept per source before MMR
     mmr_lambda: float = 0.9              # 1.0 = pure score; 0.9 swaps near-duplicates for variety
     evidence_k: int = 5                  # profile hits retrieved for a request
+    personal_cache_users: int = 512      # users whose personal scores are kept (~55 KB each)
 
 
 @dataclass
@@ -71,6 +74,9 @@ class RequestRanker:
         years = bundle.data.items["year"]
         self.years = np.where(years.isna(), -1, years.fillna(-1).astype(int)).astype(int)
         self.ease = bundle.sources.get("ease")
+        # a person's personal scores change only when they swipe (``forget``), not from turn to turn
+        self._personal: OrderedDict[str, tuple[dict[str, np.ndarray], str | None]] = OrderedDict()
+        self._personal_lock = threading.Lock()
 
     # ---------------------------------------------------------------- filters
     def allowed(self, intent: Intent, blocked: set[int]) -> tuple[np.ndarray, bool]:
@@ -97,14 +103,36 @@ class RequestRanker:
 
     # ---------------------------------------------------------------- sources
     def personal_scores(self, user: User) -> tuple[dict[str, np.ndarray], str | None]:
-        """The core's z-scored sources for this user; popularity alone for a cold user."""
+        """The core's weighted z-scored sources for this user (popularity alone for a cold user),
+        cached per user until ``forget``: scoring every model is a tenth of a turn."""
+        with self._personal_lock:
+            cached = self._personal.get(user.key)
+            if cached is not None:
+                self._personal.move_to_end(user.key)
+                return cached
+        computed = self._score_personal(user)
+        with self._personal_lock:
+            self._personal[user.key] = computed
+            while len(self._personal) > self.config.personal_cache_users:
+                self._personal.popitem(last=False)
+        return computed
+
+    def forget(self, user_key: str) -> None:
+        """Drop a user's cached personal scores; call after their vectors were folded in again."""
+        with self._personal_lock:
+            self._personal.pop(user_key, None)
+
+    def _score_personal(self, user: User) -> tuple[dict[str, np.ndarray], str | None]:
         fusion = self.bundle.fusion
         try:
             parts = fusion.source_scores([user.model_id])
-            return {n: fusion.weights[n] * s[0] for n, s in parts.items()}, None
+            scores, reason = {n: fusion.weights[n] * s[0] for n, s in parts.items()}, None
         except ColdStart as exc:
             pop = self.bundle.sources["popularity"]
-            return {"popularity": zscore(pop.score_all([user.model_id]))[0]}, exc.reason
+            scores, reason = {"popularity": zscore(pop.score_all([user.model_id]))[0]}, exc.reason
+        for vector in scores.values():
+            vector.setflags(write=False)  # shared by every turn until forget()
+        return scores, reason
 
     def neighbour_scores(self, seeds: list[int]) -> np.ndarray | None:
         seeds = [s for s in seeds if s in self.position]

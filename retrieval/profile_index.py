@@ -119,9 +119,13 @@ class ProfileStore:
 
     def search(self, user_key: str, query: np.ndarray, k: int = 5) -> list[ProfileHit]:
         """This user's ``k`` liked items most similar to ``query``, best first."""
+        return self.search_many(user_key, query.reshape(1, -1), k)[0]
+
+    def search_many(self, user_key: str, queries: np.ndarray, k: int = 5) -> list[list[ProfileHit]]:
+        """``search`` for each row of ``queries`` in one FAISS call (a turn's ten cards at once)."""
         index, liked, ratings = self._index(user_key)
         if index.ntotal == 0:
-            return []
-        scores, rows = index.search(np.ascontiguousarray(query.reshape(1, -1), dtype=np.float32), min(k, index.ntotal))
-        return [ProfileHit(int(liked[row]), float(score), int(ratings[row]))
-                for score, row in zip(scores[0], rows[0]) if row >= 0]
+            return [[] for _ in range(len(queries))]
+        scores, rows = index.search(np.ascontiguousarray(queries, dtype=np.float32), min(k, index.ntotal))
+        return [[ProfileHit(int(liked[row]), float(score), int(ratings[row])) for score, row in zip(s, r) if row >= 0]
+                for s, r in zip(scores.tolist(), rows.tolist())]

@@ -24,16 +24,22 @@ import threading
 import time
 import uuid
 from collections import deque
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import asynccontextmanager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Annotated, Any, Iterator, Literal
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no phoning home from a local service
+# Turns run on the server's worker threads, and OpenMP (FAISS, torch) gives every new thread the
+# process default, read once when the library loads: omp_set_num_threads in agent.runtime reaches
+# only the thread that calls it. Left at 2, each search woke a spinning OpenMP helper thread that
+# burnt as much CPU as the turn itself (8.3 ms a turn instead of 4.4 on 2 cores).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import gradio as gr
 from fastapi import Depends, FastAPI, Path, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -59,8 +65,8 @@ class Settings(BaseModel):
     session_ttl_s: float = Field(default=3600.0, gt=0)
     max_sessions: int = Field(default=10_000, ge=1)
     recent_turns: int = Field(default=200, ge=1)
-    # turns are CPU-bound: a few at once keep the cores busy, more only add contention and tail
-    # latency (20 users on 2 cores: p95 0.8 s with 4 slots against 2.0 s unbounded, eval/load_test.py)
+    # turns run on threads (the UI's, and API turns that call the LLM) take a slot: a few at once
+    # keep the cores busy, more only add contention and tail latency (see ``Runtime.turns_inline``)
     turn_slots: int = Field(default_factory=lambda: 2 * (os.cpu_count() or 1), ge=1)
 
     @classmethod
@@ -162,13 +168,32 @@ class Runtime:
         return self.agent
 
     # ------------------------------------------------------------ turns and swipes
-    def chat(self, user: object, session_id: str, message: str, channel: str) -> TurnResult:
-        """One turn, recorded for the Traces tab and the metrics."""
+    @property
+    def turns_inline(self) -> bool:
+        """Whether API turns run on the event loop itself: yes with the offline parser.
+
+        Such a turn is ~4 ms of pure CPU under the GIL, so worker threads only add two hand-offs
+        per request and GIL contention between them: with 20 concurrent users, running them inline
+        cut the app's CPU per turn from ~9 ms to ~6 ms (eval/load_test.py). A turn that asks the
+        LLM waits ~1 s on the network, so it goes to the thread pool and never blocks the loop.
+        """
+        return self.agent is not None and self.agent.parser.name == "offline"
+
+    async def chat_from_loop(self, user: object, session_id: str, message: str, channel: str) -> TurnResult:
+        """``chat`` for an async route: inline or in the thread pool (see ``turns_inline``)."""
+        if self.turns_inline:
+            return self.chat(user, session_id, message, channel, inline=True)
+        return await run_in_threadpool(self.chat, user, session_id, message, channel)
+
+    def chat(self, user: object, session_id: str, message: str, channel: str, inline: bool = False) -> TurnResult:
+        """One turn, recorded for the Traces tab and the metrics. ``inline``: called on the event
+        loop, which runs one turn at a time, so it takes no turn slot (waiting for one would stall
+        the loop)."""
         started, wall = time.perf_counter(), time.time()
         # a refused turn has no trace of the agent's: it gets an id of its own for the Traces tab
         record = TurnRecord(uuid.uuid4().hex, wall, channel, str(user), str(session_id), str(message)[:200], 0.0, "ok")
         try:
-            with self._turn_slots:
+            with nullcontext() if inline else self._turn_slots:
                 result = self.require().turn(user, session_id, message)
         except Exception as exc:
             record.total_ms, record.outcome = (time.perf_counter() - started) * 1000, f"{type(exc).__name__}: {exc}"
@@ -346,15 +371,15 @@ def build_api(runtime: Runtime) -> FastAPI:
     api.add_middleware(BodySizeLimit, max_bytes=runtime.settings.max_body_bytes)  # outermost of the two
 
     @api.post("/api/chat", response_model=ChatResponse, responses=ERRORS, tags=["agent"])
-    def chat(body: ChatRequest, rt: Ready) -> dict:
+    async def chat(body: ChatRequest, rt: Ready) -> dict:
         """One chat turn: text plus recommendation cards with their evidence."""
-        result = rt.chat(body.user_id, body.session_id, body.message, channel="api")
+        result = await rt.chat_from_loop(body.user_id, body.session_id, body.message, channel="api")
         return {**result.as_dict(), "session_id": result.session_id}
 
     @api.post("/api/recommend", response_model=RecommendResponse, responses=ERRORS, tags=["agent"])
-    def recommend(body: RecommendRequest, rt: Ready) -> dict:
+    async def recommend(body: RecommendRequest, rt: Ready) -> dict:
         """One stand-alone request (its own session): the parsed intent and the ranked items."""
-        result = rt.chat(body.user_id, f"recommend-{uuid.uuid4().hex}", body.query, channel="api")
+        result = await rt.chat_from_loop(body.user_id, f"recommend-{uuid.uuid4().hex}", body.query, channel="api")
         # a one-off request: its session must not push live conversations out of the bounded store
         rt.require().sessions.discard(result.session_id, result.user.key)
         items = [c.as_dict() for c in result.cards][: body.n]

@@ -207,7 +207,11 @@ def cmd_serve(args) -> int:
     port = args.port or int(os.environ.get("CINEAGENT_PORT") or 7860)
     # by import string so nothing imports app.py; on SIGTERM uvicorn stops accepting, lets requests
     # in flight finish (swipes are fsynced before they are answered), then closes what is left
-    uvicorn.run("app:app", host=host, port=port, timeout_graceful_shutdown=args.grace, log_level="info")
+    # no access log by default: every turn already logs a line (trace id, user, act, latency) and
+    # /metrics counts requests by route and status; CINEAGENT_ACCESS_LOG=1 turns it on
+    access_log = os.environ.get("CINEAGENT_ACCESS_LOG", "0").lower() in ("1", "true", "yes")
+    uvicorn.run("app:app", host=host, port=port, timeout_graceful_shutdown=args.grace, log_level="info",
+                access_log=access_log)
     return 0
 
 
@@ -343,6 +347,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "serve":
+        # before numpy, torch and FAISS load (the imports below load them): see the note in app.py
+        os.environ.setdefault("OMP_NUM_THREADS", "1")
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     logging.getLogger("faiss.loader").setLevel(logging.WARNING)  # its AVX probing is noise, not news

@@ -67,6 +67,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable, Iterator, Literal, Mapping
 
+import orjson
 from opentelemetry import context as otel_context
 from opentelemetry import trace as otel_trace
 from opentelemetry.sdk.resources import Resource
@@ -86,6 +87,7 @@ TRACE_NAME = "chat-turn"
 SCORE_NAME = "user_feedback"
 TRACER_NAME = "cineagent"
 DEFAULT_LANGFUSE_URL = "https://cloud.langfuse.com"   # the Langfuse SDK's own default
+BATCH_LINGER_S = 0.05       # the tracing thread gathers turns this long before exporting them
 TURN_QUEUE = 1000           # turns waiting for the background thread; more are dropped (counted), never waited for
 SPAN_QUEUE = 2048           # spans per exporter waiting to be sent (the OTel default, stated: bounded memory)
 MAX_TEXT = 1000             # characters kept of any exported string (a request is at most 2000)
@@ -171,7 +173,15 @@ class TraceLog:
         self._lock = threading.Lock()
 
     def append(self, record: dict) -> None:
-        line = (json.dumps(record, ensure_ascii=False, default=str, separators=(",", ":")) + "\n").encode("utf-8")
+        self.append_many([record])
+
+    def append_many(self, records: list[dict]) -> None:
+        """Append the records in order, in one write: a batch of turns takes the lock once."""
+        if not records:
+            return
+        # orjson: a tenth of the stdlib's CPU for a 5 KB turn, and this thread shares the GIL with turns
+        line = b"".join(orjson.dumps(r, default=str, option=orjson.OPT_NON_STR_KEYS | orjson.OPT_APPEND_NEWLINE)
+                        for r in records)
         with self._lock:
             # a sidecar lock file, not the log itself: rotation renames the log, and a lock on a
             # renamed file would no longer keep another process out
@@ -341,12 +351,20 @@ def _ns(epoch_s: float) -> int:
 
 
 class _Worker(threading.Thread):
-    """Runs submitted jobs in order; a full queue drops the job (counted) instead of blocking."""
+    """Runs submitted jobs in order, in batches; a full queue drops the job (counted) instead of
+    blocking. After each batch it calls ``after_batch`` (the trace log's one write for the batch).
 
-    def __init__(self, size: int = TURN_QUEUE) -> None:
+    It waits ``linger_s`` after the first job of a batch so that a burst of turns is exported
+    together: the thread wakes a few times a second instead of once a turn, and every wake-up takes
+    the GIL from the turns being answered."""
+
+    def __init__(self, size: int = TURN_QUEUE, after_batch: Callable[[], None] | None = None,
+                 linger_s: float = BATCH_LINGER_S) -> None:
         super().__init__(name="cineagent-tracing", daemon=True)
         self.jobs: queue.Queue[Callable[[], None] | threading.Event] = queue.Queue(maxsize=size)
         self.dropped = 0
+        self.after_batch = after_batch
+        self.linger_s = linger_s
         self._count_lock = threading.Lock()   # request threads submit concurrently
 
     def submit(self, job: Callable[[], None]) -> bool:
@@ -373,14 +391,30 @@ class _Worker(threading.Thread):
 
     def run(self) -> None:
         while True:
-            job = self.jobs.get()
-            if isinstance(job, threading.Event):
-                job.set()
-                continue
-            try:
-                job()
-            except Exception:  # noqa: BLE001 - tracing must never take the process down
-                log.exception("tracing a turn failed")
+            batch = [self.jobs.get()]
+            if self.linger_s and not isinstance(batch[0], threading.Event):
+                time.sleep(self.linger_s)
+            while True:
+                try:
+                    batch.append(self.jobs.get_nowait())
+                except queue.Empty:
+                    break
+            flushes = []
+            for job in batch:
+                if isinstance(job, threading.Event):
+                    flushes.append(job)   # set once everything before it, the batch's write included, is done
+                    continue
+                try:
+                    job()
+                except Exception:  # noqa: BLE001 - tracing must never take the process down
+                    log.exception("tracing a turn failed")
+            if self.after_batch is not None:
+                try:
+                    self.after_batch()
+                except Exception:  # noqa: BLE001 - e.g. a full disk
+                    log.exception("tracing: writing a batch failed")
+            for done in flushes:
+                done.set()
 
 
 # ---------------------------------------------------------------------------------------- tracing
@@ -402,7 +436,8 @@ class Tracing:
             self._start_exporters()
         self.tracer = self.provider.get_tracer(TRACER_NAME, self.release) if self.provider else None
         self.prompts = prompt_registry.PromptRegistry(self.langfuse)
-        self._worker = _Worker()
+        self._unwritten: list[dict] = []   # turn records of the current batch (the worker's thread only)
+        self._worker = _Worker(after_batch=self._write_batch)
         self._worker.start()
 
     def _start_exporters(self) -> None:
@@ -478,7 +513,11 @@ class Tracing:
                 log.exception("tracing: %s failed for turn %s", part.__name__, turn.result.trace_id)
 
     def _log_locally(self, turn: "TurnView") -> None:
-        self.trace_log.append(turn.record())
+        self._unwritten.append(turn.record())
+
+    def _write_batch(self) -> None:
+        records, self._unwritten = self._unwritten, []
+        self.trace_log.append_many(records)
 
     def _observe(self, turn: "TurnView") -> None:
         """Metrics and the structured log line of the turn."""

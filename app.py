@@ -17,6 +17,7 @@ Configuration (environment, all optional):
 """
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import sys
@@ -148,6 +149,11 @@ class Runtime:
             log.exception("loading the models failed")
             self.error = f"{type(exc).__name__}: {exc}"
             return
+        # everything loaded so far lives as long as the process: moved out of the collector's view,
+        # a full collection scans only what turns create (it scanned ~600k objects for 340 ms, a
+        # pause every in-flight request waited out)
+        gc.collect()
+        gc.freeze()
         self.load_seconds = time.monotonic() - started
         log.info("serving: models %s, parser %s, loaded in %.1f s", self.model_version, self.agent.parser.name,
                  self.load_seconds)

@@ -29,6 +29,9 @@ from retrieval.catalog import CatalogIndex
 from retrieval.profile_index import ProfileHit, ProfileStore
 
 
+SEMANTIC_CACHE_SIZE = 1024  # request vectors whose catalog similarities are kept (13 KB each)
+
+
 class RankerConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -77,6 +80,8 @@ class RequestRanker:
         # a person's personal scores change only when they swipe (``forget``), not from turn to turn
         self._personal: OrderedDict[str, tuple[dict[str, np.ndarray], str | None]] = OrderedDict()
         self._personal_lock = threading.Lock()
+        self._semantic_cache: OrderedDict[bytes, np.ndarray] = OrderedDict()
+        self._semantic_lock = threading.Lock()
 
     # ---------------------------------------------------------------- filters
     def allowed(self, intent: Intent, blocked: set[int]) -> tuple[np.ndarray, bool]:
@@ -134,6 +139,23 @@ class RequestRanker:
             vector.setflags(write=False)  # shared by every turn until forget()
         return scores, reason
 
+    def _semantic(self, query_vector: np.ndarray) -> np.ndarray:
+        """z-scored cosine of the request with every item, cached by request vector: most requests
+        are a few genres, so the same vectors come back turn after turn."""
+        key = np.ascontiguousarray(query_vector, dtype=np.float32).tobytes()
+        with self._semantic_lock:
+            cached = self._semantic_cache.get(key)
+            if cached is not None:
+                self._semantic_cache.move_to_end(key)
+                return cached
+        scores = zscore(self.catalog.similarity(query_vector)[None, :].astype(np.float64))[0]
+        scores.setflags(write=False)
+        with self._semantic_lock:
+            self._semantic_cache[key] = scores
+            while len(self._semantic_cache) > SEMANTIC_CACHE_SIZE:
+                self._semantic_cache.popitem(last=False)
+        return scores
+
     def neighbour_scores(self, seeds: list[int]) -> np.ndarray | None:
         seeds = [s for s in seeds if s in self.position]
         if self.ease is None or not seeds:
@@ -156,7 +178,7 @@ class RequestRanker:
 
         sources: dict[str, np.ndarray] = {}
         personal, cold_reason = self.personal_scores(user)
-        semantic = zscore(self.catalog.similarity(query_vector)[None, :].astype(np.float64))[0]
+        semantic = self._semantic(query_vector)
         request = {"semantic": (cfg.keyword_semantic_weight if intent.keywords else cfg.semantic_weight) * semantic}
         title_nb = self.neighbour_scores(list(intent.titles))
         if title_nb is not None:
@@ -171,9 +193,13 @@ class RequestRanker:
                 masked = np.where(mask, scores, -np.inf)
                 top = np.argpartition(-masked, cfg.pool)[: cfg.pool] if len(masked) > cfg.pool else np.arange(len(masked))
                 top = top[np.argsort(-masked[top], kind="stable")]
-                top = top[np.isfinite(masked[top])]
+                top = top[np.isfinite(masked[top])].tolist()  # Python ints: this loop runs ~400 times a turn
                 for rank, p in enumerate(top, 1):
-                    pool.setdefault(int(p), {})[name] = rank
+                    ranks = pool.get(p)
+                    if ranks is None:
+                        pool[p] = {name: rank}
+                    else:
+                        ranks[name] = rank
                 sources[name] = scores
                 step.output = {"pool": len(top), "top": [{"item_id": int(self.item_ids[p]), "score": round(float(scores[p]), 4)}
                                                          for p in top[:5]]}

@@ -729,7 +729,21 @@ def build_ui(runtime: Runtime) -> gr.Blocks:
         for trigger in (refresh.click, traces_tab.select):
             trigger(partial(trace_tables, runtime), outputs=[turns_table, steps_table], api_visibility="private")
     # turns are CPU-bound on a small machine: a few at once, the rest queue in Gradio
-    return demo.queue(default_concurrency_limit=4)
+    demo.queue(default_concurrency_limit=4)
+    relax_queue_polling(demo)
+    return demo
+
+
+UI_QUEUE_POLL_S = 0.01
+
+
+def relax_queue_polling(demo: gr.Blocks) -> None:
+    """Gradio's queue polls for new UI events every 1 ms on the event loop (6% of a core while
+    idle, and under load a wake-up between every two API turns); every 10 ms is as responsive to a
+    person and leaves the loop to the API. It is a private attribute: left alone if it moves."""
+    queue = getattr(demo, "_queue", None)
+    if queue is not None and isinstance(getattr(queue, "sleep_when_free", None), float):
+        queue.sleep_when_free = max(queue.sleep_when_free, UI_QUEUE_POLL_S)
 
 
 # ---------------------------------------------------------------------------------------- app

@@ -13,7 +13,10 @@ Configuration (environment, all optional):
 - ``CINEAGENT_SESSION_TTL_S`` / ``CINEAGENT_MAX_SESSIONS``: chat sessions expire after this many
   idle seconds (default 3600) and at most this many are kept, oldest evicted (default 10000).
 - ``CINEAGENT_RECENT_TURNS``: turns kept for the Traces tab (default 200).
-- ``CINEAGENT_TURN_SLOTS``: turns computed at once, the rest wait their turn (default 2 x CPUs).
+- ``CINEAGENT_TURN_SLOTS``: turns computed at once on threads (UI turns, API turns that call the
+  LLM), the rest wait their turn (default 2 x CPUs). API turns with the offline parser run on the
+  event loop, one at a time (``Runtime.turns_inline``).
+- ``CINEAGENT_ACCESS_LOG``: ``1`` for uvicorn's line per request (read by ``cineagent serve``).
 """
 from __future__ import annotations
 

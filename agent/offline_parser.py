@@ -46,7 +46,6 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections import OrderedDict
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
@@ -58,6 +57,7 @@ from rapidfuzz.distance import DamerauLevenshtein
 
 from agent import lexicon as lx
 from agent.intent import MAX_COUNT, Act, Intent, IntentParser, ParseResult, YearRange
+from agent.lru import LruCache
 from agent.titles import STOPWORDS, TitleIndex, Token, phrase, tokenize
 from data.movielens import GENRES, MovieLens
 
@@ -189,7 +189,7 @@ class OfflineParser(IntentParser):
         self._genre_vectors: np.ndarray | None = None  # (18, 384) descriptions, built on first use
         self._term_vectors: np.ndarray | None = None   # (n_terms, 384) one-genre lexicon phrases
         self._term_genres: np.ndarray | None = None    # (n_terms,) genre index of each phrase
-        self._embed_cache: OrderedDict[str, tuple[str, ...]] = OrderedDict()
+        self._embed_cache: LruCache[str, tuple[str, ...]] = LruCache(EMBED_CACHE_SIZE)
 
         terms: dict[tuple[str, ...], _Term] = {}
         for table, strong in ((lx.STRONG, True), (lx.WEAK, False)):
@@ -269,7 +269,7 @@ class OfflineParser(IntentParser):
         CPU), so that no request pays for it. Without it the first backstop call does."""
         if self._embedder is not None:
             self._embed_genres("warm up", {})
-            self._embed_cache.pop("warm up", None)
+            self._embed_cache.pop("warm up")
 
     # ----------------------------------------------------------------------- steps
     def _parse(self, text: str, previous: Intent | None) -> tuple[Intent, dict]:
@@ -498,10 +498,10 @@ class OfflineParser(IntentParser):
         agreement named the right genre for 22, a wrong one for 4 (arguable: "disney" ->
         Animation) and a genre for 2 of the non-genre words ("music" -> Musical).
         """
-        if text in self._embed_cache:
-            self._embed_cache.move_to_end(text)
-            details["embedding"] = {"text": text, "genres": list(self._embed_cache[text]), "cached": True}
-            return self._embed_cache[text]
+        cached = self._embed_cache.get(text)
+        if cached is not None:
+            details["embedding"] = {"text": text, "genres": list(cached), "cached": True}
+            return cached
         try:
             if self._genre_vectors is None:
                 single = [(t, GENRES.index(gs[0])) for table in (lx.STRONG, lx.WEAK) for t, gs in table.items() if len(gs) == 1]
@@ -523,9 +523,7 @@ class OfflineParser(IntentParser):
         details["embedding"] = {"text": text, "genres": list(result),
                                 "description": [GENRES[best_d], round(float(by_description[best_d]), 3)],
                                 "term": [GENRES[best_t], round(float(by_term[best_t]), 3)]}
-        self._embed_cache[text] = result
-        if len(self._embed_cache) > EMBED_CACHE_SIZE:
-            self._embed_cache.popitem(last=False)
+        self._embed_cache.put(text, result)
         return result
 
     # ----------------------------------------------------------------------- years

@@ -8,13 +8,12 @@ turn budget. Exclusions never enter the vector (embedding "no horror" would pull
 """
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from typing import Callable, Sequence
 
 import numpy as np
 
 from agent.intent import Intent
+from agent.lru import LruCache
 from data.movielens import GENRES, MovieLens
 from retrieval.catalog import CatalogIndex
 
@@ -33,8 +32,7 @@ class RequestEncoder:
         vectors = self.embed([f"{g} movie" for g in GENRES] + ["a good movie"])
         self.genre_vectors = dict(zip(GENRES, vectors[:-1]))
         self.default_vector = vectors[-1]
-        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
-        self._lock = threading.Lock()
+        self._cache: LruCache[str, np.ndarray] = LruCache(CACHE_SIZE)
 
     def text(self, intent: Intent) -> str:
         """A readable positive description of the request (what traces show)."""
@@ -58,12 +56,8 @@ class RequestEncoder:
         return (mean / max(float(np.linalg.norm(mean)), 1e-9)).astype(np.float32)
 
     def _keywords(self, phrase: str) -> np.ndarray:
-        with self._lock:
-            cached = self._cache.get(phrase)
+        cached = self._cache.get(phrase)
         if cached is None:
             cached = self.embed([phrase])[0]
-            with self._lock:
-                self._cache[phrase] = cached
-                if len(self._cache) > CACHE_SIZE:
-                    self._cache.popitem(last=False)
+            self._cache.put(phrase, cached)
         return cached

@@ -11,14 +11,13 @@ seen, disliked or been shown this session. MMR then trades a little score for va
 """
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from agent.intent import Intent
+from agent.lru import LruCache
 from agent.steps import Step, recording
 from agent.users import User
 from data.movielens import GENRES
@@ -78,10 +77,8 @@ class RequestRanker:
         self.years = np.where(years.isna(), -1, years.fillna(-1).astype(int)).astype(int)
         self.ease = bundle.sources.get("ease")
         # a person's personal scores change only when they swipe (``forget``), not from turn to turn
-        self._personal: OrderedDict[str, tuple[dict[str, np.ndarray], str | None]] = OrderedDict()
-        self._personal_lock = threading.Lock()
-        self._semantic_cache: OrderedDict[bytes, np.ndarray] = OrderedDict()
-        self._semantic_lock = threading.Lock()
+        self._personal: LruCache[str, tuple[dict[str, np.ndarray], str | None]] = LruCache(self.config.personal_cache_users)
+        self._semantic: LruCache[bytes, np.ndarray] = LruCache(SEMANTIC_CACHE_SIZE)
 
     # ---------------------------------------------------------------- filters
     def allowed(self, intent: Intent, blocked: set[int]) -> tuple[np.ndarray, bool]:
@@ -110,22 +107,15 @@ class RequestRanker:
     def personal_scores(self, user: User) -> tuple[dict[str, np.ndarray], str | None]:
         """The core's weighted z-scored sources for this user (popularity alone for a cold user),
         cached per user until ``forget``: scoring every model is a tenth of a turn."""
-        with self._personal_lock:
-            cached = self._personal.get(user.key)
-            if cached is not None:
-                self._personal.move_to_end(user.key)
-                return cached
-        computed = self._score_personal(user)
-        with self._personal_lock:
-            self._personal[user.key] = computed
-            while len(self._personal) > self.config.personal_cache_users:
-                self._personal.popitem(last=False)
-        return computed
+        cached = self._personal.get(user.key)
+        if cached is None:
+            cached = self._score_personal(user)
+            self._personal.put(user.key, cached)
+        return cached
 
     def forget(self, user_key: str) -> None:
         """Drop a user's cached personal scores; call after their vectors were folded in again."""
-        with self._personal_lock:
-            self._personal.pop(user_key, None)
+        self._personal.pop(user_key)
 
     def _score_personal(self, user: User) -> tuple[dict[str, np.ndarray], str | None]:
         fusion = self.bundle.fusion
@@ -139,21 +129,15 @@ class RequestRanker:
             vector.setflags(write=False)  # shared by every turn until forget()
         return scores, reason
 
-    def _semantic(self, query_vector: np.ndarray) -> np.ndarray:
+    def semantic_scores(self, query_vector: np.ndarray) -> np.ndarray:
         """z-scored cosine of the request with every item, cached by request vector: most requests
         are a few genres, so the same vectors come back turn after turn."""
         key = np.ascontiguousarray(query_vector, dtype=np.float32).tobytes()
-        with self._semantic_lock:
-            cached = self._semantic_cache.get(key)
-            if cached is not None:
-                self._semantic_cache.move_to_end(key)
-                return cached
-        scores = zscore(self.catalog.similarity(query_vector)[None, :].astype(np.float64))[0]
-        scores.setflags(write=False)
-        with self._semantic_lock:
-            self._semantic_cache[key] = scores
-            while len(self._semantic_cache) > SEMANTIC_CACHE_SIZE:
-                self._semantic_cache.popitem(last=False)
+        scores = self._semantic.get(key)
+        if scores is None:
+            scores = zscore(self.catalog.similarity(query_vector)[None, :].astype(np.float64))[0]
+            scores.setflags(write=False)
+            self._semantic.put(key, scores)
         return scores
 
     def neighbour_scores(self, seeds: list[int]) -> np.ndarray | None:
@@ -178,7 +162,7 @@ class RequestRanker:
 
         sources: dict[str, np.ndarray] = {}
         personal, cold_reason = self.personal_scores(user)
-        semantic = self._semantic(query_vector)
+        semantic = self.semantic_scores(query_vector)
         request = {"semantic": (cfg.keyword_semantic_weight if intent.keywords else cfg.semantic_weight) * semantic}
         title_nb = self.neighbour_scores(list(intent.titles))
         if title_nb is not None:

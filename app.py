@@ -37,7 +37,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no phoning home fr
 # Turns run on the server's worker threads, and OpenMP (FAISS, torch) gives every new thread the
 # process default, read once when the library loads: omp_set_num_threads in agent.runtime reaches
 # only the thread that calls it. Left at 2, each search woke a spinning OpenMP helper thread that
-# burnt as much CPU as the turn itself (8.3 ms a turn instead of 4.4 on 2 cores).
+# burnt as much CPU as the turn itself (the app CPU per turn that `cineagent bench load` prints).
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import gradio as gr
@@ -153,8 +153,8 @@ class Runtime:
             self.error = f"{type(exc).__name__}: {exc}"
             return
         # everything loaded so far lives as long as the process: moved out of the collector's view,
-        # a full collection scans only what turns create (it scanned ~600k objects for 340 ms, a
-        # pause every in-flight request waited out)
+        # a full collection scans only what turns create (before, it scanned ~600k objects in
+        # ~340 ms, timed with gc.callbacks: a pause every in-flight request waited out)
         gc.collect()
         gc.freeze()
         self.load_seconds = time.monotonic() - started
@@ -183,7 +183,7 @@ class Runtime:
 
         Such a turn is ~4 ms of pure CPU under the GIL, so worker threads only add two hand-offs
         per request and GIL contention between them: with 20 concurrent users, running them inline
-        cut the app's CPU per turn from ~9 ms to ~6 ms (eval/load_test.py). A turn that asks the
+        cut the app's CPU per turn from ~9 ms to ~6 ms (``cineagent bench load``). A turn that asks the
         LLM waits ~1 s on the network, so it goes to the thread pool and never blocks the loop.
         """
         return self.agent is not None and self.agent.parser.name == "offline"

@@ -45,8 +45,8 @@ def one_thread_per_turn() -> None:
     """Run numpy (OpenBLAS), torch and FAISS single-threaded in this process.
 
     A turn's matrices are small (1,682 items), so intra-op threads buy nothing, and when the app
-    runs several turns at once their spinning worker threads oversubscribe the cores: on 2 cores,
-    20 concurrent users cost 20 ms of CPU a turn with the libraries' defaults and 10 ms with this.
+    runs several turns at once their spinning worker threads oversubscribe the cores: on 2 cores
+    this halved the app's CPU per turn under 20 concurrent users (``cineagent bench load``).
     Concurrency comes from serving several turns at once, not from splitting one.
     """
     import faiss

@@ -6,7 +6,8 @@ and caches (so 1,000 benchmark swipes never land in a real feedback log), and me
 
 - time from process start to ``/healthz`` answering 200 (models loaded);
 - ``users`` concurrent users x ``turns`` chat turns each (``POST /api/chat``, gold-set
-  utterances, one session per user): errors, p50/p95/p99 latency, throughput;
+  utterances, one session per user): errors, p50/p95/p99 latency, throughput, and the
+  app process's CPU per turn (all its threads, from /proc);
 - ``swipes`` likes/dislikes from ``users`` concurrent writers (``POST /api/feedback``): errors,
   latency, and whether ``feedback.jsonl`` holds exactly one valid line per acknowledged swipe;
 - graceful shutdown: seconds from SIGTERM to exit, and the exit status.
@@ -117,6 +118,14 @@ class AppProcess:
             self.proc.wait()
         return self.proc.returncode, time.monotonic() - started
 
+    def cpu_seconds(self) -> float | None:
+        """CPU the app process has used so far (all its threads), from /proc; None where there is none."""
+        try:
+            fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError, AttributeError):
+            return None
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")   # utime + stime
+
     def log_tail(self, chars: int = 4000) -> str:
         return self.log_path.read_text(errors="replace")[-chars:] if self.log_path.exists() else ""
 
@@ -223,7 +232,13 @@ def run_load_test(users: int = 20, turns: int = 50, swipes: int = 1000, time_lim
         with AppProcess(state, env={"CINEAGENT_PARSER": "offline"}) as app:
             report["ready_s"] = round(app.wait_ready(), 2)
             deadline = time.monotonic() + time_limit_s
+            cpu_before = app.cpu_seconds()
             report["chat"] = chat_phase(app.url, users, turns, deadline)
+            cpu_after = app.cpu_seconds()
+            # what a turn costs the app (HTTP, the turn, tracing): at saturation it sets throughput
+            report["chat"]["server_cpu_ms_per_turn"] = (
+                round((cpu_after - cpu_before) * 1000 / report["chat"]["ok"], 2)
+                if cpu_before is not None and cpu_after is not None and report["chat"]["ok"] else None)
             report["swipes"] = swipe_phase(app.url, state, users, swipes, deadline)
             status, seconds = app.stop()
             # uvicorn re-raises SIGTERM after a clean shutdown: -15 with "shutdown complete" logged is graceful
@@ -245,7 +260,8 @@ def format_report(report: dict) -> str:
         f"machine: {report['machine']['cpus']} CPUs, load average at start {report['machine']['load_avg_at_start']}",
         f"app ready (healthz 200) {report['ready_s']:.1f} s after start",
         f"chat: {chat['ok']}/{chat['n']} ok, {chat['errors']} errors, p50 {chat['p50_ms']} ms, p95 {chat['p95_ms']} ms, "
-        f"p99 {chat['p99_ms']} ms, {chat['throughput_rps']} turns/s over {chat['wall_s']} s"
+        f"p99 {chat['p99_ms']} ms, {chat['throughput_rps']} turns/s over {chat['wall_s']} s, "
+        f"app CPU {chat['server_cpu_ms_per_turn']} ms a turn"
         + (" (stopped at the time limit)" if chat["stopped_early"] else ""),
         f"swipes: {swipes['ok']}/{swipes['n']} ok, {swipes['errors']} errors, p50 {swipes['p50_ms']} ms, "
         f"p95 {swipes['p95_ms']} ms, p99 {swipes['p99_ms']} ms, {swipes['throughput_rps']} swipes/s; "

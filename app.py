@@ -28,7 +28,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from contextlib import asynccontextmanager, contextmanager, nullcontext
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Annotated, Any, Iterator, Literal
@@ -183,31 +183,48 @@ class Runtime:
 
         Such a turn is ~4 ms of pure CPU under the GIL, so worker threads only add two hand-offs
         per request and GIL contention between them: with 20 concurrent users, running them inline
-        cut the app's CPU per turn from ~9 ms to ~6 ms (``cineagent bench load``). A turn that asks the
-        LLM waits ~1 s on the network, so it goes to the thread pool and never blocks the loop.
+        cut the app's CPU per turn from ~9 ms to ~6 ms (``cineagent bench load``). The one slow part
+        such a turn can have, embedding a phrase it has not seen (~9 ms), runs in a worker thread
+        while the loop serves other turns (``DialogueManager.aturn``). A turn that asks the LLM
+        waits ~1 s on the network, so it goes to the thread pool and never blocks the loop.
         """
         return self.agent is not None and self.agent.parser.name == "offline"
 
     async def chat_from_loop(self, user: object, session_id: str, message: str, channel: str) -> TurnResult:
-        """``chat`` for an async route: inline or in the thread pool (see ``turns_inline``)."""
-        if self.turns_inline:
-            return self.chat(user, session_id, message, channel, inline=True)
-        return await run_in_threadpool(self.chat, user, session_id, message, channel)
-
-    def chat(self, user: object, session_id: str, message: str, channel: str, inline: bool = False) -> TurnResult:
-        """One turn, recorded for the Traces tab and the metrics. ``inline``: called on the event
-        loop, which runs one turn at a time, so it takes no turn slot (waiting for one would stall
-        the loop)."""
-        started, wall = time.perf_counter(), time.time()
-        # a refused turn has no trace of the agent's: it gets an id of its own for the Traces tab
-        record = TurnRecord(uuid.uuid4().hex, wall, channel, str(user), str(session_id), str(message)[:200], 0.0, "ok")
+        """``chat`` for an async route: on the event loop itself (``DialogueManager.aturn``, which
+        embeds phrases in a worker thread) or in the thread pool (see ``turns_inline``)."""
+        if not self.turns_inline:
+            return await run_in_threadpool(self.chat, user, session_id, message, channel)
+        record, started = self._new_record(user, session_id, message, channel), time.perf_counter()
         try:
-            with nullcontext() if inline else self._turn_slots:
+            result = await self.require().aturn(user, session_id, message)
+        except Exception as exc:
+            self._record_failure(record, started, exc)
+            raise
+        return self._record_result(record, started, result)
+
+    def chat(self, user: object, session_id: str, message: str, channel: str) -> TurnResult:
+        """One turn in a worker thread (at most ``turn_slots`` at once), recorded for the Traces tab
+        and the metrics."""
+        record, started = self._new_record(user, session_id, message, channel), time.perf_counter()
+        try:
+            with self._turn_slots:
                 result = self.require().turn(user, session_id, message)
         except Exception as exc:
-            record.total_ms, record.outcome = (time.perf_counter() - started) * 1000, f"{type(exc).__name__}: {exc}"
-            self.turns.add(record)
+            self._record_failure(record, started, exc)
             raise
+        return self._record_result(record, started, result)
+
+    def _new_record(self, user: object, session_id: str, message: str, channel: str) -> TurnRecord:
+        # a refused turn has no trace of the agent's: it gets an id of its own for the Traces tab
+        return TurnRecord(uuid.uuid4().hex, time.time(), channel, str(user), str(session_id), str(message)[:200],
+                          0.0, "ok")
+
+    def _record_failure(self, record: TurnRecord, started: float, exc: Exception) -> None:
+        record.total_ms, record.outcome = (time.perf_counter() - started) * 1000, f"{type(exc).__name__}: {exc}"
+        self.turns.add(record)
+
+    def _record_result(self, record: TurnRecord, started: float, result: TurnResult) -> TurnResult:
         record.trace_id, record.total_ms = result.trace_id, (time.perf_counter() - started) * 1000
         record.act, record.items = result.act, len(result.cards)
         record.parser = result.parse.parser if result.parse else None

@@ -239,6 +239,17 @@ def cmd_bench_turn(args) -> int:
     return 0
 
 
+def cmd_bench_embed(args) -> int:
+    from eval.bench import bench_embed
+
+    results = bench_embed(n=args.n)
+    for name, r in results.items():
+        print(f"embed one phrase, {name} (n={r['n']}): p50 {r['p50_ms']:.1f} ms  p95 {r['p95_ms']:.1f} ms  "
+              f"p99 {r['p99_ms']:.1f} ms")
+    _write_json(args.json, results)
+    return 0
+
+
 def cmd_bench_load(args) -> int:
     from eval.load_test import format_report, run_load_test
 
@@ -328,6 +339,10 @@ def build_parser() -> argparse.ArgumentParser:
     turn.add_argument("--parser", choices=["offline", "llm"], default="offline")
     turn.add_argument("--json", help="write p50/p95/p99 here")
     turn.set_defaults(func=cmd_bench_turn)
+    emb = bench.add_parser("embed", help="one unseen phrase through MiniLM, traced and eager, alone and beside a busy thread")
+    emb.add_argument("-n", type=int, default=30, help="timed phrases alone (a fifth of that beside the busy thread)")
+    emb.add_argument("--json", help="write p50/p95/p99 here")
+    emb.set_defaults(func=cmd_bench_embed)
     load = bench.add_parser("load", help="concurrent chat turns and swipes through the JSON API of a served app")
     load.add_argument("--users", type=int, default=20, help="concurrent simulated users (and swipe writers)")
     load.add_argument("--turns", type=int, default=50, help="chat turns per user")

@@ -5,6 +5,10 @@ parse -> merge -> (recommend | explain | chit_chat | clarify)
 ``parse`` turns the message into an Intent (LLM or offline parser), ``merge`` combines it with the
 session's standing request, and the chosen branch answers. Every node records a step (name,
 timing, inputs/outputs worth tracing) so the turn can be traced and debugged.
+
+The graph is compiled twice from the same nodes: ``turn`` runs it synchronously (CLI, evaluation,
+UI and LLM turns in worker threads); ``aturn`` runs it on the caller's event loop and embeds any
+phrase it needs in a worker thread, so the loop is never held up by MiniLM.
 """
 from __future__ import annotations
 
@@ -14,7 +18,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Callable, Protocol, TypedDict
+from typing import Awaitable, Callable, Protocol, TypedDict
 
 from langgraph.graph import END, START, StateGraph
 
@@ -24,6 +28,7 @@ from agent.query import RequestEncoder
 from agent.ranking import RankerConfig, Ranking, RequestRanker
 from agent.session import Card, Session, SessionStore, merge
 from agent.steps import Step, recording
+from agent.text_vectors import NotCached, cache_only
 from agent.users import User, UnknownUser, resolve_user
 from models.train import ModelBundle
 from retrieval.catalog import CatalogIndex
@@ -80,18 +85,61 @@ class TurnState(TypedDict, total=False):
     steps: list[Step]
 
 
-def _timed(name: str, kind: str = "span") -> Callable:
-    """Decorate a graph node: record it as a Step of the turn (the node fills its input/output)."""
+@dataclass
+class _Turn:
+    """A turn between ``_start`` and ``_finish``: who, where, what, and its steps so far."""
+    user: User
+    session: Session
+    text: str
+    steps: list[Step]
+    wall: float      # epoch seconds
+    started: float   # perf_counter
 
-    def wrap(fn: Callable[["DialogueManager", TurnState, Step], dict]) -> Callable:
-        def node(self: "DialogueManager", state: TurnState) -> dict:
-            with recording(state["steps"], name, kind) as step:
-                return fn(self, state, step)
+    @property
+    def state(self) -> TurnState:
+        return {"user": self.user, "session": self.session, "message": self.text, "steps": self.steps}
 
-        node.__name__ = fn.__name__
-        return node
+    def empty_reply(self) -> TurnResult:
+        return TurnResult("Tell me what you'd like to watch: a genre, a mood, a decade or a movie you liked.",
+                          [], Act.clarify.value, self.session.standing or Intent(act=Act.clarify), None, self.user,
+                          self.session.session_id)
 
-    return wrap
+    def elapsed_ms(self) -> float:
+        return (time.perf_counter() - self.started) * 1000
+
+
+Body = Callable[[TurnState, Step], dict]
+OFF_LOOP_ATTEMPTS = 3  # a node that still misses a vector after two fetches embeds it in place
+
+
+def _timed(name: str, body: Body) -> Callable[[TurnState], dict]:
+    """A graph node from a node body: the body runs as a Step of the turn (it fills input/output)."""
+
+    def node(state: TurnState) -> dict:
+        with recording(state["steps"], name) as step:
+            return body(state, step)
+
+    node.__name__ = body.__name__
+    return node
+
+
+def _timed_off_loop(name: str, body: Body) -> Callable[[TurnState], Awaitable[dict]]:
+    """The same node for a turn on an event loop: the body runs inside ``cache_only()``; a text it
+    has not embedded yet is embedded in a worker thread while the loop serves other requests, then
+    the body runs again (bodies do nothing that matters before their embeddings)."""
+
+    async def node(state: TurnState) -> dict:
+        with recording(state["steps"], name) as step:
+            for _ in range(OFF_LOOP_ATTEMPTS - 1):
+                try:
+                    with cache_only():
+                        return body(state, step)
+                except NotCached as miss:
+                    await miss.source.prefetch(miss.texts)
+            return body(state, step)
+
+    node.__name__ = body.__name__
+    return node
 
 
 CHIT_CHAT_REPLIES = (
@@ -123,11 +171,33 @@ class DialogueManager:
         self._model_lock = threading.RLock()  # fold-in mutates model arrays that scoring reads
         self._folded: set[str] = set()
         self.encoder = RequestEncoder(catalog, self.data)
-        self.graph = self._build_graph()
+        self.graph = self._build_graph(_timed)
+        self.async_graph = self._build_graph(_timed_off_loop)  # for ``aturn``
 
     # ---------------------------------------------------------------- public API
     def turn(self, user_key: object, session_id: str, message: str) -> TurnResult:
         """Answer one message. Raises BadRequest / UnknownUser with a message for the person."""
+        turn = self._start(user_key, session_id, message)
+        try:
+            result = self.graph.invoke(turn.state)["result"] if turn.text else turn.empty_reply()
+        except Exception as exc:
+            self._failed(turn, exc)
+            raise
+        return self._finish(turn, result)
+
+    async def aturn(self, user_key: object, session_id: str, message: str) -> TurnResult:
+        """``turn`` for a caller on an event loop: the same graph and answer, but a phrase to embed
+        (~9 ms of MiniLM) is embedded in a worker thread while the loop serves other requests.
+        Meant for the offline parser; a parser that calls an LLM would still block the loop."""
+        turn = self._start(user_key, session_id, message)
+        try:
+            result = (await self.async_graph.ainvoke(turn.state))["result"] if turn.text else turn.empty_reply()
+        except Exception as exc:
+            self._failed(turn, exc)
+            raise
+        return self._finish(turn, result)
+
+    def _start(self, user_key: object, session_id: str, message: str) -> "_Turn":
         if not isinstance(message, str):
             raise BadRequest("the message must be text")
         text = message.strip()
@@ -138,26 +208,19 @@ class DialogueManager:
         user = resolve_user(user_key, self.data)
         self._ensure_folded(user)
         session = self.sessions.get(str(session_id), user.key)
-        steps: list[Step] = []
-        wall, started = time.time(), time.perf_counter()
-        if not text:
-            result = TurnResult("Tell me what you'd like to watch: a genre, a mood, a decade or a movie you liked.",
-                                [], Act.clarify.value, session.standing or Intent(act=Act.clarify), None, user,
-                                session.session_id)
-        else:
-            try:
-                result = self.graph.invoke({"user": user, "session": session, "message": text, "steps": steps})["result"]
-            except Exception as exc:
-                failed = TurnResult("", [], "error", session.standing or Intent(), None, user, session.session_id,
-                                    steps, trace_id=uuid.uuid4().hex, message=text, started=wall,
-                                    duration_ms=(time.perf_counter() - started) * 1000)
-                if self.tracer:
-                    self.tracer.record_turn(failed, exc)
-                raise
-        result.steps, result.message, result.started = steps, text, wall
+        return _Turn(user, session, text, [], time.time(), time.perf_counter())
+
+    def _failed(self, turn: "_Turn", exc: BaseException) -> None:
+        if self.tracer:
+            self.tracer.record_turn(TurnResult("", [], "error", turn.session.standing or Intent(), None, turn.user,
+                                               turn.session.session_id, turn.steps, trace_id=uuid.uuid4().hex,
+                                               message=turn.text, started=turn.wall, duration_ms=turn.elapsed_ms()), exc)
+
+    def _finish(self, turn: "_Turn", result: TurnResult) -> TurnResult:
+        result.steps, result.message, result.started = turn.steps, turn.text, turn.wall
         result.trace_id = uuid.uuid4().hex  # 32 hex digits: a valid W3C / OpenTelemetry trace id
-        result.duration_ms = (time.perf_counter() - started) * 1000
-        session.turns += 1
+        result.duration_ms = turn.elapsed_ms()
+        turn.session.turns += 1
         if self.tracer:
             self.tracer.record_turn(result)
         return result
@@ -176,14 +239,15 @@ class DialogueManager:
         return ratings
 
     # ---------------------------------------------------------------- graph
-    def _build_graph(self):
+    def _build_graph(self, timed: Callable[[str, Body], Callable]):
+        """The turn's graph; ``timed`` makes each node body a node (``_timed``, ``_timed_off_loop``)."""
         graph = StateGraph(TurnState)
-        graph.add_node("parse", self._parse)
-        graph.add_node("merge", self._merge)
-        graph.add_node("recommend", self._recommend)
-        graph.add_node("explain", self._explain)
-        graph.add_node("chit_chat", self._chit_chat)
-        graph.add_node("clarify", self._clarify)
+        graph.add_node("parse", timed("intent_parse", self._parse))
+        graph.add_node("merge", timed("merge", self._merge))
+        graph.add_node("recommend", timed("recommend", self._recommend))
+        graph.add_node("explain", timed("explain_card", self._explain))
+        graph.add_node("chit_chat", timed("chit_chat", self._chit_chat))
+        graph.add_node("clarify", timed("clarify", self._clarify))
         graph.add_edge(START, "parse")
         graph.add_edge("parse", "merge")
         graph.add_conditional_edges("merge", self._route, ["recommend", "explain", "chit_chat", "clarify"])
@@ -191,7 +255,6 @@ class DialogueManager:
             graph.add_edge(leaf, END)
         return graph.compile()
 
-    @_timed("intent_parse")
     def _parse(self, state: TurnState, step: Step) -> dict:
         session = state["session"]
         step.input = {"message": state["message"], "parser": self.parser.name}
@@ -203,7 +266,6 @@ class DialogueManager:
                        "fallback_reason": parsed.fallback_reason, **llm_facts}
         return {"parse": parsed}
 
-    @_timed("merge")
     def _merge(self, state: TurnState, step: Step) -> dict:
         session, new = state["session"], state["parse"].intent
         has_history = bool(self.profiles.ratings(state["user"].key))
@@ -224,13 +286,12 @@ class DialogueManager:
             return "recommend"
         return act.value
 
-    @_timed("recommend")
     def _recommend(self, state: TurnState, step: Step) -> dict:
         user, session, intent = state["user"], state["session"], state["intent"]
+        query = self.encoder.vector(intent)  # first: it may stop the node for an embedding (_timed_off_loop)
         if intent.act != Act.more:
             session.shown = []
         n = intent.count or DEFAULT_COUNT
-        query = self.encoder.vector(intent)
         exclude = set(session.shown) | self.profiles.disliked(user.key)
         with self._model_lock:
             ranking = self.ranker.rank(user, intent, query, n=n, exclude=exclude, steps=state["steps"],
@@ -255,7 +316,6 @@ class DialogueManager:
         return {"result": TurnResult(text, cards, intent.act.value, intent, state["parse"], user,
                                      session.session_id, notices=notices)}
 
-    @_timed("explain_card")
     def _explain(self, state: TurnState, step: Step) -> dict:
         session, parsed = state["session"], state["parse"].intent
         card = None
@@ -276,14 +336,12 @@ class DialogueManager:
         return {"result": TurnResult(text, cards, Act.explain.value, state["intent"], state["parse"], state["user"],
                                      session.session_id)}
 
-    @_timed("chit_chat")
     def _chit_chat(self, state: TurnState, step: Step) -> dict:
         lowered = state["message"].lower()
         text = next((reply for pattern, reply in CHIT_CHAT_REPLIES if pattern.search(lowered)), CHIT_CHAT_DEFAULT)
         return {"result": TurnResult(text, [], Act.chit_chat.value, state["intent"], state["parse"], state["user"],
                                      state["session"].session_id)}
 
-    @_timed("clarify")
     def _clarify(self, state: TurnState, step: Step) -> dict:
         return {"result": TurnResult(CLARIFY_QUESTION, [], Act.clarify.value, state["intent"], state["parse"],
                                      state["user"], state["session"].session_id)}

@@ -58,6 +58,7 @@ from rapidfuzz.distance import DamerauLevenshtein
 from agent import lexicon as lx
 from agent.intent import MAX_COUNT, Act, Intent, IntentParser, ParseResult, YearRange
 from agent.lru import LruCache
+from agent.text_vectors import NotCached
 from agent.titles import STOPWORDS, TitleIndex, Token, phrase, tokenize
 from data.movielens import GENRES, MovieLens
 
@@ -68,15 +69,15 @@ MAX_KEYWORDS = 8            # free-text words kept for semantic search
 TYPO_MIN_LEN = 4            # shorter words are never typo-corrected ("war" vs "was")
 EMBED_THRESHOLD = 0.35      # cosine (MiniLM) between leftover words and the best genre description
 EMBED_TERM_THRESHOLD = 0.50  # ... and between them and the nearest lexicon phrase of that genre
-EMBED_CACHE_SIZE = 2048     # distinct leftover phrases remembered (embedding costs ~10-20 ms)
+EMBED_CACHE_SIZE = 2048     # distinct leftover phrases whose genre decision is remembered
 
 Embedder = Callable[[Sequence[str]], np.ndarray]
 
 
 def _default_embedder() -> Embedder:
-    from retrieval.embeddings import embed
+    from agent.text_vectors import text_vectors
 
-    return embed
+    return text_vectors()
 
 
 @lru_cache(maxsize=1)
@@ -181,8 +182,9 @@ class OfflineParser(IntentParser):
     def __init__(self, data: MovieLens, embedder: Embedder | None | str = "default",
                  embed_threshold: float = EMBED_THRESHOLD):
         """data: the MovieLens catalog (titles to resolve; ratings break ties between films of one
-        title). embedder: texts -> (n, 384) L2-normalised vectors; "default" =
-        ``retrieval.embeddings.embed`` (loaded on first use), None = no embedding backstop.
+        title). embedder: texts -> (n, 384) L2-normalised vectors; "default" = MiniLM behind the
+        process's shared cache (``agent.text_vectors``, loaded on first use), None = no embedding
+        backstop.
         embed_threshold: see ``EMBED_THRESHOLD``."""
         self._embedder: Embedder | None = _default_embedder() if embedder == "default" else embedder
         self.embed_threshold = embed_threshold
@@ -509,6 +511,8 @@ class OfflineParser(IntentParser):
                 self._term_genres = np.array([g for _, g in single])
                 self._genre_vectors, self._term_vectors = vectors[:len(GENRES)], vectors[len(GENRES):]
             vector = self._embedder([text])[0]
+        except NotCached:
+            raise  # parsing on an event loop: the caller embeds the text off the loop and parses again
         except Exception as exc:  # the backstop is optional: a broken model must not break parsing
             log.warning("embedding backstop unavailable (%s); continuing without it", exc)
             self._embedder = None

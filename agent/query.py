@@ -2,9 +2,10 @@
 
 The vector is the normalised mean of its parts: one precomputed MiniLM vector per wanted genre
 ("Comedy movie"), the catalog vectors of referenced titles, and — only when the request carries
-free-text keywords — an embedding of those words (cached). Most requests are genres and titles,
-so most turns embed nothing: embedding one sentence costs ~15 ms on 2 cores, a third of the
-turn budget. Exclusions never enter the vector (embedding "no horror" would pull horror closer).
+free-text keywords — an embedding of those words (``keyword_texts``; cached by the shared
+``agent.text_vectors``). Most requests are genres and titles, so most turns embed nothing:
+embedding a phrase costs ~9 ms, three times a whole turn. Exclusions never enter the vector
+(embedding "no horror" would pull horror closer).
 """
 from __future__ import annotations
 
@@ -13,26 +14,25 @@ from typing import Callable, Sequence
 import numpy as np
 
 from agent.intent import Intent
-from agent.lru import LruCache
 from data.movielens import GENRES, MovieLens
 from retrieval.catalog import CatalogIndex
 
 Embedder = Callable[[Sequence[str]], np.ndarray]
-CACHE_SIZE = 4096  # distinct keyword phrases whose embedding is kept
 
 
 class RequestEncoder:
     def __init__(self, catalog: CatalogIndex, data: MovieLens, embedder: Embedder | None = None) -> None:
         if embedder is None:
-            from retrieval.embeddings import embed as embedder
-        self.embed = embedder
+            from agent.text_vectors import text_vectors
+
+            embedder = text_vectors()
+        self.embed = embedder  # cached: a keyword phrase is embedded once
         self.catalog = catalog
         self.data = data
         self._pos = {int(i): p for p, i in enumerate(catalog.item_ids)}
         vectors = self.embed([f"{g} movie" for g in GENRES] + ["a good movie"])
         self.genre_vectors = dict(zip(GENRES, vectors[:-1]))
         self.default_vector = vectors[-1]
-        self._cache: LruCache[str, np.ndarray] = LruCache(CACHE_SIZE)
 
     def text(self, intent: Intent) -> str:
         """A readable positive description of the request (what traces show)."""
@@ -45,19 +45,18 @@ class RequestEncoder:
             parts.append("like " + ", ".join(self.data.movies[t].label for t in intent.titles if t in self.data.movies))
         return ". ".join(parts) or "a good movie"
 
+    @staticmethod
+    def keyword_texts(intent: Intent) -> list[str]:
+        """What ``vector`` embeds for this request (nothing, or its keywords as one phrase)."""
+        return [" ".join(intent.keywords)] if intent.keywords else []
+
     def vector(self, intent: Intent) -> np.ndarray:
         parts = [self.genre_vectors[g] for g in intent.genres]
         parts += [self.catalog.vectors[self._pos[t]] for t in intent.titles if t in self._pos]
-        if intent.keywords:
-            parts.append(self._keywords(" ".join(intent.keywords)))
+        texts = self.keyword_texts(intent)
+        if texts:
+            parts.append(self.embed(texts)[0])
         if not parts:
             return self.default_vector
         mean = np.mean(parts, axis=0)
         return (mean / max(float(np.linalg.norm(mean)), 1e-9)).astype(np.float32)
-
-    def _keywords(self, phrase: str) -> np.ndarray:
-        cached = self._cache.get(phrase)
-        if cached is None:
-            cached = self.embed([phrase])[0]
-            self._cache.put(phrase, cached)
-        return cached

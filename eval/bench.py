@@ -43,3 +43,40 @@ def bench_turn(agent, n: int = 500) -> dict[str, float]:
         agent.turn(users[i % len(users)], f"bench-{i % 37}", messages[i % len(messages)])
 
     return time_calls(one, n, warmup=30)
+
+
+def bench_embed(n: int = 30) -> dict[str, dict[str, float]]:
+    """One unseen phrase embedded by ``retrieval.embeddings.embed`` (traced MiniLM) and by eager
+    sentence-transformers, each alone and in a worker thread while another Python thread is busy
+    (what a phrase embedded off the event loop meets under load: the loop running turns). One
+    intra-op thread, as the app runs."""
+    import threading
+
+    from agent.runtime import one_thread_per_turn
+    from retrieval.embeddings import _model, embed
+
+    one_thread_per_turn()
+    model = _model()
+
+    def eager(texts):
+        return model.encode(list(texts), normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
+
+    def busy(stop: threading.Event) -> None:
+        while not stop.is_set():
+            sum(range(1000))  # pure Python: holds the GIL but for the interpreter's switch interval
+
+    results = {}
+    for name, fn in (("traced", embed), ("eager", eager)):
+        fn(["warm up"])
+        results[f"{name}, alone"] = time_calls(lambda i: fn([f"an unseen phrase number {i} alone"]), n, warmup=3)
+        stop = threading.Event()
+        worker = threading.Thread(target=busy, args=(stop,), daemon=True)
+        worker.start()
+        try:
+            # fewer calls: eager PyTorch takes ~0.6 s a phrase here
+            results[f"{name}, beside a busy thread"] = time_calls(
+                lambda i: fn([f"an unseen phrase number {i} with company"]), max(3, n // 5), warmup=1)
+        finally:
+            stop.set()
+            worker.join()
+    return results

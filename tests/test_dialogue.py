@@ -125,3 +125,36 @@ def test_bad_input_is_a_clear_error(agent):
         agent.turn("99999", "s-bad", "a comedy")
     with pytest.raises(UnknownUser, match="a name"):
         agent.turn("../../etc/passwd", "s-bad", "a comedy")
+
+
+def test_a_turn_on_an_event_loop_answers_the_same_and_embeds_off_the_loop(agent, monkeypatch):
+    """``aturn`` (the API's turns with the offline parser) gives ``turn``'s answers, and the phrases
+    it has not embedded yet are embedded in a worker thread, never on the event loop's thread."""
+    import asyncio
+    import threading
+
+    from agent.text_vectors import TextVectors
+    from retrieval.embeddings import embed
+
+    messages = ["something with pirates and buried treasure", "no horror", "more like that, with sword fights",
+                "why the first one?", "a 90s comedy"]
+    expected = [agent.turn("196", "s-sync", m) for m in messages]
+
+    threads: list[str] = []
+
+    def watched(texts):
+        threads.append(threading.current_thread().name)
+        return embed(texts)
+
+    fresh = TextVectors(watched)  # nothing cached: the async turns have to embed
+    monkeypatch.setattr(agent.encoder, "embed", fresh)
+    monkeypatch.setattr(agent.parser, "_embedder", fresh)
+
+    async def converse():
+        return threading.current_thread().name, [await agent.aturn("196", "s-async", m) for m in messages]
+
+    loop_thread, got = asyncio.run(converse())
+    assert [(r.act, r.intent, [c.item_id for c in r.cards], r.text) for r in got] == \
+        [(r.act, r.intent, [c.item_id for c in r.cards], r.text) for r in expected]
+    assert threads and loop_thread not in threads
+    assert [s.name for s in got[0].steps].count("intent_parse") == 1  # a retried node is one step

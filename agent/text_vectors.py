@@ -1,0 +1,90 @@
+"""The request path's text vectors: ``embed`` behind a cache, and off the event loop.
+
+A request embeds at most a phrase or two (free-text keywords, the parser's backstop), ~9 ms each,
+and the same phrases come back often. ``TextVectors`` caches vectors by text. On an event loop a
+~9 ms model call would stall every other request, so the async turn runs its synchronous steps
+inside ``cache_only()``: a miss raises ``NotCached`` instead of running the model, the turn awaits
+``prefetch`` (the model in a worker thread; the traced MiniLM runs without the GIL, see
+``retrieval.embeddings``) and tries the step again.
+"""
+from __future__ import annotations
+
+import asyncio
+from contextlib import contextmanager
+from contextvars import ContextVar
+from functools import lru_cache
+from typing import Callable, Iterator, Sequence
+
+import numpy as np
+
+from agent.lru import LruCache
+from retrieval.embeddings import DIM
+
+CACHE_SIZE = 4096  # distinct texts whose vector is kept (1.5 KB each)
+
+
+class NotCached(LookupError):
+    """``source`` (a ``TextVectors``) was asked inside ``cache_only()`` for texts it has not embedded
+    yet: ``await source.prefetch(texts)``, then ask again."""
+
+    def __init__(self, source: "TextVectors", texts: Sequence[str]) -> None:
+        self.source, self.texts = source, list(texts)
+        super().__init__(f"not embedded yet: {self.texts!r}")
+
+
+_cache_only: ContextVar[bool] = ContextVar("cineagent_text_vectors_cache_only", default=False)
+
+
+@contextmanager
+def cache_only() -> Iterator[None]:
+    """Inside this block no ``TextVectors`` runs the model: a miss raises ``NotCached``. For code on
+    an event loop, which must not stall every other request for the ~10 ms of a phrase."""
+    token = _cache_only.set(True)
+    try:
+        yield
+    finally:
+        _cache_only.reset(token)
+
+
+class TextVectors:
+    """An embedder (texts -> (n, 384) array) with an LRU cache of vectors by text."""
+
+    def __init__(self, embedder: Callable[[Sequence[str]], np.ndarray], size: int = CACHE_SIZE) -> None:
+        self.embedder = embedder
+        self._cache: LruCache[str, np.ndarray] = LruCache(size)
+
+    def __call__(self, texts: Sequence[str]) -> np.ndarray:
+        texts = list(texts)
+        missing = self.missing(texts)
+        if missing:
+            if _cache_only.get():
+                raise NotCached(self, missing)
+            self._fill(missing)
+        found = [self._cache.get(t) for t in texts]
+        if any(v is None for v in found):  # evicted meanwhile by a flood of other texts: embed again
+            return np.asarray(self.embedder(texts), dtype=np.float32).reshape(len(texts), DIM)
+        return np.stack(found) if found else np.zeros((0, DIM), dtype=np.float32)
+
+    def missing(self, texts: Sequence[str]) -> list[str]:
+        return list(dict.fromkeys(t for t in texts if self._cache.get(t) is None))
+
+    async def prefetch(self, texts: Sequence[str]) -> None:
+        """Embed the texts not cached yet in a worker thread, leaving the event loop free."""
+        missing = self.missing(texts)
+        if missing:
+            await asyncio.to_thread(self._fill, missing)
+
+    def _fill(self, texts: list[str]) -> None:
+        vectors = np.asarray(self.embedder(texts), dtype=np.float32).reshape(len(texts), DIM)
+        for text, vector in zip(texts, vectors):
+            vector.setflags(write=False)  # shared by every request that asks for this text
+            self._cache.put(text, vector)
+
+
+@lru_cache(maxsize=1)
+def text_vectors() -> TextVectors:
+    """The process's shared cache over MiniLM: the parser's backstop and the request encoder often
+    embed the same phrase."""
+    from retrieval.embeddings import embed
+
+    return TextVectors(embed)

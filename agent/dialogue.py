@@ -6,19 +6,22 @@ parse -> merge -> (recommend | explain | chit_chat | clarify)
 session's standing request, and the chosen branch answers. Every node records a step (name,
 timing, inputs/outputs worth tracing) so the turn can be traced and debugged.
 
-The graph is compiled twice from the same nodes: ``turn`` runs it synchronously (CLI, evaluation,
-UI and LLM turns in worker threads); ``aturn`` runs it on the caller's event loop and embeds any
-phrase it needs in a worker thread, so the loop is never held up by MiniLM.
+``turn`` runs the graph where it is called (CLI, evaluation, UI and LLM turns in worker threads);
+``aturn`` runs it on the caller's event loop and embeds any phrase it needs in a worker thread, so
+the loop is never held up by MiniLM.
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import threading
 import time
 import uuid
+from collections import deque
+from contextlib import nullcontext
 from dataclasses import dataclass, field
-from typing import Awaitable, Callable, Protocol, TypedDict
+from typing import Callable, Protocol, TypedDict
 
 from langgraph.graph import END, START, StateGraph
 
@@ -38,6 +41,7 @@ log = logging.getLogger(__name__)
 
 MAX_MESSAGE_CHARS = 2000   # longer than any real request; keeps parsing and embedding bounded
 DEFAULT_COUNT = 10
+OFF_LOOP_ATTEMPTS = 3        # ``aturn``: a turn that still misses a vector after two fetches embeds in place
 
 
 class BadRequest(ValueError):
@@ -94,6 +98,8 @@ class _Turn:
     steps: list[Step]
     wall: float      # epoch seconds
     started: float   # perf_counter
+    waits: list[Step] = field(default_factory=list)  # aturn: time spent embedding off the loop
+    attempts: int = 0
 
     @property
     def state(self) -> TurnState:
@@ -108,38 +114,18 @@ class _Turn:
         return (time.perf_counter() - self.started) * 1000
 
 
-Body = Callable[[TurnState, Step], dict]
-OFF_LOOP_ATTEMPTS = 3  # a node that still misses a vector after two fetches embeds it in place
+def _timed(name: str, kind: str = "span") -> Callable:
+    """Decorate a graph node: record it as a Step of the turn (the node fills its input/output)."""
 
+    def wrap(fn: Callable[["DialogueManager", TurnState, Step], dict]) -> Callable:
+        def node(self: "DialogueManager", state: TurnState) -> dict:
+            with recording(state["steps"], name, kind) as step:
+                return fn(self, state, step)
 
-def _timed(name: str, body: Body) -> Callable[[TurnState], dict]:
-    """A graph node from a node body: the body runs as a Step of the turn (it fills input/output)."""
+        node.__name__ = fn.__name__
+        return node
 
-    def node(state: TurnState) -> dict:
-        with recording(state["steps"], name) as step:
-            return body(state, step)
-
-    node.__name__ = body.__name__
-    return node
-
-
-def _timed_off_loop(name: str, body: Body) -> Callable[[TurnState], Awaitable[dict]]:
-    """The same node for a turn on an event loop: the body runs inside ``cache_only()``; a text it
-    has not embedded yet is embedded in a worker thread while the loop serves other requests, then
-    the body runs again (bodies do nothing that matters before their embeddings)."""
-
-    async def node(state: TurnState) -> dict:
-        with recording(state["steps"], name) as step:
-            for _ in range(OFF_LOOP_ATTEMPTS - 1):
-                try:
-                    with cache_only():
-                        return body(state, step)
-                except NotCached as miss:
-                    await miss.source.prefetch(miss.texts)
-            return body(state, step)
-
-    node.__name__ = body.__name__
-    return node
+    return wrap
 
 
 CHIT_CHAT_REPLIES = (
@@ -171,31 +157,30 @@ class DialogueManager:
         self._model_lock = threading.RLock()  # fold-in mutates model arrays that scoring reads
         self._folded: set[str] = set()
         self.encoder = RequestEncoder(catalog, self.data)
-        self.graph = self._build_graph(_timed)
-        self.async_graph = self._build_graph(_timed_off_loop)  # for ``aturn``
+        self.graph = self._build_graph()
+        self._loop_turns: _LoopTurns | None = None  # aturn's queue, on the loop that calls it
 
     # ---------------------------------------------------------------- public API
     def turn(self, user_key: object, session_id: str, message: str) -> TurnResult:
         """Answer one message. Raises BadRequest / UnknownUser with a message for the person."""
         turn = self._start(user_key, session_id, message)
         try:
-            result = self.graph.invoke(turn.state)["result"] if turn.text else turn.empty_reply()
+            result = self._run(turn)
         except Exception as exc:
             self._failed(turn, exc)
             raise
         return self._finish(turn, result)
 
     async def aturn(self, user_key: object, session_id: str, message: str) -> TurnResult:
-        """``turn`` for a caller on an event loop: the same graph and answer, but a phrase to embed
-        (~9 ms of MiniLM) is embedded in a worker thread while the loop serves other requests.
-        Meant for the offline parser; a parser that calls an LLM would still block the loop."""
-        turn = self._start(user_key, session_id, message)
-        try:
-            result = (await self.async_graph.ainvoke(turn.state))["result"] if turn.text else turn.empty_reply()
-        except Exception as exc:
-            self._failed(turn, exc)
-            raise
-        return self._finish(turn, result)
+        """``turn`` for a caller on an event loop: the same answer, but MiniLM never runs on the loop
+        (see ``_LoopTurns``). Meant for the offline parser: an LLM call would block the loop."""
+        loop = asyncio.get_running_loop()
+        if self._loop_turns is None or self._loop_turns.loop is not loop:
+            self._loop_turns = _LoopTurns(self, loop)
+        return await self._loop_turns.submit(self._start(user_key, session_id, message))
+
+    def _run(self, turn: "_Turn") -> TurnResult:
+        return self.graph.invoke(turn.state)["result"] if turn.text else turn.empty_reply()
 
     def _start(self, user_key: object, session_id: str, message: str) -> "_Turn":
         if not isinstance(message, str):
@@ -239,15 +224,14 @@ class DialogueManager:
         return ratings
 
     # ---------------------------------------------------------------- graph
-    def _build_graph(self, timed: Callable[[str, Body], Callable]):
-        """The turn's graph; ``timed`` makes each node body a node (``_timed``, ``_timed_off_loop``)."""
+    def _build_graph(self):
         graph = StateGraph(TurnState)
-        graph.add_node("parse", timed("intent_parse", self._parse))
-        graph.add_node("merge", timed("merge", self._merge))
-        graph.add_node("recommend", timed("recommend", self._recommend))
-        graph.add_node("explain", timed("explain_card", self._explain))
-        graph.add_node("chit_chat", timed("chit_chat", self._chit_chat))
-        graph.add_node("clarify", timed("clarify", self._clarify))
+        graph.add_node("parse", self._parse)
+        graph.add_node("merge", self._merge)
+        graph.add_node("recommend", self._recommend)
+        graph.add_node("explain", self._explain)
+        graph.add_node("chit_chat", self._chit_chat)
+        graph.add_node("clarify", self._clarify)
         graph.add_edge(START, "parse")
         graph.add_edge("parse", "merge")
         graph.add_conditional_edges("merge", self._route, ["recommend", "explain", "chit_chat", "clarify"])
@@ -255,6 +239,7 @@ class DialogueManager:
             graph.add_edge(leaf, END)
         return graph.compile()
 
+    @_timed("intent_parse")
     def _parse(self, state: TurnState, step: Step) -> dict:
         session = state["session"]
         step.input = {"message": state["message"], "parser": self.parser.name}
@@ -266,6 +251,7 @@ class DialogueManager:
                        "fallback_reason": parsed.fallback_reason, **llm_facts}
         return {"parse": parsed}
 
+    @_timed("merge")
     def _merge(self, state: TurnState, step: Step) -> dict:
         session, new = state["session"], state["parse"].intent
         has_history = bool(self.profiles.ratings(state["user"].key))
@@ -286,9 +272,10 @@ class DialogueManager:
             return "recommend"
         return act.value
 
+    @_timed("recommend")
     def _recommend(self, state: TurnState, step: Step) -> dict:
         user, session, intent = state["user"], state["session"], state["intent"]
-        query = self.encoder.vector(intent)  # first: it may stop the node for an embedding (_timed_off_loop)
+        query = self.encoder.vector(intent)  # first: in ``aturn`` it may stop the turn for an embedding
         if intent.act != Act.more:
             session.shown = []
         n = intent.count or DEFAULT_COUNT
@@ -316,6 +303,7 @@ class DialogueManager:
         return {"result": TurnResult(text, cards, intent.act.value, intent, state["parse"], user,
                                      session.session_id, notices=notices)}
 
+    @_timed("explain_card")
     def _explain(self, state: TurnState, step: Step) -> dict:
         session, parsed = state["session"], state["parse"].intent
         card = None
@@ -336,12 +324,14 @@ class DialogueManager:
         return {"result": TurnResult(text, cards, Act.explain.value, state["intent"], state["parse"], state["user"],
                                      session.session_id)}
 
+    @_timed("chit_chat")
     def _chit_chat(self, state: TurnState, step: Step) -> dict:
         lowered = state["message"].lower()
         text = next((reply for pattern, reply in CHIT_CHAT_REPLIES if pattern.search(lowered)), CHIT_CHAT_DEFAULT)
         return {"result": TurnResult(text, [], Act.chit_chat.value, state["intent"], state["parse"], state["user"],
                                      state["session"].session_id)}
 
+    @_timed("clarify")
     def _clarify(self, state: TurnState, step: Step) -> dict:
         return {"result": TurnResult(CLARIFY_QUESTION, [], Act.clarify.value, state["intent"], state["parse"],
                                      state["user"], state["session"].session_id)}
@@ -384,6 +374,83 @@ class DialogueManager:
                 self.bundle.fusion.fold_in(user.model_id, self.profiles.ratings(user.key))
                 self.ranker.forget(user.key)
         self._folded.add(user.key)
+
+
+@dataclass
+class _Job:
+    turn: _Turn
+    answer: asyncio.Future
+
+
+class _LoopTurns:
+    """``aturn``'s turns on one event loop: a consumer task runs them one at a time, oldest first.
+
+    Each runs the graph inside ``cache_only()``. A phrase it has not embedded yet (~9 ms of
+    MiniLM) stops the turn before it has changed anything (``NotCached``); the phrase is embedded
+    in a worker thread while the consumer goes on with the next turns, and the stopped turn then
+    goes first, not last: it has already waited its turn once (on a busy loop the back of the
+    line is ~20 turns, ~80 ms, away). Its parse and merge run twice (~1 ms), only on a miss; the
+    wait is an ``embed`` step of the turn. Between turns the consumer yields, so answers go out
+    and new requests queue up.
+    """
+
+    def __init__(self, manager: DialogueManager, loop: asyncio.AbstractEventLoop) -> None:
+        self.manager, self.loop = manager, loop
+        self._jobs: deque[_Job] = deque()
+        self._queued = asyncio.Event()
+        self._consumer = loop.create_task(self._consume())
+
+    async def submit(self, turn: _Turn) -> TurnResult:
+        job = _Job(turn, self.loop.create_future())
+        self._jobs.append(job)
+        self._queued.set()
+        return await job.answer
+
+    async def _consume(self) -> None:
+        while True:
+            while not self._jobs:
+                self._queued.clear()
+                await self._queued.wait()
+            self._run(self._jobs.popleft())
+            await asyncio.sleep(0)
+
+    def _run(self, job: _Job) -> None:
+        turn, manager = job.turn, self.manager
+        try:
+            with cache_only() if turn.attempts < OFF_LOOP_ATTEMPTS - 1 else nullcontext():
+                result = manager._run(turn)
+        except NotCached as miss:
+            turn.steps = []  # the stopped attempt's steps are not the turn's
+            self.loop.create_task(self._embed_then_requeue(job, miss))
+            return
+        except Exception as exc:  # noqa: BLE001 - handed to the request that asked
+            manager._failed(turn, exc)
+            _answer(job, exception=exc)
+            return
+        turn.steps[:0] = turn.waits
+        _answer(job, manager._finish(turn, result))
+
+    async def _embed_then_requeue(self, job: _Job, miss: NotCached) -> None:
+        try:
+            with recording(job.turn.waits, "embed") as step:
+                step.input = {"texts": miss.texts}
+                await miss.source.prefetch(miss.texts)
+        except Exception as exc:  # noqa: BLE001 - the model failed: the request gets the error
+            self.manager._failed(job.turn, exc)
+            _answer(job, exception=exc)
+            return
+        job.turn.attempts += 1
+        self._jobs.appendleft(job)
+        self._queued.set()
+
+
+def _answer(job: _Job, result: TurnResult | None = None, exception: Exception | None = None) -> None:
+    if job.answer.done():  # the request was cancelled (client gone): the turn still counted
+        return
+    if exception is not None:
+        job.answer.set_exception(exception)
+    else:
+        job.answer.set_result(result)
 
 
 __all__ = ["DialogueManager", "TurnResult", "BadRequest", "UnknownUser", "Step"]

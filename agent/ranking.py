@@ -171,25 +171,22 @@ class RequestRanker:
         if evidence_nb is not None and cfg.evidence_weight > 0:
             request["evidence"] = cfg.evidence_weight * evidence_nb
 
-        pool: dict[int, dict[str, int]] = {}
+        tops: dict[str, np.ndarray] = {}  # each source's pool: catalog rows, best first
         for name, scores in {**personal, **request}.items():
             with recording(steps, f"candidates.{name}", parent="recommend") as step:
                 masked = np.where(mask, scores, -np.inf)
                 top = np.argpartition(-masked, cfg.pool)[: cfg.pool] if len(masked) > cfg.pool else np.arange(len(masked))
                 top = top[np.argsort(-masked[top], kind="stable")]
-                top = top[np.isfinite(masked[top])].tolist()  # Python ints: this loop runs ~400 times a turn
-                for rank, p in enumerate(top, 1):
-                    ranks = pool.get(p)
-                    if ranks is None:
-                        pool[p] = {name: rank}
-                    else:
-                        ranks[name] = rank
+                tops[name] = top = top[np.isfinite(masked[top])]
                 sources[name] = scores
                 step.output = {"pool": len(top), "top": [{"item_id": int(self.item_ids[p]), "score": round(float(scores[p]), 4)}
-                                                         for p in top[:5]]}
+                                                         for p in top[:5].tolist()]}
+        # the union of the pools in order of first appearance (the order MMR breaks exact ties in)
+        joined = np.concatenate(list(tops.values())) if tops else np.zeros(0, dtype=np.int64)
+        _, first = np.unique(joined, return_index=True)
+        candidates = joined[np.sort(first)]
         with recording(steps, "rerank", parent="recommend") as step:
             total = np.where(mask, np.sum(list(sources.values()), axis=0), -np.inf)
-            candidates = np.fromiter(pool, dtype=np.int64)
             picks = self._mmr(candidates, total, n) if len(candidates) else []
             by_score = candidates[np.argsort(-total[candidates])][:n] if len(candidates) else candidates
             step.input = {"candidates": len(candidates), "weights": {**{k: v for k, v in self.bundle.fusion.weights.items()
@@ -198,7 +195,8 @@ class RequestRanker:
             step.output = {"top_out": [{"item_id": int(self.item_ids[p]), "score": round(float(total[p]), 4)} for p in picks],
                            "mmr_lambda": cfg.mmr_lambda}
         wanted = set(intent.genres)
-        items = [RankedItem(int(self.item_ids[p]), float(total[p]), pool[p],
+        rank_in = {name: dict(zip(top.tolist(), range(1, len(top) + 1))) for name, top in tops.items()}
+        items = [RankedItem(int(self.item_ids[p]), float(total[p]), {name: r[p] for name, r in rank_in.items() if p in r},
                             [g for g in self.data.movies[int(self.item_ids[p])].genres if g in wanted]) for p in picks]
         return Ranking(items, evidence, list(sources), cold_reason, relaxed, len(candidates))
 

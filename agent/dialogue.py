@@ -175,7 +175,7 @@ class DialogueManager:
         """``turn`` for a caller on an event loop: the same answer, but MiniLM never runs on the loop
         (see ``_LoopTurns``). Meant for the offline parser: an LLM call would block the loop."""
         loop = asyncio.get_running_loop()
-        if self._loop_turns is None or self._loop_turns.loop is not loop:
+        if self._loop_turns is None or self._loop_turns.loop is not loop or self._loop_turns.stopped:
             self._loop_turns = _LoopTurns(self, loop)
         return await self._loop_turns.submit(self._start(user_key, session_id, message))
 
@@ -403,6 +403,11 @@ class _LoopTurns:
         self._jobs: deque[_Job] = deque()
         self._queued = asyncio.Event()
         self._consumer = loop.create_task(self._consume())
+
+    @property
+    def stopped(self) -> bool:
+        """The consumer ended (only something like KeyboardInterrupt inside a turn ends it)."""
+        return self._consumer.done()
 
     async def submit(self, turn: _Turn) -> TurnResult:
         job = _Job(turn, self.loop.create_future())

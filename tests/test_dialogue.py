@@ -159,3 +159,24 @@ def test_a_turn_on_an_event_loop_answers_the_same_and_embeds_off_the_loop(agent,
     assert threads and loop_thread not in threads
     names = [s.name for s in got[0].steps]
     assert names[0] == "embed" and names.count("intent_parse") == 1  # the wait, then the turn's own steps once
+
+
+def test_a_turn_on_an_event_loop_reports_errors_and_the_next_turn_still_runs(agent, monkeypatch):
+    import asyncio
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("ranking broke")
+
+    async def converse():
+        with pytest.raises(BadRequest):
+            await agent.aturn("196", "s-async-errors", "x" * 5000)
+        with monkeypatch.context() as patch:
+            patch.setattr(agent.ranker, "rank", broken)
+            with pytest.raises(RuntimeError, match="ranking broke"):
+                await agent.aturn("196", "s-async-errors", "a comedy")
+        # concurrent turns on one loop all get their own answers
+        return await asyncio.gather(*(agent.aturn("196", f"s-async-{k}", "a comedy") for k in range(5)))
+
+    answers = asyncio.run(converse())
+    assert all(a.act == "recommend" and len(a.cards) >= 5 for a in answers)
+    assert len({a.session_id for a in answers}) == 5

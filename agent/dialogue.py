@@ -403,6 +403,7 @@ class _LoopTurns:
         self._jobs: deque[_Job] = deque()
         self._queued = asyncio.Event()
         self._consumer = loop.create_task(self._consume())
+        self._embedding: set[asyncio.Task] = set()  # the loop keeps only weak references to tasks
 
     @property
     def stopped(self) -> bool:
@@ -430,7 +431,9 @@ class _LoopTurns:
                 result = manager._run(turn)
         except NotCached as miss:
             turn.steps = []  # the stopped attempt's steps are not the turn's
-            self.loop.create_task(self._embed_then_requeue(job, miss))
+            task = self.loop.create_task(self._embed_then_requeue(job, miss))
+            self._embedding.add(task)
+            task.add_done_callback(self._embedding.discard)
             return
         except Exception as exc:  # noqa: BLE001 - handed to the request that asked
             manager._failed(turn, exc)

@@ -4,7 +4,7 @@ The vector is the normalised mean of its parts: one precomputed MiniLM vector pe
 ("Comedy movie"), the catalog vectors of referenced titles, and — only when the request carries
 free-text keywords — an embedding of those words (``keyword_texts``; cached by the shared
 ``agent.text_vectors``). Most requests are genres and titles, so most turns embed nothing:
-embedding a phrase costs ~9 ms, three times a whole turn. Exclusions never enter the vector
+embedding a phrase costs ~9 ms, more than three whole turns. Exclusions never enter the vector
 (embedding "no horror" would pull horror closer).
 """
 from __future__ import annotations

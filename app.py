@@ -184,10 +184,10 @@ class Runtime:
         Such a turn is ~2.5 ms of pure CPU under the GIL (``cineagent bench turn``), so worker
         threads only add two hand-offs per request and GIL contention between them: with 20
         concurrent users, running them inline cut the app's CPU per turn from ~9 ms to ~6 ms
-        (``cineagent bench load``). The one slow part
-        such a turn can have, embedding a phrase it has not seen (~9 ms), runs in a worker thread
-        while the loop serves other turns (``DialogueManager.aturn``). A turn that asks the LLM
-        waits ~1 s on the network, so it goes to the thread pool and never blocks the loop.
+        (``cineagent bench load``). The one slow part such a turn can have, embedding a phrase it
+        has not seen (~9 ms), runs in a worker thread while the loop serves other turns
+        (``DialogueManager.aturn``). A turn that asks the LLM waits ~1 s on the network, so it goes
+        to the thread pool and never blocks the loop.
         """
         return self.agent is not None and self.agent.parser.name == "offline"
 

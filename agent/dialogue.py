@@ -33,6 +33,7 @@ from agent.session import Card, Session, SessionStore, merge
 from agent.steps import Step, recording
 from agent.text_vectors import NotCached, cache_only
 from agent.users import User, UnknownUser, resolve_user
+from data.store import KeyedLocks
 from models.train import ModelBundle
 from retrieval.catalog import CatalogIndex
 from retrieval.profile_index import ProfileStore
@@ -155,6 +156,7 @@ class DialogueManager:
         self.ranker = RequestRanker(bundle, catalog, profiles, ranker_config)
         self.tracer = tracer
         self._model_lock = threading.RLock()  # fold-in mutates model arrays that scoring reads
+        self._swipe_order = KeyedLocks()
         self._folded: set[str] = set()
         self.encoder = RequestEncoder(catalog, self.data)
         self.graph = self._build_graph()
@@ -213,12 +215,15 @@ class DialogueManager:
     def feedback(self, user_key: object, item_id: int, liked: bool, trace_id: str | None = None) -> dict[int, int]:
         """A swipe: update the profile and fold the person's vectors in at once (no retraining)."""
         user = resolve_user(user_key, self.data)
-        # record and fold in under one lock: two swipes racing must not fold in the older ratings last
-        with self._model_lock:
+        # one person's swipes are recorded and folded in one at a time: two racing must not fold in
+        # the older ratings last. The model lock (which every turn takes to rank) is held for the
+        # fold-in only, not for the profile's disk write.
+        with self._swipe_order(user.key):
             ratings = self.profiles.record_swipe(user.key, int(item_id), liked)
-            self.bundle.fusion.fold_in(user.model_id, ratings)
-            self.ranker.forget(user.key)
-            self._folded.add(user.key)
+            with self._model_lock:
+                self.bundle.fusion.fold_in(user.model_id, ratings)
+                self.ranker.forget(user.key)
+                self._folded.add(user.key)
         if self.tracer and trace_id:
             self.tracer.record_feedback(trace_id, user, int(item_id), liked)
         return ratings

@@ -20,7 +20,7 @@ from typing import Mapping
 import faiss
 import numpy as np
 
-from data.store import home, write_json_atomic
+from data.store import KeyedLocks, home, write_json_atomic
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,8 @@ class ProfileStore:
         # the profiles' only writer); a turn consults them a dozen times
         self._swipes: dict[str, dict[int, int]] = {}
         self._cache_size = cache_size
-        self._lock = threading.RLock()
+        self._lock = threading.RLock()  # the in-memory tables; never held across a disk write
+        self._writers = KeyedLocks()    # one person's swipes are written one at a time, in order
 
     # ---------------------------------------------------------------- profile table
     def _swipes_path(self, user_key: str) -> Path:
@@ -86,16 +87,21 @@ class ProfileStore:
         return {**{int(k): int(v) for k, v in self.base.get(user_key, {}).items()}, **self.swipes(user_key)}
 
     def record_swipe(self, user_key: str, item_id: int, liked: bool) -> dict[int, int]:
-        """Add a like/dislike; the index is rebuilt on next search. Returns the new ratings."""
+        """Add a like/dislike, durably; the index is rebuilt on next search. Returns the new ratings.
+
+        The file is written (and fsynced) under this person's writer lock only: other people's
+        turns, which search their own profiles, never wait for the disk. The new table replaces
+        the old one in memory once it is on disk."""
         if int(item_id) not in self._pos:
             raise KeyError(f"item {item_id} is not in the catalog")
-        with self._lock:
+        with self._writers(user_key):
             swipes = self.swipes(user_key)
             swipes[int(item_id)] = LIKE_RATING if liked else DISLIKE_RATING
             write_json_atomic(self._swipes_path(user_key), {"user": user_key, "ratings": {str(k): v for k, v in swipes.items()}})
-            self._swipes[user_key] = swipes
-            self._indexes.pop(user_key, None)
-        return self.ratings(user_key)
+            with self._lock:
+                self._swipes[user_key] = swipes
+                self._indexes.pop(user_key, None)
+            return self.ratings(user_key)
 
     def disliked(self, user_key: str) -> set[int]:
         return {i for i, r in self.swipes(user_key).items() if r == DISLIKE_RATING}

@@ -35,3 +35,36 @@ def test_profile_search_returns_only_this_users_liked_items(vectors, tmp_path):
     assert store.search("2", vectors[9]) == [] and store.disliked("2") == {10}
     reopened = ProfileStore(vectors, ids, {}, directory=tmp_path)
     assert reopened.swipes("1") == {20: 5}
+
+
+def test_a_swipe_being_written_holds_up_nobody_else(vectors, tmp_path, monkeypatch):
+    """The profile file is written outside the store-wide lock: while one person's swipe waits on
+    the disk, other people's searches and swipes go ahead, and the writer's own table changes only
+    once its file is on disk."""
+    import threading
+
+    import retrieval.profile_index as profile_index
+
+    ids = np.arange(1, 51)
+    store = ProfileStore(vectors, ids, {"1": {3: 5}, "2": {10: 5}}, directory=tmp_path)
+    on_disk, release = threading.Event(), threading.Event()
+    real_write = profile_index.write_json_atomic
+
+    def slow_write(path, obj):
+        if obj["user"] == "1":
+            on_disk.set()
+            assert release.wait(10), "the test never released the write"
+        real_write(path, obj)
+
+    monkeypatch.setattr(profile_index, "write_json_atomic", slow_write)
+    writer = threading.Thread(target=store.record_swipe, args=("1", 20, True))
+    writer.start()
+    assert on_disk.wait(10)
+    others = threading.Thread(target=lambda: (store.search("2", vectors[9]), store.record_swipe("2", 11, True)))
+    others.start()
+    others.join(10)
+    assert not others.is_alive(), "another person's search or swipe waited for this write"
+    assert store.swipes("2") == {11: 5} and store.swipes("1") == {}  # not published before it is durable
+    release.set()
+    writer.join(10)
+    assert store.swipes("1") == {20: 5}

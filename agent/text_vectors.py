@@ -2,10 +2,10 @@
 
 A request embeds at most a phrase or two (free-text keywords, the parser's backstop), ~9 ms each,
 and the same phrases come back often. ``TextVectors`` caches vectors by text. On an event loop a
-~9 ms model call would stall every other request, so the async turn runs its synchronous steps
-inside ``cache_only()``: a miss raises ``NotCached`` instead of running the model, the turn awaits
-``prefetch`` (the model in a worker thread; the traced MiniLM runs without the GIL, see
-``retrieval.embeddings``) and tries the step again.
+~9 ms model call would stall every other request, so ``DialogueManager.aturn`` runs a turn inside
+``cache_only()``: a miss raises ``NotCached`` instead of running the model, ``prefetch`` embeds the
+phrase in a worker thread (the traced MiniLM runs without the GIL, see ``retrieval.embeddings``)
+while the loop serves other turns, and the turn runs again.
 """
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ _cache_only: ContextVar[bool] = ContextVar("cineagent_text_vectors_cache_only", 
 @contextmanager
 def cache_only() -> Iterator[None]:
     """Inside this block no ``TextVectors`` runs the model: a miss raises ``NotCached``. For code on
-    an event loop, which must not stall every other request for the ~10 ms of a phrase."""
+    an event loop, which must not stall every other request for the ~9 ms of a phrase."""
     token = _cache_only.set(True)
     try:
         yield

@@ -63,7 +63,7 @@ def bench_embed(n: int = 30) -> dict[str, dict[str, float]]:
 
     def busy(stop: threading.Event) -> None:
         while not stop.is_set():
-            sum(range(1000))  # pure Python: holds the GIL but for the interpreter's switch interval
+            sum(range(1000))  # pure Python: lets go of the GIL only when the switch interval forces it
 
     results = {}
     for name, fn in (("traced", embed), ("eager", eager)):
@@ -73,7 +73,7 @@ def bench_embed(n: int = 30) -> dict[str, dict[str, float]]:
         worker = threading.Thread(target=busy, args=(stop,), daemon=True)
         worker.start()
         try:
-            # fewer calls: eager PyTorch takes ~0.6 s a phrase here
+            # fewer calls: eager PyTorch takes ~0.3-0.8 s a phrase here
             results[f"{name}, beside a busy thread"] = time_calls(
                 lambda i: fn([f"an unseen phrase number {i} with company"]), max(3, n // 5), warmup=1)
         finally:

@@ -6,8 +6,9 @@ and caches (so 1,000 benchmark swipes never land in a real feedback log), and me
 
 - time from process start to ``/healthz`` answering 200 (models loaded);
 - ``users`` concurrent users x ``turns`` chat turns each (``POST /api/chat``, gold-set
-  utterances, one session per user): errors, p50/p95/p99 latency, throughput, and the
-  app process's CPU per turn (all its threads, from /proc);
+  utterances, one session per user): errors, p50/p95/p99 latency, throughput, the app
+  process's CPU per turn (all its threads, from /proc), and how many turns waited for a phrase
+  embedded off the event loop (from the app's trace log);
 - ``swipes`` likes/dislikes from ``users`` concurrent writers (``POST /api/feedback``): errors,
   latency, and whether ``feedback.jsonl`` holds exactly one valid line per acknowledged swipe;
 - graceful shutdown: seconds from SIGTERM to exit, and the exit status.
@@ -241,6 +242,7 @@ def run_load_test(users: int = 20, turns: int = 50, swipes: int = 1000, time_lim
                 if cpu_before is not None and cpu_after is not None and report["chat"]["ok"] else None)
             report["swipes"] = swipe_phase(app.url, state, users, swipes, deadline)
             status, seconds = app.stop()
+            report["chat"]["turns_embedding_off_loop"] = turns_with_step(state, "embed")
             # uvicorn re-raises SIGTERM after a clean shutdown: -15 with "shutdown complete" logged is graceful
             report["shutdown"] = {"exit_status": status, "seconds": round(seconds, 2),
                                   "graceful": status in (0, -signal.SIGTERM)
@@ -254,6 +256,21 @@ def run_load_test(users: int = 20, turns: int = 50, swipes: int = 1000, time_lim
         shutil.rmtree(scratch, ignore_errors=True)
 
 
+def turns_with_step(state: Path, name: str) -> int:
+    """Turns in the app's local trace log with a step of this name (read after the app stopped)."""
+    count = 0
+    for path in sorted((state / "traces").glob("traces.jsonl*")):
+        if path.suffix == ".lock":
+            continue
+        for line in path.read_bytes().splitlines():
+            try:
+                steps = json.loads(line).get("steps", [])
+            except ValueError:
+                continue
+            count += any(step.get("name") == name for step in steps)
+    return count
+
+
 def format_report(report: dict) -> str:
     chat, swipes = report["chat"], report["swipes"]
     lines = [
@@ -261,7 +278,8 @@ def format_report(report: dict) -> str:
         f"app ready (healthz 200) {report['ready_s']:.1f} s after start",
         f"chat: {chat['ok']}/{chat['n']} ok, {chat['errors']} errors, p50 {chat['p50_ms']} ms, p95 {chat['p95_ms']} ms, "
         f"p99 {chat['p99_ms']} ms, {chat['throughput_rps']} turns/s over {chat['wall_s']} s, "
-        f"app CPU {chat['server_cpu_ms_per_turn']} ms a turn"
+        f"app CPU {chat['server_cpu_ms_per_turn']} ms a turn, {chat.get('turns_embedding_off_loop')} turns waited for "
+        f"a phrase embedded off the loop"
         + (" (stopped at the time limit)" if chat["stopped_early"] else ""),
         f"swipes: {swipes['ok']}/{swipes['n']} ok, {swipes['errors']} errors, p50 {swipes['p50_ms']} ms, "
         f"p95 {swipes['p95_ms']} ms, p99 {swipes['p99_ms']} ms, {swipes['throughput_rps']} swipes/s; "

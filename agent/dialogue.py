@@ -31,7 +31,7 @@ from agent.query import RequestEncoder
 from agent.ranking import RankerConfig, Ranking, RequestRanker
 from agent.session import Card, Session, SessionStore, merge
 from agent.steps import Step, recording
-from agent.text_vectors import NotCached, cache_only
+from agent.text_vectors import NotCached, TextVectors, cache_only
 from agent.users import User, UnknownUser, resolve_user
 from data.store import KeyedLocks
 from models.train import ModelBundle
@@ -88,6 +88,7 @@ class TurnState(TypedDict, total=False):
     intent: Intent
     result: TurnResult
     steps: list[Step]
+    parsed_ahead: tuple[Intent | None, ParseResult]  # aturn: (standing intent it was parsed against, parse)
 
 
 @dataclass
@@ -101,10 +102,14 @@ class _Turn:
     started: float   # perf_counter
     waits: list[Step] = field(default_factory=list)  # aturn: time spent embedding off the loop
     attempts: int = 0
+    parsed_ahead: tuple[Intent | None, ParseResult] | None = None
 
     @property
     def state(self) -> TurnState:
-        return {"user": self.user, "session": self.session, "message": self.text, "steps": self.steps}
+        state: TurnState = {"user": self.user, "session": self.session, "message": self.text, "steps": self.steps}
+        if self.parsed_ahead is not None:
+            state["parsed_ahead"] = self.parsed_ahead
+        return state
 
     def empty_reply(self) -> TurnResult:
         return TurnResult("Tell me what you'd like to watch: a genre, a mood, a decade or a movie you liked.",
@@ -252,7 +257,12 @@ class DialogueManager:
     def _parse(self, state: TurnState, step: Step) -> dict:
         session = state["session"]
         step.input = {"message": state["message"], "parser": self.parser.name}
-        parsed = self.parser.parse(state["message"], session.standing)
+        ahead = state.get("parsed_ahead")  # aturn parsed it while the turn waited in line
+        if ahead is not None and ahead[0] is session.standing:
+            parsed = ahead[1]
+            step.input["parsed_ahead_ms"] = parsed.details.get("ms")  # spent then, not in this step
+        else:
+            parsed = self.parser.parse(state["message"], session.standing)
         step.kind = "generation" if parsed.parser == "llm" else "span"
         llm_facts = {k: v for k, v in parsed.details.items()
                      if k in ("prompt_version", "model", "latency_ms", "input_tokens", "output_tokens")}
@@ -262,17 +272,20 @@ class DialogueManager:
 
     @_timed("merge")
     def _merge(self, state: TurnState, step: Step) -> dict:
-        session, new = state["session"], state["parse"].intent
-        has_history = bool(self.profiles.ratings(state["user"].key))
+        merged = self._merged(state["user"], state["session"], state["parse"].intent)
+        step.output = {"act": merged.act.value, "intent": merged.model_dump(mode="json")}
+        return {"intent": merged}
+
+    def _merged(self, user: User, session: Session, new: Intent) -> Intent:
+        """The request in force once this turn's intent meets the session's standing one."""
+        has_history = bool(self.profiles.ratings(user.key))
         if new.act in (Act.more, Act.refine) and session.standing is None:
             new = new.model_copy(update={"act": Act.recommend})  # nothing to page or refine yet
         if new.act == Act.clarify and (has_history or session.standing is not None):
             new = new.model_copy(update={"act": Act.recommend})  # their profile answers a vague request
         if new.act == Act.recommend and new.is_empty and not has_history:
             new = new.model_copy(update={"act": Act.clarify})
-        merged = merge(session.standing, new)
-        step.output = {"act": merged.act.value, "intent": merged.model_dump(mode="json")}
-        return {"intent": merged}
+        return merge(session.standing, new)
 
     @staticmethod
     def _route(state: TurnState) -> str:
@@ -394,12 +407,13 @@ class _Job:
 class _LoopTurns:
     """``aturn``'s turns on one event loop: a consumer task runs them one at a time, oldest first.
 
-    Each runs the graph inside ``cache_only()``. A phrase it has not embedded yet (~9 ms of
-    MiniLM) stops the turn before it has changed anything (``NotCached``); the phrase is embedded
-    in a worker thread while the consumer goes on with the next turns, and the stopped turn then
-    goes first, not last: it has already waited its turn once (on a busy loop the back of the
-    line is ~20 turns, ~80 ms, away). Its parse and merge run twice (~1 ms), only on a miss; the
-    wait is an ``embed`` step of the turn. Between turns the consumer yields, so answers go out
+    MiniLM (~9 ms a phrase) never runs on the loop. On arrival a turn is parsed, and the phrases it
+    will need start embedding in a worker thread while it waits in line (``_look_ahead``; the
+    graph reuses that parse). Each turn then runs the graph inside ``cache_only()``: a phrase still
+    missing stops it before it has changed anything (``NotCached``), the consumer goes on with the
+    next turns, and once the phrase is embedded the stopped turn goes first, not last: it has
+    already waited its turn once (the back of the line is ~20 turns, ~80 ms, away on a busy loop).
+    The wait is an ``embed`` step of the turn. Between turns the consumer yields, so answers go out
     and new requests queue up.
     """
 
@@ -417,9 +431,43 @@ class _LoopTurns:
 
     async def submit(self, turn: _Turn) -> TurnResult:
         job = _Job(turn, self.loop.create_future())
+        self._look_ahead(turn)
         self._jobs.append(job)
         self._queued.set()
         return await job.answer
+
+    def _look_ahead(self, turn: _Turn) -> None:
+        """Parse the turn now and start embedding the phrases it will need, so that they are ready
+        by the time its turn comes (~20 turns later on a busy loop) instead of stopping it then.
+        The graph reuses this parse if the session's standing request is still the same object.
+        A guess: if it misses, the turn stops for the embedding as usual."""
+        manager = self.manager
+        if not turn.text or getattr(manager.parser, "name", "") != "offline":  # an LLM call would block the loop
+            return
+        standing = turn.session.standing
+        try:
+            with cache_only():
+                parsed = manager.parser.parse(turn.text, standing)
+        except NotCached as miss:  # the parser's backstop needs a phrase: the turn parses again later
+            self._prefetch_soon(miss.source, miss.texts)
+            return
+        turn.parsed_ahead = (standing, parsed)
+        vectors = manager.encoder.embed
+        if isinstance(vectors, TextVectors):
+            texts = vectors.missing(manager.encoder.keyword_texts(manager._merged(turn.user, turn.session, parsed.intent)))
+            if texts:
+                self._prefetch_soon(vectors, texts)
+
+    def _prefetch_soon(self, vectors: TextVectors, texts: list[str]) -> None:
+        async def quietly() -> None:
+            try:
+                await vectors.prefetch(texts)
+            except Exception:  # noqa: BLE001 - only a head start: the turn meets the error itself
+                log.debug("look-ahead embedding of %r failed", texts, exc_info=True)
+
+        task = self.loop.create_task(quietly())
+        self._embedding.add(task)
+        task.add_done_callback(self._embedding.discard)
 
     async def _consume(self) -> None:
         while True:

@@ -52,6 +52,7 @@ class TextVectors:
     def __init__(self, embedder: Callable[[Sequence[str]], np.ndarray], size: int = CACHE_SIZE) -> None:
         self.embedder = embedder
         self._cache: LruCache[str, np.ndarray] = LruCache(size)
+        self._inflight: dict[str, asyncio.Future] = {}  # text -> the prefetch embedding it (event loop only)
 
     def __call__(self, texts: Sequence[str]) -> np.ndarray:
         texts = list(texts)
@@ -69,10 +70,22 @@ class TextVectors:
         return list(dict.fromkeys(t for t in texts if self._cache.get(t) is None))
 
     async def prefetch(self, texts: Sequence[str]) -> None:
-        """Embed the texts not cached yet in a worker thread, leaving the event loop free."""
+        """Embed the texts not cached yet in a worker thread, leaving the event loop free. A text
+        another prefetch is already embedding is waited for, not embedded twice."""
         missing = self.missing(texts)
-        if missing:
-            await asyncio.to_thread(self._fill, missing)
+        if not missing:
+            return
+        loop = asyncio.get_running_loop()
+        pending = {f for t in missing if (f := self._inflight.get(t)) is not None and f.get_loop() is loop}
+        new = [t for t in missing if not any(self._inflight.get(t) is f for f in pending)]
+        if new:
+            fill = asyncio.ensure_future(asyncio.to_thread(self._fill, new))
+            for text in new:
+                self._inflight[text] = fill
+            fill.add_done_callback(lambda _: [self._inflight.pop(t, None) for t in new])
+            pending.add(fill)
+        # shielded: one waiter cancelled (its client gone) must not cancel the others' embedding
+        await asyncio.gather(*(asyncio.shield(f) for f in pending))
 
     def _fill(self, texts: list[str]) -> None:
         vectors = np.asarray(self.embedder(texts), dtype=np.float32).reshape(len(texts), DIM)

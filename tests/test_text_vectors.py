@@ -68,3 +68,16 @@ def test_a_text_evicted_meanwhile_is_embedded_again():
     vectors = TextVectors(embedder, size=1)
     got = vectors(["a", "b"])  # two misses, room for one: the answer is still complete and in order
     assert got.shape == (2, DIM) and np.array_equal(got[0], vectors(["a"])[0])
+
+
+def test_concurrent_prefetches_of_a_text_embed_it_once():
+    embedder = CountingEmbedder()
+    vectors = TextVectors(embedder)
+
+    async def two_at_once():
+        await asyncio.gather(vectors.prefetch(["shared", "a"]), vectors.prefetch(["shared", "b"]))
+
+    asyncio.run(two_at_once())
+    embedded = [text for texts, _ in embedder.calls for text in texts]
+    assert sorted(embedded) == ["a", "b", "shared"]
+    assert vectors.missing(["shared", "a", "b"]) == []

@@ -448,13 +448,17 @@ class _LoopTurns:
         try:
             with cache_only():
                 parsed = manager.parser.parse(turn.text, standing)
+            merged = manager._merged(turn.user, turn.session, parsed.intent)
         except NotCached as miss:  # the parser's backstop needs a phrase: the turn parses again later
             self._prefetch_soon(miss.source, miss.texts)
+            return
+        except Exception:  # noqa: BLE001 - only a head start: the turn meets the error itself, traced
+            log.debug("look-ahead parse failed for %r", turn.text, exc_info=True)
             return
         turn.parsed_ahead = (standing, parsed)
         vectors = manager.encoder.embed
         if isinstance(vectors, TextVectors):
-            texts = vectors.missing(manager.encoder.keyword_texts(manager._merged(turn.user, turn.session, parsed.intent)))
+            texts = vectors.missing(manager.encoder.keyword_texts(merged))
             if texts:
                 self._prefetch_soon(vectors, texts)
 

@@ -180,3 +180,30 @@ def test_a_turn_on_an_event_loop_reports_errors_and_the_next_turn_still_runs(age
     answers = asyncio.run(converse())
     assert all(a.act == "recommend" and len(a.cards) >= 5 for a in answers)
     assert len({a.session_id for a in answers}) == 5
+
+
+def test_a_parser_error_on_an_event_loop_is_the_turns_error(agent, monkeypatch):
+    """The look-ahead parse on arrival is only a head start: a parser that fails fails the turn
+    itself, which is traced like any failed turn."""
+    import asyncio
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("parser broke")
+
+    class Recorder:
+        def __init__(self):
+            self.turns = []
+
+        def record_turn(self, result, error=None):
+            self.turns.append((result, error))
+
+    recorder = Recorder()
+    monkeypatch.setattr(agent.parser, "parse", broken)
+    monkeypatch.setattr(agent, "tracer", recorder)
+
+    async def converse():
+        with pytest.raises(RuntimeError, match="parser broke"):
+            await agent.aturn("196", "s-async-parser", "a comedy")
+
+    asyncio.run(converse())
+    assert [(r.act, str(e)) for r, e in recorder.turns] == [("error", "parser broke")]

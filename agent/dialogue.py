@@ -21,7 +21,7 @@ import uuid
 from collections import deque
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from typing import Callable, Protocol, TypedDict
+from typing import Callable, Coroutine, Protocol, TypedDict
 
 from langgraph.graph import END, START, StateGraph
 
@@ -422,7 +422,7 @@ class _LoopTurns:
         self._jobs: deque[_Job] = deque()
         self._queued = asyncio.Event()
         self._consumer = loop.create_task(self._consume())
-        self._embedding: set[asyncio.Task] = set()  # the loop keeps only weak references to tasks
+        self._embedding: set[asyncio.Task] = set()  # embeddings under way (see _spawn)
 
     @property
     def stopped(self) -> bool:
@@ -442,7 +442,7 @@ class _LoopTurns:
         The graph reuses this parse if the session's standing request is still the same object.
         A guess: if it misses, the turn stops for the embedding as usual."""
         manager = self.manager
-        if not turn.text or getattr(manager.parser, "name", "") != "offline":  # an LLM call would block the loop
+        if not turn.text or manager.parser.name != "offline":  # an LLM call would block the loop
             return
         standing = turn.session.standing
         try:
@@ -469,8 +469,11 @@ class _LoopTurns:
             except Exception:  # noqa: BLE001 - only a head start: the turn meets the error itself
                 log.debug("look-ahead embedding of %r failed", texts, exc_info=True)
 
-        task = self.loop.create_task(quietly())
-        self._embedding.add(task)
+        self._spawn(quietly())
+
+    def _spawn(self, work: Coroutine) -> None:
+        task = self.loop.create_task(work)
+        self._embedding.add(task)  # the loop keeps only weak references to tasks
         task.add_done_callback(self._embedding.discard)
 
     async def _consume(self) -> None:
@@ -488,9 +491,7 @@ class _LoopTurns:
                 result = manager._run(turn)
         except NotCached as miss:
             turn.steps = []  # the stopped attempt's steps are not the turn's
-            task = self.loop.create_task(self._embed_then_requeue(job, miss))
-            self._embedding.add(task)
-            task.add_done_callback(self._embedding.discard)
+            self._spawn(self._embed_then_requeue(job, miss))
             return
         except Exception as exc:  # noqa: BLE001 - handed to the request that asked
             manager._failed(turn, exc)

@@ -76,8 +76,14 @@ class TextVectors:
         if not missing:
             return
         loop = asyncio.get_running_loop()
-        pending = {f for t in missing if (f := self._inflight.get(t)) is not None and f.get_loop() is loop}
-        new = [t for t in missing if not any(self._inflight.get(t) is f for f in pending)]
+        pending: set[asyncio.Future] = set()
+        new: list[str] = []
+        for text in missing:
+            fill = self._inflight.get(text)
+            if fill is not None and fill.get_loop() is loop:
+                pending.add(fill)
+            else:
+                new.append(text)
         if new:
             fill = asyncio.ensure_future(asyncio.to_thread(self._fill, new))
             for text in new:

@@ -62,7 +62,8 @@ def sha256_file(path: Path) -> str:
 
 class KeyedLocks:
     """A lock per key (a person), from a fixed set: writes for one person stay in order while
-    other people's go ahead. Two keys may share a lock (bounded memory); never hold two at once."""
+    other people's go ahead. Two keys may share a lock (bounded memory), so never hold two locks
+    of one set at once."""
 
     def __init__(self, stripes: int = 64) -> None:
         self._locks = [threading.Lock() for _ in range(stripes)]

@@ -258,17 +258,10 @@ def run_load_test(users: int = 20, turns: int = 50, swipes: int = 1000, time_lim
 
 def turns_with_step(state: Path, name: str) -> int:
     """Turns in the app's local trace log with a step of this name (read after the app stopped)."""
-    count = 0
-    for path in sorted((state / "traces").glob("traces.jsonl*")):
-        if path.suffix == ".lock":
-            continue
-        for line in path.read_bytes().splitlines():
-            try:
-                steps = json.loads(line).get("steps", [])
-            except ValueError:
-                continue
-            count += any(step.get("name") == name for step in steps)
-    return count
+    from agent.tracing import iter_traces
+
+    return sum(any(step.get("name") == name for step in trace.get("steps", []))
+               for trace in iter_traces(state / "traces" / "traces.jsonl"))
 
 
 def format_report(report: dict) -> str:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from enum import Enum
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -19,6 +20,16 @@ class Act(str, Enum):
     explain = "explain"        # "why the second one?"
     chit_chat = "chit_chat"    # greetings, thanks, off-topic
     clarify = "clarify"        # too vague to act on without history
+
+
+# Relative refinements a person can ask for ("darker", "more recent"): the dialogue manager turns
+# each into a concrete adjustment of the standing request (an era relative to what was shown, a
+# tone direction in the item vectors), visible in the reply and the trace.
+Adjustment = Literal["newer", "older", "darker", "lighter", "funnier", "less_violent", "different"]
+# Slots of the standing request a turn can relax ("any year is fine", "doesn't have to be a comedy").
+Slot = Literal["genres", "exclude_genres", "titles", "exclude_titles", "years", "mood", "all"]
+# Why part of a message could not be used: the catalog has no people, plots or languages, and ends in 1998.
+UnusedWhy = Literal["person", "plot", "out_of_catalog", "language", "no_movies_in_era", "off_topic"]
 
 
 class YearRange(BaseModel):
@@ -43,10 +54,19 @@ class Intent(BaseModel):
     genres: list[str] = Field(default_factory=list, description="genres wanted (all of them, MovieLens vocabulary)")
     exclude_genres: list[str] = Field(default_factory=list, description="genres the person does not want")
     titles: list[int] = Field(default_factory=list, description="referenced movies, as MovieLens item ids")
+    exclude_titles: list[int] = Field(default_factory=list,
+                                      description="movies the person rejects or has seen (item ids): never shown")
     years: YearRange | None = None
     keywords: list[str] = Field(default_factory=list, description="free-text mood / keywords")
     count: int | None = Field(default=None, ge=1, le=MAX_COUNT)
     explain_rank: int | None = Field(default=None, ge=1, description="1-based card the person asks about")
+    mood: list[Adjustment] = Field(default_factory=list, description="tone/era directions in force (standing)")
+    # operations of this turn on the standing request (never carried over to the next turn)
+    replace: bool = Field(default=False, description="this turn's genres replace the standing ones ('actually, a horror')")
+    relax: list[Slot] = Field(default_factory=list, description="slots this turn drops ('any year is fine')")
+    adjust: list[Adjustment] = Field(default_factory=list, description="relative refinements asked this turn")
+    card_ref: int | None = Field(default=None, ge=0,
+                                 description="a shown card this turn points at: its 1-based rank, 0 = 'that one / it'")
 
     @field_validator("genres", "exclude_genres")
     @classmethod
@@ -65,7 +85,17 @@ class Intent(BaseModel):
     @property
     def is_empty(self) -> bool:
         """No constraint at all: nothing to rank by except the person's history."""
-        return not (self.genres or self.exclude_genres or self.titles or self.years or self.keywords)
+        return not (self.genres or self.exclude_genres or self.titles or self.exclude_titles or self.years
+                    or self.keywords or self.mood or self.adjust or self.card_ref is not None)
+
+
+class UnusedPart(BaseModel):
+    """A part of the message the agent could not act on, said back to the person and listed in the API."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    text: str = Field(max_length=200, description="the words as the person wrote them")
+    why: UnusedWhy
 
 
 class ParseResult(BaseModel):
@@ -74,6 +104,7 @@ class ParseResult(BaseModel):
     intent: Intent
     parser: str                      # "offline" or "llm"
     fallback_reason: str | None = None  # set when the LLM parser failed and offline answered
+    unused: list[UnusedPart] = Field(default_factory=list)  # parts of the message that could not be used
     details: dict = Field(default_factory=dict)
 
 

@@ -128,6 +128,18 @@ def cmd_eval_conversational(args) -> int:
     return 0
 
 
+def cmd_eval_dialogues(args) -> int:
+    from agent.runtime import load_agent
+    from eval.dialogues import agent_replay, evaluate_dialogues, format_report, load_dialogues
+
+    cases = load_dialogues(args.dataset)[: args.limit or None]
+    agent = load_agent(parser=args.parser)
+    report = evaluate_dialogues(cases, agent.data, agent_replay(agent))
+    print(format_report(report))
+    _write_json(args.json, report)
+    return 0
+
+
 def cmd_eval_nightly(args) -> int:
     from eval.nightly import NightlyConfig, run_nightly
 
@@ -296,6 +308,14 @@ def build_parser() -> argparse.ArgumentParser:
     conv.add_argument("--limit", type=int, help="only the first N (user, genre) requests")
     conv.add_argument("--json", help="write the report here")
     conv.set_defaults(func=cmd_eval_conversational)
+    dialogues = ev.add_parser("dialogues", help="replay real dialogues (seeker messages) as new people; "
+                              "Recall@1/5/10 and HR@10 of the last cards, with popularity and co-rated baselines")
+    dialogues.add_argument("--dataset", required=True, help="JSON Lines: seeker_messages, mentioned, "
+                           "seeker_mentioned, targets per case (ReDial mapped to MovieLens)")
+    dialogues.add_argument("--parser", choices=["auto", "offline", "llm"], default="offline")
+    dialogues.add_argument("--limit", type=int, help="only the first N cases")
+    dialogues.add_argument("--json", help="write the report (metrics and every case) here")
+    dialogues.set_defaults(func=cmd_eval_dialogues)
     nightly = ev.add_parser("nightly", help="gold set, offline benchmark and feedback stats: history, HTML "
                                             "dashboard, exit 1 on a regression")
     nightly.add_argument("--quick", action="store_true",
@@ -377,11 +397,12 @@ def main(argv: list[str] | None = None) -> int:
     from agent.dialogue import BadRequest
     from agent.users import UnknownUser
     from data.movielens import DataError
+    from eval.dialogues import DialogueSetError
     from models.artifacts import ArtifactError
 
     try:
         return args.func(args)
-    except (DataError, ArtifactError, BadRequest, UnknownUser) as exc:
+    except (DataError, ArtifactError, BadRequest, UnknownUser, DialogueSetError) as exc:
         print(f"cineagent: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -26,7 +26,7 @@ from typing import Callable, Coroutine, Protocol, TypedDict
 from langgraph.graph import END, START, StateGraph
 
 from agent.explain import evidence_for, explain
-from agent.intent import Act, Intent, IntentParser, ParseResult
+from agent.intent import Act, Intent, IntentParser, ParseResult, UnusedPart
 from agent.query import RequestEncoder
 from agent.ranking import RankerConfig, Ranking, RequestRanker
 from agent.session import Card, Session, SessionStore, merge
@@ -60,6 +60,7 @@ class TurnResult:
     session_id: str
     steps: list[Step] = field(default_factory=list)
     notices: list[str] = field(default_factory=list)
+    unused: list[UnusedPart] = field(default_factory=list)  # parts of the message that could not be used
     trace_id: str = ""
     message: str = ""
     started: float = 0.0          # wall clock, epoch seconds

@@ -186,6 +186,26 @@ class Movie:
     def label(self) -> str:
         return f"{self.title} ({self.year})" if self.year else self.title
 
+    @property
+    def display_title(self) -> str:
+        """The title as people write it: "Godfather, The" -> "The Godfather", and the alternate
+        or original title MovieLens keeps in parentheses dropped ("Visitors, The (Visiteurs, Les)")."""
+        return natural_title(self.title)
+
+
+_ALTERNATE = re.compile(r"\s+\([^()]*\)$")
+_TRAILING_ARTICLE = re.compile(r"^(?P<rest>.+), (?P<article>The|A|An|La|Le|Les|L'|Il|Das|Der|Die|El|Los|Las)$")
+
+
+def natural_title(title: str) -> str:
+    """MovieLens' sorted form of a title as a person would write it (see ``Movie.display_title``)."""
+    base = _ALTERNATE.sub("", title).strip() or title
+    match = _TRAILING_ARTICLE.match(base)
+    if not match:
+        return base
+    article = match["article"]
+    return f"{article}{'' if article.endswith(chr(39)) else ' '}{match['rest']}"
+
 
 @dataclass(frozen=True)
 class MovieLens:

@@ -592,7 +592,7 @@ def evidence_markdown(card: dict) -> str:
     """The "why" detail: the profile items, genres and sources behind the pick."""
     ev, lines = card["evidence"], []
     for p in ev.get("profile_items", []):
-        lines.append(f"- resembles **{p['title']}** (similarity {p['similarity']:.2f}, you rated it {p['your_rating']})")
+        lines.append(f"- you rated **{p['title']}** {p['your_rating']}; its EASE weight toward this pick is {p['weight']:.3f}")
     if ev.get("genres"):
         lines.append(f"- matches the genres you asked for: {', '.join(ev['genres'])}")
     for name, rank in ev.get("sources", {}).items():

@@ -23,10 +23,12 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Callable, Coroutine, Protocol, TypedDict
 
+import numpy as np
 from langgraph.graph import END, START, StateGraph
 
-from agent.explain import evidence_for, explain
-from agent.intent import Act, Intent, IntentParser, ParseResult, UnusedPart
+from agent import replies
+from agent.explain import EvidenceSource, evidence_for, explain
+from agent.intent import Act, Intent, IntentParser, ParseResult, UnusedPart, YearRange
 from agent.query import RequestEncoder
 from agent.ranking import RankerConfig, Ranking, RequestRanker
 from agent.session import Card, Session, SessionStore, merge
@@ -90,6 +92,8 @@ class TurnState(TypedDict, total=False):
     result: TurnResult
     steps: list[Step]
     parsed_ahead: tuple[Intent | None, ParseResult]  # aturn: (standing intent it was parsed against, parse)
+    avoid: list[int]               # "something different": the cards to move away from
+    unused: list[UnusedPart]       # the parse's, plus what the shown cards made impossible
 
 
 @dataclass
@@ -165,6 +169,9 @@ class DialogueManager:
         self._swipe_order = KeyedLocks()
         self._folded: set[str] = set()
         self.encoder = RequestEncoder(catalog, self.data)
+        self.evidence = EvidenceSource(self.ranker)
+        counts = self.data.ratings.groupby("item_id")["rating"].agg(["mean", "count"])
+        self._rating_stats = {int(i): (float(m), int(c)) for i, m, c in counts.itertuples()}
         self.graph = self._build_graph()
         self._loop_turns: _LoopTurns | None = None  # aturn's queue, on the loop that calls it
 
@@ -274,8 +281,67 @@ class DialogueManager:
     @_timed("merge")
     def _merge(self, state: TurnState, step: Step) -> dict:
         merged = self._merged(state["user"], state["session"], state["parse"].intent)
-        step.output = {"act": merged.act.value, "intent": merged.model_dump(mode="json")}
-        return {"intent": merged}
+        merged, readings, avoid, unused = self._in_context(merged, state["session"])
+        step.output = {"act": merged.act.value, "intent": merged.model_dump(mode="json"), "readings": readings}
+        return {"intent": merged, "avoid": avoid, "unused": [*state["parse"].unused, *unused]}
+
+    def _in_context(self, intent: Intent, session: Session) -> tuple[Intent, list[str], list[int], list[UnusedPart]]:
+        """Resolve what only the conversation gives meaning to: card references, eras relative to
+        the shown cards, "something different". Returns the request, how each phrase was read (for
+        the trace), the cards to move away from, and parts that could not be used."""
+        readings, avoid, unused, update = [], [], [], {}
+        shown = session.last_cards
+        if intent.act in (Act.recommend, Act.refine, Act.more) and intent.card_ref is not None:
+            card = self._card_at(session, intent.card_ref)
+            if card is None:
+                readings.append(f"card {intent.card_ref or 'it'}: no such card shown")
+            else:
+                update["titles"] = list(dict.fromkeys([*intent.titles, card.item_id]))
+                update["act"] = Act.refine if intent.act == Act.more else intent.act
+                session.focus = card.item_id
+                readings.append(f"card {intent.card_ref or 'it'} -> {card.title} (a reference)")
+        years = [c.year for c in shown if c.year]
+        for direction in ("newer", "older"):
+            if direction not in intent.adjust:
+                continue
+            reference = int(np.median(years)) if years else (self.data.items["year"].dropna().median())
+            reference = int(reference)
+            current = intent.years
+            if direction == "newer":
+                start = reference + 1
+                if start > self.latest_year:
+                    unused.append(UnusedPart(text="more recent", why="no_movies_in_era"))
+                    readings.append(f"newer than {reference}: nothing, the catalog ends in {self.latest_year}")
+                    continue
+                end = current.end if current and current.end and current.end >= start else None
+            else:
+                end, start = reference - 1, (current.start if current and current.start and current.start <= reference - 1
+                                             else None)
+            update["years"] = YearRange(start=start, end=end)
+            readings.append(f"{direction} -> {replies.era(start, end)} (the last picks' median year was {reference})")
+        if "different" in intent.adjust and shown:
+            avoid = [c.item_id for c in shown]
+            update["titles"] = []
+            readings.append(f"something different -> away from the last {len(avoid)} picks")
+        for tone in intent.adjust:
+            if tone in intent.mood:
+                readings.append(f"{tone} -> along the {tone} direction of the item vectors, at least as far as "
+                                f"the last picks" if shown else f"{tone} -> along the {tone} direction of the item vectors")
+        return (intent.model_copy(update=update) if update else intent), readings, avoid, unused
+
+    @staticmethod
+    def _card_at(session: Session, ref: int | None) -> Card | None:
+        """The card a turn points at: its rank, or for 0 ("it", "that one") the card last talked
+        about, or the only one shown."""
+        cards = session.last_cards
+        if ref:
+            return cards[ref - 1] if ref <= len(cards) else None
+        focus = next((c for c in cards if c.item_id == session.focus), None)
+        return focus or (cards[0] if len(cards) == 1 else None)
+
+    @property
+    def latest_year(self) -> int:
+        return int(self.data.items["year"].max())
 
     def _merged(self, user: User, session: Session, new: Intent) -> Intent:
         """The request in force once this turn's intent meets the session's standing one."""
@@ -299,32 +365,52 @@ class DialogueManager:
     def _recommend(self, state: TurnState, step: Step) -> dict:
         user, session, intent = state["user"], state["session"], state["intent"]
         query = self.encoder.vector(intent)  # first: in ``aturn`` it may stop the turn for an embedding
+        shown_before = [c.item_id for c in session.last_cards]
+        carried = session.standing is not None and intent.act != Act.recommend
         if intent.act != Act.more:
             session.shown = []
         n = intent.count or DEFAULT_COUNT
         exclude = set(session.shown) | self.profiles.disliked(user.key)
-        with self._model_lock:
-            ranking = self.ranker.rank(user, intent, query, n=n, exclude=exclude, steps=state["steps"],
-                                       query_text=self.encoder.text(intent))
+        avoid = state.get("avoid") or []
+        exclude |= set(avoid)
+        unused = list(state.get("unused") or [])
+        notices: list[str] = []
+        ranking = self._rank(state, intent, query, n, exclude, shown_before, avoid)
+        if not ranking.items and intent.years:  # an era with nothing left in it: say so, keep the rest
+            era = replies.era(intent.years.start, intent.years.end)
+            intent = intent.model_copy(update={"years": None})
+            ranking = self._rank(state, intent, query, n, exclude, shown_before, avoid)
+            notices.append(f"Nothing fits all of that {era}, so these are from any year.")
+        if not ranking.items and (intent.genres or intent.mood or intent.titles):
+            intent = intent.model_copy(update={"genres": [], "mood": [], "titles": []})
+            ranking = self._rank(state, intent, query, n, exclude, shown_before, avoid)
+            notices.append("Nothing fits all of that, so I kept only your exclusions; try fewer constraints.")
         with recording(state["steps"], "explain", parent="recommend") as explain_step:
             cards = self._cards(ranking, user, intent)
             explain_step.output = {"cards": [{"item_id": c.item_id, "cites": [p["item_id"] for p in c.evidence["profile_items"]],
                                               "genres": c.evidence["genres"], "sources": c.evidence["sources"]}
                                              for c in cards]}
-        session.standing = intent.model_copy(update={"act": Act.recommend})
+        session.standing = intent.model_copy(update={"act": Act.recommend, "adjust": [], "card_ref": None,
+                                                     "explain_rank": None})
         session.shown.extend(c.item_id for c in cards)
         session.last_cards = cards
+        session.focus = None
         step.input = {"intent": intent.model_dump(mode="json"), "excluded": len(exclude)}
-        step.output = {"items": [c.item_id for c in cards], "cold_start_reason": ranking.cold_start_reason}
-        notices = []
-        if ranking.cold_start_reason:
-            notices.append("You're new here, so these are popular picks close to your request; "
-                           "like or dislike a few and the next ones will be yours.")
-        if ranking.relaxed_genres:
-            notices.append(f"Few movies are all of {', '.join(intent.genres)}, so some have only one of them.")
-        text = self._recommend_text(intent, cards)
+        step.output = {"items": [c.item_id for c in cards], "cold_start_reason": ranking.cold_start_reason,
+                       "tones": ranking.tones, "partial": [c.item_id for c in cards if c.evidence["missing_genres"]]}
+        if ranking.cold_start_reason and cards:
+            notices.append("You're new here, so these lean on what's popular; like or dislike a few and the "
+                           "next ones will be more yours.")
+        text = self._recommend_text(intent, cards, session, carried, unused)
         return {"result": TurnResult(text, cards, intent.act.value, intent, state["parse"], user,
-                                     session.session_id, notices=notices)}
+                                     session.session_id, notices=notices, unused=unused)}
+
+    def _rank(self, state: TurnState, intent: Intent, query, n: int, exclude: set[int], shown: list[int],
+              avoid: list[int]) -> Ranking:
+        with self._model_lock:
+            return self.ranker.rank(state["user"], intent, query, n=n, exclude=exclude, steps=state["steps"],
+                                    query_text=self.encoder.text(intent), shown=shown if intent.mood else None,
+                                    avoid=avoid)
 
     @_timed("explain_card")
     def _explain(self, state: TurnState, step: Step) -> dict:
@@ -334,58 +420,78 @@ class DialogueManager:
             card = next((c for c in session.last_cards if c.item_id in parsed.titles), None)
         elif parsed.explain_rank and parsed.explain_rank <= len(session.last_cards):
             card = session.last_cards[parsed.explain_rank - 1]
-        elif len(session.last_cards) == 1:
-            card = session.last_cards[0]
+        else:
+            card = self._card_at(session, parsed.card_ref or 0)
         if card is None:
-            text = ("Which one? Say for example \"why the second one?\"." if session.last_cards
+            text = ("Which one? Say for example \"why the second one?\" or name the movie." if session.last_cards
                     else "I haven't recommended anything yet: tell me what you'd like to watch.")
             cards = []
         else:
-            text = f"{card.title} ({card.year}): {card.explanation}" if card.year else f"{card.title}: {card.explanation}"
+            session.focus = card.item_id
+            text = self._about(card, state["message"])
             cards = [card]
         step.output = {"explained": card.item_id if card else None}
         return {"result": TurnResult(text, cards, Act.explain.value, state["intent"], state["parse"], state["user"],
-                                     session.session_id)}
+                                     session.session_id, unused=list(state.get("unused") or []))}
+
+    def _about(self, card: Card, question: str) -> str:
+        """Answer a question about a shown movie from what the catalog knows, and say what it doesn't."""
+        q = question.lower()
+        name = f"{card.title} ({card.year})" if card.year else card.title
+        genres = ", ".join(replies.PLURAL[g] for g in card.genres if g in replies.PLURAL) or "unlisted genres"
+        mean, count = self._rating_stats.get(card.item_id, (0.0, 0))
+        if re.search(r"\b(scary|scare|horror|frightening|creepy|gory)\b", q):
+            scary = {"Horror", "Thriller"} & set(card.genres)
+            answer = (f"{name} is listed as {genres}, so expect some scares." if scary else
+                      f"{name} is listed as {genres}, not horror or thriller, so probably not scary.")
+        elif re.search(r"\b(who|actors?|stars?|cast|director|directed)\b", q):
+            answer = f"I don't have cast or crew for {name}; it is {genres}."
+        elif re.search(r"\b(about|plot|story|synopsis)\b", q):
+            answer = f"I don't have plot summaries; {name} is {genres}."
+        elif re.search(r"\b(good|worth|rated|rating|any good)\b", q) and count:
+            answer = f"{name} averages {mean:.1f}/5 from {count} MovieLens ratings."
+        else:
+            return f"{name}: {card.explanation}"
+        return f"{answer} {card.explanation}"
 
     @_timed("chit_chat")
     def _chit_chat(self, state: TurnState, step: Step) -> dict:
         lowered = state["message"].lower()
-        text = next((reply for pattern, reply in CHIT_CHAT_REPLIES if pattern.search(lowered)), CHIT_CHAT_DEFAULT)
-        return {"result": TurnResult(text, [], Act.chit_chat.value, state["intent"], state["parse"], state["user"],
-                                     state["session"].session_id)}
+        unused = list(state.get("unused") or [])
+        text = next((reply for pattern, reply in CHIT_CHAT_REPLIES if pattern.search(lowered)), None)
+        if unused:  # what could not be used says more than a canned line
+            text = f"{replies.unused_sentence(unused)} {text or CHIT_CHAT_DEFAULT}"
+        return {"result": TurnResult(text or CHIT_CHAT_DEFAULT, [], Act.chit_chat.value, state["intent"], state["parse"],
+                                     state["user"], state["session"].session_id, unused=unused)}
 
     @_timed("clarify")
     def _clarify(self, state: TurnState, step: Step) -> dict:
-        return {"result": TurnResult(CLARIFY_QUESTION, [], Act.clarify.value, state["intent"], state["parse"],
-                                     state["user"], state["session"].session_id)}
+        unused = list(state.get("unused") or [])
+        text = f"{replies.unused_sentence(unused)} {CLARIFY_QUESTION}" if unused else CLARIFY_QUESTION
+        return {"result": TurnResult(text, [], Act.clarify.value, state["intent"], state["parse"],
+                                     state["user"], state["session"].session_id, unused=unused)}
 
     # ---------------------------------------------------------------- helpers
     def _cards(self, ranking: Ranking, user: User, intent: Intent) -> list[Card]:
-        rows = [self.ranker.position[item.item_id] for item in ranking.items]
-        resembled = self.profiles.search_many(user.key, self.catalog.vectors[rows], k=2) if rows else []
+        liked = self.profiles.ratings(user.key)
         cards = []
-        for item, hits in zip(ranking.items, resembled):
+        for item in ranking.items:
             movie = self.data.movies[item.item_id]
-            evidence = evidence_for(item, hits, self.data, list(intent.titles))
-            cards.append(Card(item.item_id, movie.title, movie.year, list(movie.genres), explain(evidence),
+            evidence = evidence_for(item, liked, self.evidence, list(intent.genres), list(intent.titles), list(intent.mood))
+            cards.append(Card(item.item_id, movie.display_title, movie.year, list(movie.genres), explain(evidence),
                               item.score, evidence))
         return cards
 
-    def _recommend_text(self, intent: Intent, cards: list[Card]) -> str:
+    def _recommend_text(self, intent: Intent, cards: list[Card], session: Session, carried: bool,
+                        unused: list[UnusedPart]) -> str:
+        said = replies.unused_sentence(unused)
         if not cards:
-            return "I found nothing that fits all of that. Try removing a constraint (a genre, a year range)."
-        what = " and ".join(intent.genres) + " " if intent.genres else ""
-        constraints = []
-        if intent.exclude_genres:
-            constraints.append("no " + ", ".join(intent.exclude_genres))
-        if intent.years:
-            lo, hi = intent.years.start, intent.years.end
-            constraints.append(f"{lo or '…'}–{hi or '…'}")
-        if intent.titles:
-            constraints.append("like " + ", ".join(self.data.movies[t].title for t in intent.titles))
-        suffix = f" ({'; '.join(constraints)})" if constraints else ""
-        more = "more " if intent.act == Act.more else ""
-        return f"Here are {len(cards)} {more}{what}picks for you{suffix}:"
+            return " ".join(filter(None, [said, "I found nothing that fits all of that. Try dropping a genre, an era "
+                                                "or an exclusion."]))
+        partial = {c.title: c.evidence["missing_genres"] for c in cards if c.evidence["missing_genres"]}
+        lines = [replies.opener(intent, self.data, session.turns, carried),
+                 replies.partial_note(partial, list(intent.genres)), said]
+        return " ".join(line for line in lines if line)
 
     def _ensure_folded(self, user: User) -> None:
         """After a restart, swipes persisted in the profile store are folded in on first contact."""

@@ -1,52 +1,113 @@
-"""Explanations built only from a pick's evidence: profile items it resembles, the requested
-genres it has, and the sources that ranked it. Nothing else may be cited."""
+"""Explanations built only from a pick's evidence, and every claim checkable against it.
+
+Evidence of one pick (``evidence_for``):
+- ``profile_items``: the person's liked movies (rated 4+ or swiped like) that the collaborative
+  model itself leans on to score the pick: EASE's item-to-item weights from each liked movie to the
+  pick (the terms of the pick's own EASE score), the largest ones, and only movies among the
+  ``NEIGHBOUR_RANK`` that weigh most toward the pick in the whole catalog;
+- ``referenced_titles``: titles the person asked for whose own EASE neighbours rank the pick in
+  their top ``NEIGHBOUR_RANK`` ("people who like Alien also like it" is then literally true);
+- ``genres`` / ``missing_genres``: the wanted genres the pick has and lacks;
+- ``tones``: the mood directions in force and where the pick sits on each (z-score);
+- ``sources``: the model sources that ranked it in their top ``CITED_RANK`` (for the "why"
+  detail only: people read reasons, operators read model names and ranks).
+
+``explain`` turns that into one short sentence or two for a person; nothing else may be cited.
+"""
 from __future__ import annotations
 
-from data.movielens import MovieLens
-from retrieval.profile_index import ProfileHit
+from typing import Mapping
 
-from agent.ranking import RankedItem
+import numpy as np
 
-SOURCE_PHRASES = {
-    "two_tower": "your taste profile (two-tower model)",
-    "ease": "people who liked what you liked (EASE)",
-    "svd": "your rating pattern (SVD)",
-    "popularity": "its popularity",
-    "semantic": "how closely it matches your request",
-    "neighbours": "its similarity to the titles you mentioned",
-    "evidence": "its closeness to your favourites for this request",
-}
-CITED_RANK = 20        # a source is named as a reason only when it ranked the pick this high
-MIN_RESEMBLANCE = 0.35  # cosine below this is not "resembles" (MiniLM texts of unrelated films sit ~0.2)
+from agent.ranking import RankedItem, RequestRanker
+from agent.replies import PLURAL
+
+CITED_RANK = 20        # a source is listed in the "why" detail when it ranked the pick this high
+NEIGHBOUR_RANK = 50    # "people who like X also like it": the pick is among X's 50 nearest (EASE)
+MAX_CITED = 2          # liked movies named per card
+LIKED = 4              # a rating (or a like swipe, stored as 5) at least this high is a like
+
+TONE_WORDS = {"darker": "darker", "lighter": "lighter", "funnier": "funnier", "less_violent": "gentler"}
 
 
-def evidence_for(item: RankedItem, resembled: list[ProfileHit], data: MovieLens, referenced: list[int]) -> dict:
-    """The structured evidence of one pick (what the explanation and the UI's "why" show).
+class EvidenceSource:
+    """What explanations may consult: the EASE weights and neighbourhoods, the catalog."""
 
-    ``resembled``: the person's liked items nearest to the pick (``ProfileStore.search_many``)."""
-    hits = [h for h in resembled if h.score >= MIN_RESEMBLANCE and h.item_id != item.item_id]
+    def __init__(self, ranker: RequestRanker) -> None:
+        self.ranker = ranker
+        self.data = ranker.data
+        ease = ranker.ease
+        self.B = getattr(ease, "B", None)  # (n_items, n_items): weight of row item in column item's score
+
+    def liked_contributions(self, liked: list[int], pick: int) -> list[tuple[int, float]]:
+        """(liked item, its EASE weight toward the pick), largest first: only items among the
+        ``NEIGHBOUR_RANK`` whose weight toward the pick is largest in the catalog."""
+        if self.B is None or not liked:
+            return []
+        pos = self.ranker.position
+        rows = [pos[i] for i in liked if i in pos]
+        if not rows:
+            return []
+        column = self.B[:, pos[pick]]
+        bar = max(float(np.partition(column, -NEIGHBOUR_RANK)[-NEIGHBOUR_RANK]), 0.0)
+        weights = column[rows]
+        order = np.argsort(-weights, kind="stable")
+        return [(self.ranker.item_ids[rows[k]].item(), float(weights[k])) for k in order
+                if weights[k] > 0 and weights[k] >= bar]
+
+    def neighbour_rank(self, title: int, pick: int) -> int | None:
+        """The pick's 1-based rank among the title's EASE neighbours, or None."""
+        if self.B is None or title not in self.ranker.position:
+            return None
+        row = self.B[self.ranker.position[title]]
+        value = row[self.ranker.position[pick]]
+        return int((row > value).sum()) + 1 if value > 0 else None
+
+
+def evidence_for(item: RankedItem, liked: Mapping[int, int], source: EvidenceSource, wanted: list[str],
+                 referenced: list[int], moods: list[str]) -> dict:
+    """The structured evidence of one pick (what the explanation and the "why" detail show).
+
+    ``liked``: the person's ratings (item -> 1..5); ``referenced``: the titles they asked about."""
+    data, pick = source.data, item.item_id
+    loved = [i for i, r in liked.items() if r >= LIKED and i != pick]
+    cited = source.liked_contributions(loved, pick)[:MAX_CITED]
+    near = [(t, source.neighbour_rank(t, pick)) for t in referenced if t in data.movies and t != pick]
     top_sources = sorted(((n, r) for n, r in item.source_ranks.items() if r <= CITED_RANK), key=lambda kv: kv[1])[:2]
+    tones = {}
+    for mood in moods:
+        tones[mood] = round(float(source.ranker.tone_scores(mood)[source.ranker.position[pick]]), 2)
     return {
-        "profile_items": [{"item_id": h.item_id, "title": data.movies[h.item_id].label,
-                           "similarity": round(h.score, 3), "your_rating": h.rating} for h in hits],
+        "profile_items": [{"item_id": i, "title": data.movies[i].display_title, "your_rating": int(liked[i]),
+                           "weight": round(w, 4)} for i, w in cited],
+        "referenced_titles": [data.movies[t].display_title for t, rank in near if rank and rank <= NEIGHBOUR_RANK],
+        "neighbour_ranks": {str(t): rank for t, rank in near if rank},
         "genres": list(item.matched_genres),
+        "missing_genres": [g for g in wanted if g not in item.matched_genres],
+        "tones": tones,
         "sources": {name: rank for name, rank in top_sources},
-        "referenced_titles": [data.movies[t].label for t in referenced if t in data.movies]
-        if "neighbours" in item.source_ranks else [],
     }
 
 
 def explain(evidence: dict) -> str:
-    """One or two sentences, each clause backed by an entry of ``evidence``."""
+    """One or two short sentences, each clause backed by an entry of ``evidence``."""
     parts = []
-    if evidence["genres"]:
-        parts.append(f"It is {' and '.join(evidence['genres'])}, as you asked.")
+    genres = [PLURAL[g] for g in evidence["genres"]]
+    if genres and evidence["missing_genres"]:
+        missing = " or ".join(PLURAL[g] for g in evidence["missing_genres"])
+        parts.append(f"{_join(genres).capitalize()}, though not {missing}.")
+    elif genres:
+        parts.append(f"{_join(genres).capitalize()}, as you asked.")
     if evidence["profile_items"]:
-        titles = " and ".join(p["title"] for p in evidence["profile_items"])
-        parts.append(f"It resembles {titles}, which you liked.")
-    if evidence["referenced_titles"]:
-        parts.append(f"People who like {', '.join(evidence['referenced_titles'])} like it too.")
-    if evidence["sources"]:
-        reasons = " and ".join(f"{SOURCE_PHRASES.get(n, n)} (#{r})" for n, r in evidence["sources"].items())
-        parts.append(f"Ranked high by {reasons}.")
-    return " ".join(parts) or "A popular pick."
+        parts.append(f"Because you liked {_join([p['title'] for p in evidence['profile_items']])}.")
+    elif evidence["referenced_titles"]:
+        parts.append(f"People who like {_join(evidence['referenced_titles'])} often like it too.")
+    leaning = [TONE_WORDS[t] for t, z in evidence.get("tones", {}).items() if z > 0]
+    if leaning:
+        parts.append(f"On the {_join(leaning)} side.")
+    return " ".join(parts) or "Picked for your request."
+
+
+def _join(words: list[str]) -> str:
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]

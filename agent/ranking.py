@@ -6,11 +6,17 @@ Sources (each a dense score vector over the catalog, z-scored per request so the
 - ``semantic``: cosine between the request text and each item's text (what was asked for);
 - ``neighbours``: EASE item-item weights from the referenced titles and from the profile items
   most relevant to the request ("more like these").
-Filters remove items of the wrong genres or years, excluded genres, and everything the person has
-seen, disliked or been shown this session. MMR then trades a little score for variety.
+Filters remove items of the wrong years, excluded genres and titles (with their sequels), and
+everything the person has seen, disliked or been shown this session. Wanted genres are a
+conjunction: items with all of them come first; when fewer than n exist, the closest partial
+matches (most wanted genres) follow, marked as partial. A mood ("darker", "funnier", "less
+violent") is a direction in the collaborative item vectors between genre anchors, learned from the
+data: it adds a term to the score and keeps items at least as far along it as what was shown.
+MMR then trades a little score for variety.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -30,6 +36,16 @@ from retrieval.profile_index import ProfileHit, ProfileStore
 
 SEMANTIC_CACHE_SIZE = 1024  # request vectors whose catalog similarities are kept (13 KB each)
 
+# Each tone is the direction from the items of the second genre group to those of the first, in the
+# item vectors the collaborative model learned ("lighter" is "darker" reversed). The genres are
+# anchors only: the direction itself comes from how people rated, so a dark comedy sits between.
+TONE_ANCHORS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "darker": (("Horror", "Thriller", "Crime", "Film-Noir", "War"), ("Comedy", "Children's", "Musical", "Animation")),
+    "funnier": (("Comedy",), ("Drama", "Thriller", "War", "Horror", "Film-Noir")),
+    "less_violent": (("Romance", "Children's", "Musical", "Documentary", "Comedy"), ("Action", "War", "Horror", "Crime")),
+}
+_SEQUEL_TAIL = re.compile(r"(:.*|\s+(\d+|ii|iii|iv|v|vi|part .*))$")
+
 
 class RankerConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -41,6 +57,8 @@ class RankerConfig(BaseModel):
     pool: int = 60                       # candidates kept per source before MMR
     mmr_lambda: float = 0.9              # 1.0 = pure score; 0.9 swaps near-duplicates for variety
     evidence_k: int = 5                  # profile hits retrieved for a request
+    tone_weight: float = 1.0             # a mood's pull, in z-scores of its direction
+    avoid_weight: float = 1.0            # "something different": push away from what was shown
     personal_cache_users: int = 512      # users whose personal scores are kept (~55 KB each)
 
 
@@ -58,8 +76,9 @@ class Ranking:
     evidence: list[ProfileHit]        # profile items relevant to the request
     sources_used: list[str]
     cold_start_reason: str | None = None
-    relaxed_genres: bool = False      # no item had every wanted genre: any of them was accepted
+    relaxed_genres: bool = False      # fewer than n items had every wanted genre: partial matches follow
     candidates: int = 0
+    tones: dict[str, float] = field(default_factory=dict)  # mood -> the threshold it held the picks to
 
 
 class RequestRanker:
@@ -76,13 +95,17 @@ class RequestRanker:
         years = bundle.data.items["year"]
         self.years = np.where(years.isna(), -1, years.fillna(-1).astype(int)).astype(int)
         self.ease = bundle.sources.get("ease")
+        self.item_space = self._item_space(bundle, catalog)
+        self.tones = self._tone_directions()
+        self.families = self._franchises()
         # a person's personal scores change only when they swipe (``forget``), not from turn to turn
         self._personal: LruCache[str, tuple[dict[str, np.ndarray], str | None]] = LruCache(self.config.personal_cache_users)
         self._semantic: LruCache[bytes, np.ndarray] = LruCache(SEMANTIC_CACHE_SIZE)
 
     # ---------------------------------------------------------------- filters
     def allowed(self, intent: Intent, blocked: set[int]) -> tuple[np.ndarray, bool]:
-        """Boolean mask of items the request admits; second value: genre match was relaxed to 'any'."""
+        """Boolean mask of items the request admits; second value: fewer than the count have every
+        wanted genre, so items with some of them are admitted too (``genre_matches`` orders them)."""
         mask = np.ones(len(self.item_ids), dtype=bool)
         if intent.exclude_genres:
             mask &= ~self.genres[:, [GENRES.index(g) for g in intent.exclude_genres]].any(axis=1)
@@ -94,14 +117,62 @@ class RequestRanker:
             mask[[self.position[i] for i in blocked if i in self.position]] = False
         relaxed = False
         if intent.genres:
-            cols = [GENRES.index(g) for g in intent.genres]
-            strict = mask & self.genres[:, cols].all(axis=1)
+            matches = self.genre_matches(intent)
+            strict = mask & (matches == len(intent.genres))
             if strict.sum() >= (intent.count or 10):
                 mask = strict
             else:
-                mask &= self.genres[:, cols].any(axis=1)
-                relaxed = len(cols) > 1
+                mask &= matches > 0
+                relaxed = len(intent.genres) > 1
         return mask, relaxed
+
+    def genre_matches(self, intent: Intent) -> np.ndarray:
+        """How many of the wanted genres each item has."""
+        return self.genres[:, [GENRES.index(g) for g in intent.genres]].sum(axis=1)
+
+    def with_sequels(self, item_ids) -> set[int]:
+        """The items and every catalog title of the same franchise ("Alien" -> "Alien 3",
+        "Alien: Resurrection"): a person who rejects a film rejects its sequels."""
+        out = set()
+        for item in item_ids:
+            out.add(int(item))
+            out.update(self.families.get(self._family_of.get(int(item), ""), ()))
+        return out
+
+    def tone_scores(self, tone: str) -> np.ndarray:
+        """z-scored position of every item along a mood's direction (higher = more of it)."""
+        return -self.tones["darker"] if tone == "lighter" else self.tones[tone]
+
+    # ---------------------------------------------------------------- learned item facts
+    @staticmethod
+    def _item_space(bundle: ModelBundle, catalog: CatalogIndex) -> np.ndarray:
+        """Normalised item vectors of the collaborative model (the two-tower's item tower), else
+        the catalog's text vectors: where tones and "something different" are measured."""
+        tower = bundle.sources.get("two_tower")
+        vectors = getattr(tower, "item_vectors", None)
+        vectors = np.asarray(vectors if vectors is not None and len(vectors) else catalog.vectors, dtype=np.float32)
+        return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-9)
+
+    def _tone_directions(self) -> dict[str, np.ndarray]:
+        out = {}
+        for tone, (toward, away) in TONE_ANCHORS.items():
+            has_toward = self.genres[:, [GENRES.index(g) for g in toward]].any(axis=1)
+            has_away = self.genres[:, [GENRES.index(g) for g in away]].any(axis=1)
+            pos, neg = has_toward & ~has_away, has_away & ~has_toward
+            direction = self.item_space[pos].mean(axis=0) - self.item_space[neg].mean(axis=0)
+            scores = zscore((self.item_space @ direction)[None, :].astype(np.float64))[0]
+            scores.setflags(write=False)
+            out[tone] = scores
+        return out
+
+    def _franchises(self) -> dict[str, tuple[int, ...]]:
+        families: dict[str, list[int]] = {}
+        self._family_of: dict[int, str] = {}
+        for item in self.item_ids.tolist():
+            key = _SEQUEL_TAIL.sub("", self.data.movies[int(item)].display_title.lower()).strip()
+            self._family_of[int(item)] = key
+            families.setdefault(key, []).append(int(item))
+        return {k: tuple(v) for k, v in families.items() if len(v) > 1}
 
     # ---------------------------------------------------------------- sources
     def personal_scores(self, user: User) -> tuple[dict[str, np.ndarray], str | None]:
@@ -148,13 +219,19 @@ class RequestRanker:
 
     def rank(self, user: User, intent: Intent, query_vector: np.ndarray, n: int = 10,
              exclude: set[int] | frozenset = frozenset(), steps: list[Step] | None = None,
-             query_text: str = "") -> Ranking:
-        """Top-``n`` for this request; each phase is recorded in ``steps`` when given (for tracing)."""
+             query_text: str = "", shown: list[int] | None = None, avoid: list[int] | None = None) -> Ranking:
+        """Top-``n`` for this request; each phase is recorded in ``steps`` when given (for tracing).
+
+        ``shown``: the cards shown last, the reference a mood is relative to ("darker" than them);
+        ``avoid``: items the picks should differ from ("something different")."""
         cfg = self.config
         steps = steps if steps is not None else []
         ratings = self.profiles.ratings(user.key)
-        blocked = set(ratings) | set(exclude) | set(intent.titles)
+        blocked = set(ratings) | set(exclude) | set(intent.titles) | self.with_sequels(intent.exclude_titles)
         mask, relaxed = self.allowed(intent, blocked)
+        tones = self._tone_filter(intent, mask, shown or [], n)
+        for tone, threshold in tones.items():
+            mask &= self.tone_scores(tone) >= threshold
         with recording(steps, "profile_retrieval", "retriever", parent="recommend") as step:
             evidence = self.profiles.search(user.key, query_vector, k=cfg.evidence_k)
             step.input = {"query": query_text, "k": cfg.evidence_k}
@@ -170,6 +247,12 @@ class RequestRanker:
         evidence_nb = self.neighbour_scores([h.item_id for h in evidence])
         if evidence_nb is not None and cfg.evidence_weight > 0:
             request["evidence"] = cfg.evidence_weight * evidence_nb
+        for tone in intent.mood:
+            request[f"tone.{tone}"] = cfg.tone_weight * self.tone_scores(tone)
+        rows = [self.position[i] for i in avoid or [] if i in self.position]
+        if rows:
+            closeness = (self.item_space @ self.item_space[rows].T).max(axis=1)
+            request["different"] = -cfg.avoid_weight * zscore(closeness[None, :].astype(np.float64))[0]
 
         tops: dict[str, np.ndarray] = {}  # each source's pool: catalog rows, best first
         for name, scores in {**personal, **request}.items():
@@ -183,11 +266,20 @@ class RequestRanker:
                                                          for p in top[:5].tolist()]}
         # the union of the pools in order of first appearance (the order MMR breaks exact ties in)
         joined = np.concatenate(list(tops.values())) if tops else np.zeros(0, dtype=np.int64)
+        matches = self.genre_matches(intent) if intent.genres else np.zeros(len(mask), dtype=int)
+        if relaxed:  # every full match is a candidate, however the sources ranked it: they go first
+            joined = np.concatenate([joined, np.flatnonzero(mask & (matches == len(intent.genres)))])
         _, first = np.unique(joined, return_index=True)
         candidates = joined[np.sort(first)]
         with recording(steps, "rerank", parent="recommend") as step:
             total = np.where(mask, np.sum(list(sources.values()), axis=0), -np.inf)
-            picks = self._mmr(candidates, total, n) if len(candidates) else []
+            picks: list[int] = []
+            # most wanted genres first: all of them, then the closest partial matches
+            for count in sorted(set(matches[candidates].tolist()), reverse=True) if len(candidates) else []:
+                tier = candidates[matches[candidates] == count]
+                picks += self._mmr(tier, total, n - len(picks))
+                if len(picks) >= n:
+                    break
             by_score = candidates[np.argsort(-total[candidates])][:n] if len(candidates) else candidates
             step.input = {"candidates": len(candidates), "weights": {**{k: v for k, v in self.bundle.fusion.weights.items()
                                                                        if k in personal}, **{k: 1.0 for k in request}},
@@ -198,9 +290,24 @@ class RequestRanker:
         rank_in = {name: dict(zip(top.tolist(), range(1, len(top) + 1))) for name, top in tops.items()}
         items = [RankedItem(int(self.item_ids[p]), float(total[p]), {name: r[p] for name, r in rank_in.items() if p in r},
                             [g for g in self.data.movies[int(self.item_ids[p])].genres if g in wanted]) for p in picks]
-        return Ranking(items, evidence, list(sources), cold_reason, relaxed, len(candidates))
+        return Ranking(items, evidence, list(sources), cold_reason, relaxed, len(candidates), tones)
+
+    def _tone_filter(self, intent: Intent, mask: np.ndarray, shown: list[int], n: int) -> dict[str, float]:
+        """For each mood, the least of it a pick may have: the mean of the cards shown before (or of
+        the catalog), so "darker" is darker than what the person saw. Dropped if too few remain."""
+        out = {}
+        rows = [self.position[i] for i in shown if i in self.position]
+        for tone in intent.mood:
+            scores = self.tone_scores(tone)
+            threshold = float(scores[rows].mean()) if rows else 0.0
+            if (mask & (scores >= threshold)).sum() >= n:
+                out[tone] = round(threshold, 3)
+                mask = mask & (scores >= threshold)
+        return out
 
     def _mmr(self, candidates: np.ndarray, total: np.ndarray, n: int) -> list[int]:
+        if n <= 0 or not len(candidates):
+            return []
         lam = self.config.mmr_lambda
         scores = total[candidates]
         span = scores.max() - scores.min()

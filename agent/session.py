@@ -33,31 +33,63 @@ class Session:
     standing: Intent | None = None              # constraints accumulated over the conversation
     shown: list[int] = field(default_factory=list)  # every item shown so far: "more" never repeats
     last_cards: list[Card] = field(default_factory=list)
+    focus: int | None = None                    # the card last talked about ("why Fargo?" -> "is it scary?")
     turns: int = 0
     touched: float = field(default_factory=time.monotonic)
 
 
-def merge(standing: Intent | None, new: Intent) -> Intent:
-    """The constraints in force after this turn.
+TONES = ("darker", "lighter", "funnier", "less_violent")  # adjustments that stand as a mood
+# a new tone drops the ones it contradicts: "darker" after "funnier" is no longer funny
+CONTRADICTS = {"darker": {"lighter", "funnier"}, "lighter": {"darker"}, "funnier": {"darker"}, "less_violent": set()}
 
-    recommend replaces the standing request (a new topic), refine and more keep it and layer the
-    new constraints on top: added genres/exclusions accumulate, a new year range or count replaces
-    the old one, and excluding a genre removes it from the wanted ones.
+
+def _moods(standing: list[str], adjust: list[str]) -> list[str]:
+    moods = list(standing)
+    for tone in adjust:
+        if tone in TONES:
+            moods = [m for m in moods if m not in CONTRADICTS[tone] and m != tone] + [tone]
+    return moods
+
+
+def merge(standing: Intent | None, new: Intent) -> Intent:
+    """The request in force after this turn: the turn's operations applied to the standing request.
+
+    - ``recommend`` is a new topic: it replaces the standing request.
+    - ``refine`` and ``more`` keep everything and layer this turn on top: wanted genres, titles,
+      exclusions and moods accumulate; a new era or count replaces the old one. ``replace``
+      ("actually, make it a horror") swaps the slots this turn fills instead of adding to them;
+      ``relax`` drops the named slots ("any year is fine"). Excluding a genre or title removes it
+      from the wanted ones, and asking for it again lifts the exclusion.
+    - ``explain``, ``chit_chat`` and ``clarify`` leave the request standing.
+
+    Relative refinements that need the shown cards (an era relative to them, a card reference)
+    are the dialogue manager's: the merged intent carries ``adjust`` and ``card_ref`` for it.
     """
-    if standing is None or new.act in (Act.recommend,):
-        return new
+    turn_only = {"act": new.act, "adjust": list(new.adjust), "card_ref": new.card_ref,
+                 "explain_rank": new.explain_rank, "replace": False, "relax": []}
+    if standing is None or new.act == Act.recommend:
+        return new.model_copy(update={**turn_only, "mood": _moods(new.mood, new.adjust)})
     if new.act in (Act.explain, Act.chit_chat, Act.clarify):
-        return standing.model_copy(update={"act": new.act})  # the request stands; this turn does something else
-    excluded = list(dict.fromkeys(standing.exclude_genres + new.exclude_genres))
-    # a genre asked for again after being excluded is wanted again
-    excluded = [g for g in excluded if g not in new.genres]
-    wanted = [g for g in dict.fromkeys(standing.genres + new.genres) if g not in excluded]
-    years = new.years or standing.years
-    return Intent(act=new.act, genres=wanted, exclude_genres=excluded,
-                  titles=list(dict.fromkeys(standing.titles + new.titles)),
+        return standing.model_copy(update=turn_only)  # the request stands; this turn does something else
+    relax = set(new.relax)
+    base = Intent() if "all" in relax else standing
+
+    def kept(slot: str, values: list) -> list:
+        """The standing values of a slot, unless this turn relaxes it or replaces it with its own."""
+        return [] if slot in relax or (new.replace and values) else list(getattr(base, slot))
+
+    excluded = list(dict.fromkeys(kept("exclude_genres", []) + new.exclude_genres))
+    excluded = [g for g in excluded if g not in new.genres]  # asked for again after being excluded
+    wanted = [g for g in dict.fromkeys(kept("genres", new.genres) + new.genres) if g not in excluded]
+    rejected = list(dict.fromkeys(kept("exclude_titles", []) + new.exclude_titles))
+    rejected = [t for t in rejected if t not in new.titles]
+    titles = [t for t in dict.fromkeys(kept("titles", new.titles) + new.titles) if t not in rejected]
+    years = None if "years" in relax else (new.years or base.years)
+    return Intent(act=new.act, genres=wanted, exclude_genres=excluded, titles=titles, exclude_titles=rejected,
                   years=YearRange(**years.model_dump()) if years else None,
-                  keywords=list(dict.fromkeys(standing.keywords + new.keywords)),
-                  count=new.count or standing.count)
+                  keywords=list(dict.fromkeys(kept("keywords", new.keywords) + new.keywords)),
+                  mood=_moods([] if "mood" in relax else base.mood, new.adjust),
+                  count=new.count or base.count, adjust=list(new.adjust), card_ref=new.card_ref)
 
 
 class SessionStore:

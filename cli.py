@@ -143,7 +143,8 @@ def cmd_eval_dialogues(args) -> int:
 def cmd_eval_nightly(args) -> int:
     from eval.nightly import NightlyConfig, run_nightly
 
-    result = run_nightly(NightlyConfig(quick=args.quick, threshold=args.threshold, parser=args.parser))
+    result = run_nightly(NightlyConfig(quick=args.quick, threshold=args.threshold, parser=args.parser,
+                                       requests=args.requests, dialogues=args.dialogues))
     print(result.summary())
     _write_json(args.json, result.entry)
     return result.exit_code   # 1 when a figure fell more than the threshold below the previous run
@@ -323,6 +324,9 @@ def build_parser() -> argparse.ArgumentParser:
     nightly.add_argument("--threshold", type=float, default=0.02,
                          help="a figure this much below the previous run fails the run (default 0.02)")
     nightly.add_argument("--parser", choices=["offline", "llm"], default="offline")
+    nightly.add_argument("--requests", type=Path, help="also score real people's requests (gold schema, JSON/JSONL)")
+    nightly.add_argument("--dialogues", type=Path, help="also replay real dialogues (`eval dialogues` schema) "
+                         "through the agent on the current artifacts")
     nightly.add_argument("--json", help="write this run's history entry here")
     nightly.set_defaults(func=cmd_eval_nightly)
     harvest = ev.add_parser("harvest", help="candidate gold cases from swipes and corrections, for review")

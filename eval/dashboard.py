@@ -9,6 +9,8 @@ by ``eval.nightly`` (oldest first, the current run last):
 - gold-set accuracy over time (accuracy, micro F1, exclusion and title accuracy, cases correct);
 - per-genre recall of the latest run (previous run as a tick);
 - recommender metrics over time (nDCG@10 and Recall@10 per model, stratified protocol);
+- real requests (whole-parse accuracy, micro F1, act accuracy) and real dialogues (Recall@10 of
+  the agent against its baselines) over time, when the run measured them;
 - the like rate over time, and the latest like rate by card position and by candidate source;
 - the per-case side-by-side table (utterance, expected, predicted), failures first.
 """
@@ -201,6 +203,13 @@ def render(history: Sequence[dict], gold_report: dict, regressions: Sequence[dic
         series = {m: [h.get("figures", {}).get(f"ranking.stratified.{m}.{metric}") for h in history]
                   for m in model_names}
         parts.append(line_chart(f"{metric} over time", labels, series))
+    requests = {k: [h.get("figures", {}).get(f"requests.{k}") for h in history] for k in ("accuracy", "micro_f1", "act_accuracy")}
+    dialogues = {s: [h.get("figures", {}).get(f"dialogues.{s}.R@10") for h in history]
+                 for s in ("cineagent", "popularity", "corated", "corated_all")}
+    if any(v is not None for vs in (*requests.values(), *dialogues.values()) for v in vs):
+        parts.append("</div><h2>Real people (requests and dialogues)</h2><div class='grid'>")
+        parts.append(line_chart("Real requests: parse figures over time", labels, requests, y_range=(0.0, 1.0)))
+        parts.append(line_chart("Real dialogues: Recall@10 over time", labels, dialogues))
     parts.append("</div><h2>Feedback (swipes)</h2><div class='grid'>")
     parts.append(line_chart("Like rate over time", labels,
                             {"like rate": [h.get("feedback", {}).get("like_rate") for h in history]}, y_range=(0.0, 1.0)))

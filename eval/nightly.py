@@ -2,7 +2,10 @@
 
 One run (``run_nightly``):
 
-1. the gold evaluation (``eval.experiments.run_gold``: also a Langfuse experiment when configured);
+1. the gold evaluation (``eval.experiments.run_gold``: also a Langfuse experiment when configured),
+   and the same on a set of real people's requests when ``requests`` names one (``--requests``);
+   with ``dialogues`` (``--dialogues``), real dialogues replayed through the served agent
+   (``eval.dialogues``: Recall@1/5/10 and HR@10 with popularity and co-rated baselines);
 2. the offline recommender benchmark: ``eval.offline.offline_report`` with the rating protocol
    (two model fits plus 5-fold rating runs: tens of minutes on 2 cores), or with ``quick`` only the
    stratified ranking protocol (``eval.offline.ranking_on``: one fit, a few minutes);
@@ -68,6 +71,8 @@ class NightlyConfig(BaseModel):
     eval_dir: Path | None = None            # history.jsonl and dashboard.html; default $CINEAGENT_HOME/eval
     feedback_log: Path | None = None        # default $CINEAGENT_HOME/feedback.jsonl
     trace_log: Path | None = None           # default $CINEAGENT_HOME/traces/traces.jsonl
+    requests: Path | None = None            # real people's requests in the gold schema (off when unset)
+    dialogues: Path | None = None           # real dialogues for ``eval.dialogues`` (off when unset)
 
     @property
     def directory(self) -> Path:
@@ -134,12 +139,19 @@ def feedback_stats(records: Iterable, traces: dict[str, dict]) -> dict:
 
 
 # ---------------------------------------------------------------------------------------- figures
-def figures_of(gold: dict, offline: dict, feedback: dict) -> dict[str, float]:
+def figures_of(gold: dict, offline: dict, feedback: dict, requests: dict | None = None,
+               dialogues: dict | None = None) -> dict[str, float]:
     """The flat figure table of one run (what is plotted over time and guarded)."""
     out: dict[str, float] = {}
-    for key in GOLD_FIGURES:
-        if gold.get(key) is not None:
-            out[f"gold.{key}"] = float(gold[key])
+    for prefix, report in (("gold", gold), ("requests", requests or {})):
+        for key in GOLD_FIGURES:
+            if report.get(key) is not None:
+                out[f"{prefix}.{key}"] = float(report[key])
+    if dialogues:
+        for system, metrics in dialogues["metrics"].items():
+            for key in ("R@1", "R@5", "R@10", "HR@10"):
+                out[f"dialogues.{system}.{key}"] = float(metrics[key])
+        out["dialogues.with_cards_share"] = 1.0 - float(dialogues["no_cards_share"])
     for protocol, models in offline.get("ranking", {}).items():
         for model, metrics in models.items():
             for metric in RANKING_METRICS:
@@ -204,10 +216,12 @@ def offline_benchmark(data: Any, quick: bool) -> dict:
 
 
 def run_nightly(config: NightlyConfig | None = None, data: Any = None, parser: Any = None,
-                offline: Callable[[Any, bool], dict] = offline_benchmark, now: datetime | None = None) -> NightlyResult:
+                offline: Callable[[Any, bool], dict] = offline_benchmark, now: datetime | None = None,
+                agent: Any = None) -> NightlyResult:
     """One nightly run (see the module docstring). ``data`` default ``movielens.load()``, ``parser``
     default ``agent.runtime.make_parser(data, config.parser)``, ``offline(data, quick)`` the
-    benchmark."""
+    benchmark, ``agent`` (for the dialogues) default ``agent.runtime.load_agent`` on the current
+    artifacts."""
     from agent.tracing import iter_traces
     from data import movielens
     from data.feedback import read_feedback
@@ -225,14 +239,31 @@ def run_nightly(config: NightlyConfig | None = None, data: Any = None, parser: A
         parser = make_parser(data, config.parser)
     gold = run_gold(load_cases(config.gold_set), parser)
     log.info("nightly: gold accuracy %.4f (%d cases)", gold["accuracy"], gold["n"])
+    requests = None
+    if config.requests is not None:
+        requests = run_gold(load_cases(config.requests), parser)
+        log.info("nightly: real requests whole-parse %.4f (%d cases)", requests["accuracy"], requests["n"])
+    dialogues = None
+    if config.dialogues is not None:
+        from eval.dialogues import agent_replay, evaluate_dialogues, load_dialogues
+
+        cases = load_dialogues(config.dialogues)
+        if agent is None:
+            from agent.runtime import load_agent
+
+            agent = load_agent(parser=config.parser)
+        dialogues = evaluate_dialogues(cases, data, agent_replay(agent))
+        log.info("nightly: dialogues R@10 %.4f (%d cases)", dialogues["metrics"]["cineagent"]["R@10"], dialogues["n"])
     bench = offline(data, config.quick)
     traces = {t.get("trace_id"): t for t in iter_traces(config.trace_log)}
     feedback = feedback_stats(read_feedback(config.feedback_log), traces)
     about = parser_description(parser)
     entry = {"ts_iso": now.isoformat(timespec="seconds"), "date": now.date().isoformat(), "quick": config.quick,
              "threshold": config.threshold, "parser": about["parser"], "prompt_version": about.get("prompt_version"),
-             "figures": figures_of(gold, bench, feedback),
+             "figures": figures_of(gold, bench, feedback, requests, dialogues),
              "gold": {k: gold.get(k) for k in ("n", *GOLD_FIGURES, "per_genre_recall")},
+             "requests": {k: requests.get(k) for k in ("n", *GOLD_FIGURES)} if requests else None,
+             "dialogues": {k: dialogues[k] for k in ("metrics", "n", "no_cards", "no_cards_share")} if dialogues else None,
              "offline": bench, "feedback": feedback, "langfuse": gold.get("langfuse")}
     history_path = config.directory / "history.jsonl"
     history = read_history(history_path)

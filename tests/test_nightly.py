@@ -282,3 +282,40 @@ def test_gold_run_keeps_its_local_result_when_langfuse_is_down(offline_parser, t
     assert report["n"] == 5 and report["accuracy"] >= 0
     assert "error" in report["langfuse"]
     tracing.shutdown()
+
+
+@pytest.mark.integration
+def test_nightly_scores_real_requests_and_replays_dialogues_when_given(movielens, trained, stratified_split, tmp_path):
+    """Fixtures written for this test (never the development sets): both sets land in the figures,
+    the history and the dashboard; the offline benchmark is left out (measured above)."""
+    from agent.dialogue import DialogueManager
+    from agent.offline_parser import OfflineParser
+    from agent.runtime import base_profiles
+    from retrieval.catalog import CatalogIndex
+    from retrieval.profile_index import ProfileStore
+
+    requests = tmp_path / "requests.jsonl"
+    requests.write_text("\n".join(json.dumps(c) for c in [
+        {"id": "r1", "utterance": "any good westerns?", "expected": {"genres": ["Western"], "exclude_genres": [], "titles": []}},
+        {"id": "r2", "utterance": "I want a scary one, no comedy", "expected": {"genres": ["Horror"], "exclude_genres": ["Comedy"], "titles": []}},
+    ]) + "\n")
+    dialogues = tmp_path / "dialogues.jsonl"
+    dialogues.write_text("\n".join(json.dumps(c) for c in [
+        {"id": "d1", "seeker_messages": ["hi!", "I'd love a sci-fi movie like Star Wars"], "mentioned": [50],
+         "seeker_mentioned": [50], "targets": [181]},
+        {"id": "d2", "seeker_messages": ["something funny for tonight"], "mentioned": [], "seeker_mentioned": [],
+         "targets": [1]},
+    ]) + "\n")
+    parser = OfflineParser(movielens)
+    profiles = ProfileStore(trained.item_text_vectors, movielens.item_ids, base_profiles(stratified_split.train),
+                            directory=tmp_path / "profiles")
+    agent = DialogueManager(trained, parser, CatalogIndex(trained.item_text_vectors, movielens.item_ids), profiles)
+    config = NightlyConfig(quick=True, eval_dir=tmp_path / "eval", feedback_log=tmp_path / "feedback.jsonl",
+                           trace_log=tmp_path / "traces.jsonl", requests=requests, dialogues=dialogues)
+    result = run_nightly(config, data=movielens, parser=parser, offline=lambda data, quick: {}, agent=agent)
+    figures = result.entry["figures"]
+    assert figures["requests.accuracy"] == 1.0 and result.entry["requests"]["n"] == 2
+    assert {"dialogues.cineagent.R@10", "dialogues.popularity.R@10", "dialogues.corated.R@10"} <= set(figures)
+    assert figures["dialogues.with_cards_share"] == 1.0
+    page = result.dashboard.read_text()
+    assert "Real dialogues: Recall@10 over time" in page and "requests.accuracy" in page

@@ -29,7 +29,7 @@ import os
 import re
 import time
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping, Sequence, get_args
 
 import openai
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
@@ -38,7 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from rapidfuzz import fuzz, process
 
 from agent import lexicon
-from agent.intent import MAX_COUNT, Act, Intent, IntentParser, ParseResult, YearRange
+from agent.intent import MAX_COUNT, Act, Adjustment, Intent, IntentParser, ParseResult, Slot, YearRange
 from agent.offline_parser import MAX_CHARS, MAX_KEYWORDS, OfflineParser
 from agent.prompts import Prompt, PromptError, load_prompt
 from agent.titles import TitleIndex, phrase, title_key, tokenize
@@ -70,6 +70,7 @@ _TRAILING_YEAR = re.compile(r"\s*\(?\b((?:19|20)\d\d)\)?\s*$")
 # words that state a number; a count or explain_rank needs one in the message (models copy them
 # from the few-shot examples): digits, and the lexicon's one-word numbers and ordinals
 _NUMBER_WORDS = frozenset(k for table in (lexicon.NUMBER_WORDS, lexicon.ORDINALS) for k in table if " " not in k)
+_DEICTIC = re.compile(r"\b(it|that|this|those|these|them|that one|this one)\b", re.I)
 _GENRE_NOUNS = {"movie", "movies", "film", "films", "flick", "flicks", "genre", "genres", "picture", "pictures"}
 
 
@@ -131,8 +132,16 @@ class RawIntent(BaseModel):
     keywords: list[str] = Field(default_factory=list, description="other words about mood or topic")
     count: int | None = Field(default=None, description="how many movies")
     explain_rank: int | None = Field(default=None, description="which listed movie a why-question is about")
+    # operations on the standing request (the dialogue state), as the offline parser reads them too
+    exclude_titles: list[str] = Field(default_factory=list, description="titles seen, disliked or rejected")
+    replace: bool = Field(default=False, description="the new genres replace the standing ones")
+    relax: list[str] = Field(default_factory=list, description="parts of the standing request to drop",
+                             json_schema_extra={"items": {"enum": list(get_args(Slot))}})
+    adjust: list[str] = Field(default_factory=list, description="relative changes asked for",
+                              json_schema_extra={"items": {"enum": list(get_args(Adjustment))}})
+    card_ref: int | None = Field(default=None, description="the listed movie pointed at; 0 = that one")
 
-    @field_validator("genres", "exclude_genres", "titles", "keywords", mode="before")
+    @field_validator("genres", "exclude_genres", "titles", "keywords", "exclude_titles", "relax", "adjust", mode="before")
     @classmethod
     def _as_list(cls, value: Any) -> Any:
         # weaker models write one string where a list is asked for, or null for none
@@ -249,6 +258,9 @@ def ground(raw: RawIntent, text: str, vocabulary: GenreVocabulary, titles: Title
     - keywords: kept only if they are words of the message; at most ``MAX_KEYWORDS``.
     - years outside 1900-2100 and counts outside 1-``MAX_COUNT`` are dropped, and so are a count
       or ``explain_rank`` when the message states no number; ``explain_rank`` only with act explain.
+    - exclude_titles: like titles; relax/adjust: only the slots and adjustments the dialogue state
+      knows (relax only with a standing request); card_ref only with an ordinal, or with "it" /
+      "that one" for 0, in the message.
     - act: an unknown act becomes ``Act.recommend``; refine without a standing request
       (``previous``) becomes recommend; clarify with constraints becomes recommend; chit_chat
       carries no constraints (anything the model added to it is dropped).
@@ -276,22 +288,26 @@ def ground(raw: RawIntent, text: str, vocabulary: GenreVocabulary, titles: Title
     genres = genres_of("genres", raw.genres)
     excluded = genres_of("exclude_genres", raw.exclude_genres)
 
-    title_ids: list[int] = []
-    for value in raw.titles:
-        value = value.strip()
-        if not value or len(value) > MAX_TITLE_CHARS:
-            drop("titles", value[:MAX_TITLE_CHARS], "not a title")
-        elif not _in_message(_TRAILING_YEAR.sub("", value) or value, message_key):
-            drop("titles", value, "not named in the message")
-        else:
-            item_id = resolve_title(value, titles)
-            if item_id is None:
-                drop("titles", value, "not in the catalog")
-            elif item_id not in title_ids:
-                title_ids.append(item_id)
+    def titles_of(name: str, values: list[str]) -> list[int]:
+        ids: list[int] = []
+        for value in values:
+            value = value.strip()
+            if not value or len(value) > MAX_TITLE_CHARS:
+                drop(name, value[:MAX_TITLE_CHARS], "not a title")
+            elif not _in_message(_TRAILING_YEAR.sub("", value) or value, message_key):
+                drop(name, value, "not named in the message")
+            else:
+                item_id = resolve_title(value, titles)
+                if item_id is None:
+                    drop(name, value, "not in the catalog")
+                elif item_id not in ids:
+                    ids.append(item_id)
+        return ids
 
-    named = len(raw.genres) + len(raw.exclude_genres) + len(raw.titles)
-    if named and not (genres or excluded or title_ids):
+    title_ids = titles_of("titles", raw.titles)
+    rejected = [t for t in titles_of("exclude_titles", raw.exclude_titles) if t not in title_ids]
+    named = len(raw.genres) + len(raw.exclude_genres) + len(raw.titles) + len(raw.exclude_titles)
+    if named and not (genres or excluded or title_ids or rejected):
         raise GroundingError(f"none of the {named} genre(s)/title(s) the model named is in the catalog: {dropped}")
 
     keywords: list[str] = []
@@ -325,12 +341,33 @@ def ground(raw: RawIntent, text: str, vocabulary: GenreVocabulary, titles: Title
         drop("count", count, "the message states no number")
         count = None
 
+    def allowed(name: str, values: list[str], valid: tuple[str, ...]) -> list:
+        out = []
+        for value in values:
+            value = str(value).strip().lower().replace(" ", "_").replace("-", "_")
+            if value in valid:
+                out.append(value)
+            else:
+                drop(name, value, f"valid: {', '.join(valid)}")
+        return list(dict.fromkeys(out))
+
+    relax = allowed("relax", raw.relax, get_args(Slot)) if previous is not None else []
+    adjust = allowed("adjust", raw.adjust, get_args(Adjustment))
+    if raw.relax and previous is None:
+        drop("relax", raw.relax, "no standing request to relax")
+    card_ref = raw.card_ref
+    deictic = bool(_DEICTIC.search(text))
+    if card_ref is not None and not (0 <= card_ref <= MAX_COUNT and (states_number if card_ref else deictic)):
+        drop("card_ref", card_ref, "needs an ordinal, or 'that one' / 'it' for 0, in the message")
+        card_ref = None
+
     act_name = raw.act.strip().lower().replace("-", "_").replace(" ", "_")
     if act_name not in ACTS:
         drop("act", raw.act, f"unknown act; valid: {', '.join(ACTS)}")
         act_name = Act.recommend.value
     act = Act(act_name)
-    constrained = bool(genres or excluded or title_ids or years or keywords)
+    constrained = bool(genres or excluded or title_ids or rejected or years or keywords or adjust or relax
+                       or card_ref is not None)
     if act is Act.refine and previous is None:
         drop("act", act.value, "no standing request to refine")
         act = Act.recommend
@@ -346,8 +383,9 @@ def ground(raw: RawIntent, text: str, vocabulary: GenreVocabulary, titles: Title
         if constrained or count is not None:
             drop("act", act.value, "chit_chat carries no constraints; they were dropped")
         return Grounded(Intent(act=Act.chit_chat), dropped)
-    intent = Intent(act=act, genres=genres, exclude_genres=excluded, titles=title_ids, years=years,
-                    keywords=keywords, count=count, explain_rank=rank)
+    intent = Intent(act=act, genres=genres, exclude_genres=excluded, titles=title_ids, exclude_titles=rejected,
+                    years=years, keywords=keywords, count=count, explain_rank=rank, replace=raw.replace and bool(genres),
+                    relax=relax, adjust=adjust, card_ref=card_ref)
     return Grounded(intent, dropped)
 
 
@@ -419,7 +457,10 @@ class LLMParser(IntentParser):
         except GroundingError as exc:
             return self._fallback(text, previous, "ungroundable", str(exc), trace)
         trace["dropped"] = grounded.dropped
-        return ParseResult(intent=grounded.intent, parser=self.name, details=trace)
+        # what the catalog cannot hold (people, plots, later films, other languages) is found the
+        # same way whichever parser reads the request: the offline reading costs ~1 ms
+        unused = self.offline.parse(text, previous).unused
+        return ParseResult(intent=grounded.intent, parser=self.name, details=trace, unused=unused)
 
     def warm_up(self) -> ParseResult:
         """Parse one greeting so the endpoint has seen the system prompt and examples: a llama.cpp
@@ -451,8 +492,9 @@ class LLMParser(IntentParser):
             return None
         shown = previous.model_dump(mode="json", exclude_defaults=True, exclude_none=True)
         shown.pop("act", None)
-        if previous.titles:
-            shown["titles"] = [self._titles_by_id.get(i, str(i)) for i in previous.titles]
+        for key in ("titles", "exclude_titles"):
+            if getattr(previous, key):
+                shown[key] = [self._titles_by_id.get(i, str(i)) for i in getattr(previous, key)]
         return shown
 
     @staticmethod

@@ -160,6 +160,29 @@ def test_ground_rejects_output_where_nothing_named_exists(vocabulary, titles):
     assert ground(RawIntent(act="more"), "show me more", vocabulary, titles).intent == Intent(act=Act.more)
 
 
+def test_ground_speaks_the_dialogue_state_operations(vocabulary, titles):
+    standing = Intent(genres=["Sci-Fi"], titles=[STAR_WARS])
+    raw = RawIntent(act="refine", exclude_titles=["Star Wars"], adjust=["darker", "Sadder"], relax=["years", "moods"],
+                    card_ref=2, genres=["horror"], replace=True)
+    grounded = ground(raw, "not Star Wars, something darker like the second one, any year, make it a horror",
+                      vocabulary, titles, previous=standing)
+    intent = grounded.intent
+    assert intent.exclude_titles == [STAR_WARS] and intent.titles == []
+    assert intent.adjust == ["darker"] and intent.relax == ["years"] and intent.card_ref == 2
+    assert intent.replace and intent.genres == ["Horror"]
+    assert {(d["field"], d["value"]) for d in grounded.dropped} == {("adjust", "sadder"), ("relax", "moods")}
+
+
+def test_ground_keeps_a_card_reference_only_when_the_message_points_at_one(vocabulary, titles):
+    grounded = ground(RawIntent(act="recommend", card_ref=3, genres=["Comedy"]), "a comedy", vocabulary, titles)
+    assert grounded.intent.card_ref is None and any(d["field"] == "card_ref" for d in grounded.dropped)
+    that = ground(RawIntent(act="refine", card_ref=0), "more like that one", vocabulary, titles,
+                  previous=Intent(genres=["Drama"])).intent
+    assert that.card_ref == 0 and that.act is Act.refine
+    # nothing to relax without a standing request
+    assert ground(RawIntent(relax=["genres"], genres=["War"]), "war, any genre", vocabulary, titles).intent.relax == []
+
+
 def test_raw_intent_accepts_a_single_string_where_a_list_belongs():
     assert RawIntent.model_validate({"genres": "Comedy", "titles": None}).genres == ["Comedy"]
 
@@ -175,7 +198,7 @@ def test_a_valid_tool_call_is_grounded_and_traced(movielens, offline):
         result = parser_at(movielens, offline, endpoint.base_url).parse("3 movies like Toy Story, sci-fi please")
     assert (result.parser, result.fallback_reason) == ("llm", None)
     assert result.intent == Intent(genres=["Sci-Fi"], titles=[TOY_STORY], count=3)
-    assert result.details["prompt_version"] == "intent_v1"
+    assert result.details["prompt_version"] == "intent_v2"
     assert (result.details["input_tokens"], result.details["output_tokens"]) == (321, 45)
     assert result.details["latency_ms"] > 0
     assert result.details["dropped"] == [{"field": "genres", "value": "Banana", "reason": "not a MovieLens genre"}]
@@ -200,7 +223,7 @@ def test_bad_endpoint_output_falls_back_to_the_offline_answer(movielens, offline
         assert endpoint.requests, "the parser never reached the endpoint"
     assert result.parser == "offline" and code_of(result) == code
     assert result.details["fallback"]["reason"] == code and result.details["fallback"]["message"]
-    assert result.details["llm"]["prompt_version"] == "intent_v1"
+    assert result.details["llm"]["prompt_version"] == "intent_v2"
     assert result.intent == offline.parse(text).intent
 
 
@@ -253,7 +276,7 @@ def test_real_server_answers_are_grounded_and_traced(llm_parser, movielens):
         if r.parser == "offline":
             assert code_of(r) in FALLBACK_CODES
     for r in llm_results:
-        assert r.details["prompt_version"] == "intent_v1" and r.details["model"] == llm_parser.settings.model
+        assert r.details["prompt_version"] == "intent_v2" and r.details["model"] == llm_parser.settings.model
         # the system prompt and examples alone are several hundred tokens
         assert r.details["input_tokens"] > 200 and r.details["output_tokens"] > 0
         assert 0 < r.details["latency_ms"] < REAL_SERVER_TIMEOUT_S * 1000

@@ -248,11 +248,11 @@ def test_llm_turns_are_generations_and_fallbacks_are_recorded(parts, movielens, 
     assert gen.attributes["langfuse.observation.model.name"] == ok_parser.settings.model
     assert gen.json_attr("langfuse.observation.model.parameters") == {"temperature": 0.0, "max_tokens": 256,
                                                                       "timeout_s": 5.0}
-    assert json.loads(gen.attributes["langfuse.observation.metadata.prompt_version"]) == "intent_v1"
+    assert json.loads(gen.attributes["langfuse.observation.metadata.prompt_version"]) == "intent_v2"
     assert json.loads(gen.attributes["langfuse.observation.metadata.latency_ms"]) > 0
     assert gen.json_attr("langfuse.observation.output")["intent"]["genres"] == ["Western"]
     root = next(s for s in traces[answered.trace_id] if s.parent_span_id is None)
-    assert json.loads(root.attributes["langfuse.trace.metadata.prompt_version"]) == "intent_v1"
+    assert json.loads(root.attributes["langfuse.trace.metadata.prompt_version"]) == "intent_v2"
 
     spans = {s.name: s for s in traces[fell_back.trace_id]}
     parse, attempt = spans["intent_parse"], spans["llm_call"]
@@ -322,7 +322,7 @@ def test_turns_move_step_latency_and_token_metrics_and_log_json(parts, movielens
     record = next(r for r in caplog.records if getattr(r, "trace_id", None) == result.trace_id)
     line = json.loads(JsonFormatter().format(record))
     assert {k: line[k] for k in ("trace_id", "user_id", "session_id", "prompt_version", "parser")} == {
-        "trace_id": result.trace_id, "user_id": "196", "session_id": "s-metrics", "prompt_version": "intent_v1",
+        "trace_id": result.trace_id, "user_id": "196", "session_id": "s-metrics", "prompt_version": "intent_v2",
         "parser": "llm"}
     assert line["latency_ms"] == pytest.approx(result.duration_ms, abs=0.1)
     local = recent_traces(2, tmp_path / "traces.jsonl")

@@ -21,7 +21,7 @@ import uuid
 from collections import deque
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from typing import Callable, Coroutine, Protocol, TypedDict
+from typing import TYPE_CHECKING, Callable, Coroutine, Protocol, TypedDict
 
 import numpy as np
 from langgraph.graph import END, START, StateGraph
@@ -39,6 +39,9 @@ from data.store import KeyedLocks
 from models.train import ModelBundle
 from retrieval.catalog import CatalogIndex
 from retrieval.profile_index import ProfileStore
+
+if TYPE_CHECKING:
+    from agent.reply_writer import ReplyWriter
 
 log = logging.getLogger(__name__)
 
@@ -156,7 +159,7 @@ class DialogueManager:
 
     def __init__(self, bundle: ModelBundle, parser: IntentParser, catalog: CatalogIndex, profiles: ProfileStore,
                  sessions: SessionStore | None = None, ranker_config: RankerConfig | None = None,
-                 tracer: TurnTracer | None = None) -> None:
+                 tracer: TurnTracer | None = None, writer: "ReplyWriter | None" = None) -> None:
         self.bundle = bundle
         self.data = bundle.data
         self.parser = parser
@@ -165,6 +168,7 @@ class DialogueManager:
         self.sessions = sessions or SessionStore()
         self.ranker = RequestRanker(bundle, catalog, profiles, ranker_config)
         self.tracer = tracer
+        self.writer = writer  # with an LLM configured: it may word replies and reasons, validated
         self._model_lock = threading.RLock()  # fold-in mutates model arrays that scoring reads
         self._swipe_order = KeyedLocks()
         self._folded: set[str] = set()
@@ -402,8 +406,27 @@ class DialogueManager:
             notices.append("You're new here, so these lean on what's popular; like or dislike a few and the "
                            "next ones will be more yours.")
         text = self._recommend_text(intent, cards, session, carried, unused)
+        if self.writer is not None and cards:
+            text = self._written(state, intent, cards, text, unused)
         return {"result": TurnResult(text, cards, intent.act.value, intent, state["parse"], user,
                                      session.session_id, notices=notices, unused=unused)}
+
+    def _written(self, state: TurnState, intent: Intent, cards: list[Card], template: str,
+                 unused: list[UnusedPart]) -> str:
+        """The LLM's wording of the reply and reasons when it passes validation, else the template's
+        (both traced: the step says which, and why the LLM's was rejected)."""
+        with recording(state["steps"], "write_reply", "generation", parent="recommend") as step:
+            written = self.writer.write(replies.describe(intent, self.data), cards, template, list(intent.genres))
+            step.input = {"cards": [c.item_id for c in cards], "model": self.writer.settings.model}
+            step.output = {"written_by": written.written_by, "rejected": written.rejected,
+                           **{k: v for k, v in written.details.items() if k != "written"}}
+        if written.written_by != "llm":
+            return template
+        for card in cards:
+            card.evidence["template_reason"] = card.explanation  # the checked claims stay visible
+            card.explanation = written.reasons.get(card.item_id, card.explanation)
+        # what could not be used is always said, whoever words the rest
+        return " ".join(filter(None, [written.text, replies.unused_sentence(unused)]))
 
     def _rank(self, state: TurnState, intent: Intent, query, n: int, exclude: set[int], shown: list[int],
               avoid: list[int]) -> Ranking:

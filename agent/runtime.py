@@ -41,6 +41,18 @@ def make_parser(data, choice: str = "auto") -> IntentParser:
     return parser
 
 
+def make_writer(parser: IntentParser):
+    """With the LLM parser in use, the same endpoint may word replies and reasons (validated, see
+    ``agent.reply_writer``); ``CINEAGENT_LLM_REPLIES=0`` keeps the template wording."""
+    import os
+
+    if parser.name != "llm" or os.environ.get("CINEAGENT_LLM_REPLIES", "1").strip().lower() in ("0", "false", "no"):
+        return None
+    from agent.reply_writer import ReplyWriter
+
+    return ReplyWriter(parser.settings, parser.offline.titles)
+
+
 def one_thread_per_turn() -> None:
     """Run numpy (OpenBLAS), torch and FAISS single-threaded in this process.
 
@@ -68,7 +80,7 @@ def load_agent(parser: str = "auto", version: str | None = None, sessions: Sessi
 
     intent_parser = make_parser(data, parser)
     agent = DialogueManager(bundle, intent_parser, catalog, profiles, sessions,
-                            tracer=turn_tracer(bundle, intent_parser))
+                            tracer=turn_tracer(bundle, intent_parser), writer=make_writer(intent_parser))
     log.info("agent ready: models %s, parser %s", bundle.manifest.version if bundle.manifest else "?",
              agent.parser.name)
     return agent

@@ -317,10 +317,9 @@ class DialogueManager:
                     unused.append(UnusedPart(text="more recent", why="no_movies_in_era"))
                     readings.append(f"newer than {reference}: nothing, the catalog ends in {self.latest_year}")
                     continue
-                end = current.end if current and current.end and current.end >= start else None
+                end = None   # "newer" opens the era upward, whatever bounded it before
             else:
-                end, start = reference - 1, (current.start if current and current.start and current.start <= reference - 1
-                                             else None)
+                end, start = reference - 1, None
             update["years"] = YearRange(start=start, end=end)
             readings.append(f"{direction} -> {replies.era(start, end)} (the last picks' median year was {reference})")
         if "different" in intent.adjust and shown:
@@ -356,6 +355,9 @@ class DialogueManager:
             new = new.model_copy(update={"act": Act.recommend})  # their profile answers a vague request
         if new.act == Act.recommend and new.is_empty and not has_history:
             new = new.model_copy(update={"act": Act.clarify})
+        if new.act == Act.recommend and new.card_ref is not None and session.standing is not None:
+            # "more like the second one" builds on the conversation it points into
+            new = new.model_copy(update={"act": Act.refine})
         return merge(session.standing, new)
 
     @staticmethod
@@ -497,10 +499,11 @@ class DialogueManager:
     # ---------------------------------------------------------------- helpers
     def _cards(self, ranking: Ranking, user: User, intent: Intent) -> list[Card]:
         liked = self.profiles.ratings(user.key)
-        cards = []
+        cards, cited_before = [], {}
         for item in ranking.items:
             movie = self.data.movies[item.item_id]
-            evidence = evidence_for(item, liked, self.evidence, list(intent.genres), list(intent.titles), list(intent.mood))
+            evidence = evidence_for(item, liked, self.evidence, list(intent.genres), list(intent.titles), list(intent.mood),
+                                    cited_before)
             cards.append(Card(item.item_id, movie.display_title, movie.year, list(movie.genres), explain(evidence),
                               item.score, evidence))
         return cards

@@ -66,13 +66,22 @@ class EvidenceSource:
 
 
 def evidence_for(item: RankedItem, liked: Mapping[int, int], source: EvidenceSource, wanted: list[str],
-                 referenced: list[int], moods: list[str]) -> dict:
+                 referenced: list[int], moods: list[str], cited_before: dict[int, int] | None = None) -> dict:
     """The structured evidence of one pick (what the explanation and the "why" detail show).
 
-    ``liked``: the person's ratings (item -> 1..5); ``referenced``: the titles they asked about."""
+    ``liked``: the person's ratings (item -> 1..5); ``referenced``: the titles they asked about;
+    ``cited_before``: how often each liked movie was cited on earlier cards of the same answer
+    (updated here): among the movies that qualify, the less cited go first, so ten cards do not
+    all name the same two favourites. Every one that qualifies is equally true."""
     data, pick = source.data, item.item_id
     loved = [i for i, r in liked.items() if r >= LIKED and i != pick]
-    cited = source.liked_contributions(loved, pick)[:MAX_CITED]
+    qualified = source.liked_contributions(loved, pick)
+    if cited_before is not None:
+        qualified.sort(key=lambda iw: cited_before.get(iw[0], 0))  # stable: by weight within a count
+    cited = qualified[:MAX_CITED]
+    if cited_before is not None:
+        for i, _ in cited:
+            cited_before[i] = cited_before.get(i, 0) + 1
     near = [(t, source.neighbour_rank(t, pick)) for t in referenced if t in data.movies and t != pick]
     top_sources = sorted(((n, r) for n, r in item.source_ranks.items() if r <= CITED_RANK), key=lambda kv: kv[1])[:2]
     tones = {}

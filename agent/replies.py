@@ -46,8 +46,10 @@ def describe(intent: Intent, data: MovieLens) -> str:
     if intent.exclude_genres:
         tails.append("no " + " or ".join(PLURAL[g] for g in intent.exclude_genres))
     if intent.exclude_titles:
-        tails.append("nothing like " + " or ".join(data.movies[t].display_title for t in intent.exclude_titles[:3]
-                                                   if t in data.movies))
+        tails.append("not " + " or ".join(data.movies[t].display_title for t in intent.exclude_titles[:3]
+                                          if t in data.movies))
+    if "different" in intent.adjust:
+        head = f"something different: {head}" if head != GENERIC else "something different"
     return head + (", " + ", ".join(tails) if tails else "")
 
 

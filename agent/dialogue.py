@@ -47,6 +47,7 @@ log = logging.getLogger(__name__)
 
 MAX_MESSAGE_CHARS = 2000   # longer than any real request; keeps parsing and embedding bounded
 DEFAULT_COUNT = 10
+MAX_TOLD = 20               # films a person said they like, remembered per conversation
 OFF_LOOP_ATTEMPTS = 3        # ``aturn``: a turn that still misses a vector after two fetches embeds in place
 
 
@@ -286,6 +287,9 @@ class DialogueManager:
     def _merge(self, state: TurnState, step: Step) -> dict:
         merged = self._merged(state["user"], state["session"], state["parse"].intent)
         merged, readings, avoid, unused = self._in_context(merged, state["session"])
+        session, said = state["session"], state["parse"].intent
+        session.told_likes = [t for t in dict.fromkeys([*session.told_likes, *said.titles])
+                              if t not in said.exclude_titles][-MAX_TOLD:]
         step.output = {"act": merged.act.value, "intent": merged.model_dump(mode="json"), "readings": readings}
         return {"intent": merged, "avoid": avoid, "unused": [*state["parse"].unused, *unused]}
 
@@ -392,7 +396,7 @@ class DialogueManager:
             ranking = self._rank(state, intent, query, n, exclude, shown_before, avoid)
             notices.append("Nothing fits all of that, so I kept only your exclusions; try fewer constraints.")
         with recording(state["steps"], "explain", parent="recommend") as explain_step:
-            cards = self._cards(ranking, user, intent)
+            cards = self._cards(ranking, user, intent, session.told_likes)
             explain_step.output = {"cards": [{"item_id": c.item_id, "cites": [p["item_id"] for p in c.evidence["profile_items"]],
                                               "genres": c.evidence["genres"], "sources": c.evidence["sources"]}
                                              for c in cards]}
@@ -435,7 +439,7 @@ class DialogueManager:
         with self._model_lock:
             return self.ranker.rank(state["user"], intent, query, n=n, exclude=exclude, steps=state["steps"],
                                     query_text=self.encoder.text(intent), shown=shown if intent.mood else None,
-                                    avoid=avoid)
+                                    avoid=avoid, told=state["session"].told_likes)
 
     @_timed("explain_card")
     def _explain(self, state: TurnState, step: Step) -> dict:
@@ -491,18 +495,30 @@ class DialogueManager:
 
     @_timed("clarify")
     def _clarify(self, state: TurnState, step: Step) -> dict:
+        """A request with nothing to go on yet (and no history to use): ask, and meanwhile show
+        what most people like, so the person has something to react to ("more like the second")."""
+        user, session = state["user"], state["session"]
         unused = list(state.get("unused") or [])
-        text = f"{replies.unused_sentence(unused)} {CLARIFY_QUESTION}" if unused else CLARIFY_QUESTION
-        return {"result": TurnResult(text, [], Act.clarify.value, state["intent"], state["parse"],
-                                     state["user"], state["session"].session_id, unused=unused)}
+        intent = Intent(act=Act.clarify)
+        with self._model_lock:
+            ranking = self.ranker.favourites(user, DEFAULT_COUNT, self.profiles.disliked(user.key))
+        cards = self._cards(ranking, user, intent, session.told_likes)
+        session.standing, session.last_cards, session.focus = Intent(), cards, None
+        session.shown = [c.item_id for c in cards]
+        step.output = {"items": session.shown}
+        text = " ".join(filter(None, [replies.unused_sentence(unused), CLARIFY_QUESTION,
+                                      "Meanwhile, a few that many people love:" if cards else ""]))
+        return {"result": TurnResult(text, cards, Act.clarify.value, state["intent"], state["parse"],
+                                     user, session.session_id, unused=unused)}
 
     # ---------------------------------------------------------------- helpers
-    def _cards(self, ranking: Ranking, user: User, intent: Intent) -> list[Card]:
+    def _cards(self, ranking: Ranking, user: User, intent: Intent, told: list[int] = ()) -> list[Card]:
         liked = self.profiles.ratings(user.key)
+        referenced = list(dict.fromkeys([*intent.titles, *told]))
         cards, cited_before = [], {}
         for item in ranking.items:
             movie = self.data.movies[item.item_id]
-            evidence = evidence_for(item, liked, self.evidence, list(intent.genres), list(intent.titles), list(intent.mood),
+            evidence = evidence_for(item, liked, self.evidence, list(intent.genres), referenced, list(intent.mood),
                                     cited_before)
             cards.append(Card(item.item_id, movie.display_title, movie.year, list(movie.genres), explain(evidence),
                               item.score, evidence))

@@ -115,6 +115,8 @@ def explain(evidence: dict) -> str:
     leaning = [TONE_WORDS[t] for t, z in evidence.get("tones", {}).items() if z > 0]
     if leaning:
         parts.append(f"On the {_join(leaning)} side.")
+    if not parts and "popularity" in evidence["sources"]:
+        parts.append("One of the most-watched movies that fit.")
     return " ".join(parts) or "Picked for your request."
 
 

@@ -54,6 +54,7 @@ class RankerConfig(BaseModel):
     keyword_semantic_weight: float = 0.6  # when it carries free-text keywords: the text is the request
     neighbour_weight: float = 0.8        # "like <title>": EASE neighbours of the referenced titles
     evidence_weight: float = 0.1         # neighbours of the request-relevant profile items
+    told_weight: float = 0.4             # neighbours of films the person said they like earlier in the chat
     pool: int = 60                       # candidates kept per source before MMR
     mmr_lambda: float = 0.9              # 1.0 = pure score; 0.9 swaps near-duplicates for variety
     evidence_k: int = 5                  # profile hits retrieved for a request
@@ -219,15 +220,20 @@ class RequestRanker:
 
     def rank(self, user: User, intent: Intent, query_vector: np.ndarray, n: int = 10,
              exclude: set[int] | frozenset = frozenset(), steps: list[Step] | None = None,
-             query_text: str = "", shown: list[int] | None = None, avoid: list[int] | None = None) -> Ranking:
+             query_text: str = "", shown: list[int] | None = None, avoid: list[int] | None = None,
+             told: list[int] | None = None) -> Ranking:
         """Top-``n`` for this request; each phase is recorded in ``steps`` when given (for tracing).
 
         ``shown``: the cards shown last, the reference a mood is relative to ("darker" than them);
-        ``avoid``: items the picks should differ from ("something different")."""
+        ``avoid``: items the picks should differ from ("something different"); ``told``: films the
+        person said they like earlier in the conversation (a new topic resets the request, not
+        what they told us about their taste)."""
         cfg = self.config
         steps = steps if steps is not None else []
         ratings = self.profiles.ratings(user.key)
-        blocked = set(ratings) | set(exclude) | set(intent.titles) | self.with_sequels(intent.exclude_titles)
+        told = [t for t in told or [] if t not in intent.titles and t not in intent.exclude_titles]
+        blocked = (set(ratings) | set(exclude) | set(intent.titles) | set(told)
+                   | self.with_sequels(intent.exclude_titles))
         mask, relaxed = self.allowed(intent, blocked)
         tones = self._tone_filter(intent, mask, shown or [], n)
         for tone, threshold in tones.items():
@@ -244,6 +250,9 @@ class RequestRanker:
         title_nb = self.neighbour_scores(list(intent.titles))
         if title_nb is not None:
             request["neighbours"] = cfg.neighbour_weight * title_nb
+        told_nb = self.neighbour_scores(told)
+        if told_nb is not None and cfg.told_weight > 0:
+            request["told"] = cfg.told_weight * told_nb
         evidence_nb = self.neighbour_scores([h.item_id for h in evidence])
         if evidence_nb is not None and cfg.evidence_weight > 0:
             request["evidence"] = cfg.evidence_weight * evidence_nb
@@ -291,6 +300,21 @@ class RequestRanker:
         items = [RankedItem(int(self.item_ids[p]), float(total[p]), {name: r[p] for name, r in rank_in.items() if p in r},
                             [g for g in self.data.movies[int(self.item_ids[p])].genres if g in wanted]) for p in picks]
         return Ranking(items, evidence, list(sources), cold_reason, relaxed, len(candidates), tones)
+
+    def favourites(self, user: User, n: int, exclude: set[int] | frozenset = frozenset()) -> Ranking:
+        """Top-``n`` from the person's own sources alone (popularity for a newcomer): what to show
+        while asking what they are in the mood for."""
+        personal, cold_reason = self.personal_scores(user)
+        blocked = set(self.profiles.ratings(user.key)) | set(exclude)
+        total = np.sum(list(personal.values()), axis=0)
+        mask = np.ones(len(total), dtype=bool)
+        mask[[self.position[i] for i in blocked if i in self.position]] = False
+        order = np.argsort(-np.where(mask, total, -np.inf), kind="stable")[:n]
+        ranks = {name: np.argsort(np.argsort(-np.where(mask, s, -np.inf), kind="stable"), kind="stable")
+                 for name, s in personal.items()}
+        items = [RankedItem(int(self.item_ids[p]), float(total[p]), {k: int(r[p]) + 1 for k, r in ranks.items()})
+                 for p in order.tolist()]
+        return Ranking(items, [], list(personal), cold_reason)
 
     def _tone_filter(self, intent: Intent, mask: np.ndarray, shown: list[int], n: int) -> dict[str, float]:
         """For each mood, the least of it a pick may have: the mean of the cards shown before (or of

@@ -34,6 +34,7 @@ class Session:
     shown: list[int] = field(default_factory=list)  # every item shown so far: "more" never repeats
     last_cards: list[Card] = field(default_factory=list)
     focus: int | None = None                    # the card last talked about ("why Fargo?" -> "is it scary?")
+    told_likes: list[int] = field(default_factory=list)  # films the person said they like, kept across topics
     turns: int = 0
     touched: float = field(default_factory=time.monotonic)
 

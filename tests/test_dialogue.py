@@ -102,7 +102,9 @@ def test_disliked_never_comes_back(agent):
 
 def test_clarifies_once_for_a_vague_new_user_and_chats(agent):
     vague = agent.turn("erin-vague", "s-vague", "recommend something")
-    assert vague.act == "clarify" and not vague.cards and "?" in vague.text
+    # it asks, and meanwhile shows what most people like (something to react to)
+    assert vague.act == "clarify" and "?" in vague.text and vague.cards
+    assert all("most-watched" in c.explanation for c in vague.cards)
     hi = agent.turn("erin-vague", "s-vague", "hi there!")
     assert hi.act == "chit_chat" and not hi.cards
     known = agent.turn("196", "s-vague-known", "recommend something")

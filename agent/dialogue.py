@@ -355,9 +355,14 @@ class DialogueManager:
         has_history = bool(self.profiles.ratings(user.key))
         if new.act in (Act.more, Act.refine) and session.standing is None:
             new = new.model_copy(update={"act": Act.recommend})  # nothing to page or refine yet
-        if new.act == Act.clarify and (has_history or session.standing is not None):
+        if new.act == Act.clarify and session.standing is not None:
+            new = new.model_copy(update={"act": Act.more})  # "any suggestions?": more of what stands
+        elif new.act == Act.clarify and has_history:
             new = new.model_copy(update={"act": Act.recommend})  # their profile answers a vague request
-        if new.act == Act.recommend and new.is_empty and not has_history:
+        elif new.act == Act.recommend and new.is_empty and session.standing is not None:
+            # nothing asked ("that was a good one"): a comment; the request and its cards stand
+            new = new.model_copy(update={"act": Act.chit_chat})
+        elif new.act == Act.recommend and new.is_empty and not has_history:
             new = new.model_copy(update={"act": Act.clarify})
         if new.act == Act.recommend and new.card_ref is not None and session.standing is not None:
             # "more like the second one" builds on the conversation it points into
@@ -488,6 +493,8 @@ class DialogueManager:
         lowered = state["message"].lower()
         unused = list(state.get("unused") or [])
         text = next((reply for pattern, reply in CHIT_CHAT_REPLIES if pattern.search(lowered)), None)
+        if text is None and state["session"].last_cards:  # a comment mid-conversation
+            text = "Say \"more\" for more like these, or tell me what to change."
         if unused:  # what could not be used says more than a canned line
             text = f"{replies.unused_sentence(unused)} {text or CHIT_CHAT_DEFAULT}"
         return {"result": TurnResult(text or CHIT_CHAT_DEFAULT, [], Act.chit_chat.value, state["intent"], state["parse"],

@@ -364,6 +364,12 @@ class DialogueManager:
             new = new.model_copy(update={"act": Act.chit_chat})
         elif new.act == Act.recommend and new.is_empty and not has_history:
             new = new.model_copy(update={"act": Act.clarify})
+        if (new.act == Act.refine and new.titles and not new.genres and session.standing is not None
+                and session.standing.genres and not any(set(self.data.movies[t].genres) & set(session.standing.genres)
+                                                        for t in new.titles if t in self.data.movies)):
+            # films that share none of the wanted genres ("I loved The Godfather" after "Toy Story for
+            # my kids") point somewhere else: a new topic, not a narrowing of the old one
+            new = new.model_copy(update={"act": Act.recommend})
         if new.act == Act.recommend and new.card_ref is not None and session.standing is not None:
             # "more like the second one" builds on the conversation it points into
             new = new.model_copy(update={"act": Act.refine})

@@ -306,13 +306,24 @@ OLD_WORDS: tuple[str, ...] = (
     "old fashioned", "old school", "old movie", "old movies", "old film", "old films", "old one",
     "old ones", "old stuff", "something old", "anything old", "older stuff",
 )
+# ("a new movie" is one new to the person, not an era)
 RECENT_WORDS: tuple[str, ...] = (
-    "recent", "newer", "newest", "latest", "modern", "new movie", "new movies", "new film",
-    "new films", "new releases", "new ones", "new stuff", "more recent",
+    "recent", "newer", "newest", "latest", "modern", "new releases", "more recent", "recent years",
+    "of recent", "newer ones", "new release",
 )
+# Eras that relative words could stand for; the parser no longer turns them into windows (it
+# sets ``Intent.adjust``): kept for whoever computes an era relative to what was shown.
 OLD_END_YEAR = 1979          # "classic"/"older": released before 1980
 RECENT_SPAN_YEARS = 4        # "recent": the catalog's last four release years (1995-1998)
 OLDER_STEP_YEARS = 10        # "older please" after a request that had only an upper bound
+# A bare year is an era only after one of these ("from 1994", "late 2017", "released in 1995"),
+# in a comparison (above), or before a film noun ("a 1994 comedy").
+YEAR_CUES: tuple[str, ...] = (
+    "from", "circa", "around", "between", "early", "late", "mid", "year", "made in", "released in",
+    "out in", "films of", "movies of", "came out in", "come out in", "during", "in the year",
+)
+# "1970 to 1980", "1980 or 1981": a second year linked to a counted one
+YEAR_LINKS: tuple[str, ...] = ("to", "and", "or", "through", "till", "until", "thru")
 
 # --------------------------------------------------------------------------- counts
 NUMBER_WORDS: dict[str, int] = {
@@ -406,3 +417,104 @@ GENRE_DESCRIPTIONS: dict[str, str] = {
     "War": "a war film about soldiers, battles, armies and the world wars",
     "Western": "a western film with cowboys, gunslingers, sheriffs, horses and the wild west frontier",
 }
+
+# --------------------------------------------------------------------------- titles a person has seen or rejects
+# A film named after one of these is one the person has seen: never shown again ("I've seen Titanic").
+SEEN_CUES: tuple[str, ...] = (
+    "ive seen", "i have seen", "have seen", "already seen", "already watched", "have watched",
+    "ive watched", "i have watched", "ive already seen", "have already seen", "seen", "weve seen",
+    "we have seen", "ive already watched",
+)
+# ... and after one of these the person does not know it: no reference either way.
+UNSEEN_CUES: tuple[str, ...] = (
+    "havent seen", "have not seen", "never seen", "not seen", "havent watched", "have not watched",
+    "never watched", "never heard of", "not heard of", "havent heard of", "not yet seen",
+)
+# Open a clause whose genre words are allowed rather than asked for: "doesn't have to be a comedy".
+HEDGE_CUES: tuple[str, ...] = (
+    "doesnt have to be", "does not have to be", "dont have to be", "doesnt need to be",
+    "does not need to be", "dont need it to be", "not necessarily", "need not be", "neednt be",
+    "doesnt matter if its", "doesnt have to be a", "no need for it to be",
+)
+# Relative refinements (``Intent.adjust``). keep_genre: the words still ask for their genre
+# ("funnier" is still a comedy); the others are a direction, not a genre ("too scary").
+ADJUSTMENTS: dict[str, tuple[str, bool]] = {
+    "darker": ("darker", False), "more dark": ("darker", False), "grittier": ("darker", False),
+    "more serious": ("darker", False), "bleaker": ("darker", False), "heavier": ("darker", False),
+    "lighter": ("lighter", False), "lighthearted": ("lighter", False), "light hearted": ("lighter", False),
+    "more lighthearted": ("lighter", False), "less dark": ("lighter", False), "not as dark": ("lighter", False),
+    "not so dark": ("lighter", False), "too dark": ("lighter", False), "less serious": ("lighter", False),
+    "not as serious": ("lighter", False), "too serious": ("lighter", False), "more upbeat": ("lighter", False),
+    "more cheerful": ("lighter", False), "happier": ("lighter", False), "too sad": ("lighter", False),
+    "less sad": ("lighter", False), "too scary": ("lighter", False), "not too scary": ("lighter", False),
+    "less scary": ("lighter", False), "not as scary": ("lighter", False), "not so scary": ("lighter", False),
+    "too intense": ("lighter", False), "less intense": ("lighter", False), "too creepy": ("lighter", False),
+    "funnier": ("funnier", True), "more funny": ("funnier", True), "more humor": ("funnier", True),
+    "more humour": ("funnier", True), "more laughs": ("funnier", True), "more comedy": ("funnier", True),
+    "more humorous": ("funnier", True),
+    "less violent": ("less_violent", False), "less violence": ("less_violent", False),
+    "not as violent": ("less_violent", False), "not so violent": ("less_violent", False),
+    "too violent": ("less_violent", False), "not too violent": ("less_violent", False),
+    "less gore": ("less_violent", False), "less gory": ("less_violent", False), "too gory": ("less_violent", False),
+    "not too gory": ("less_violent", False), "too bloody": ("less_violent", False), "less blood": ("less_violent", False),
+    "less bloody": ("less_violent", False), "nonviolent": ("less_violent", False), "non violent": ("less_violent", False),
+    "something different": ("different", False), "different kind": ("different", False),
+    "different type": ("different", False), "different genre": ("different", False),
+    "change of pace": ("different", False), "something new and different": ("different", False),
+    "mix it up": ("different", False),
+}
+# Slots a person lets go of: "any year is fine", "no matter the genre" (regular expressions on the
+# normalised words, apostrophes dropped).
+RELAX_PATTERNS: dict[str, tuple[str, ...]] = {
+    "genres": (
+        r"\b(any|all|every) (genre|genres|type|types|kind|kinds|sort|sorts)\b",
+        r"\bno matter (the|what|which) (genre|type|kind)\b",
+        r"\b(dont|do not|doesnt|does not) (really )?(care|matter)( about| what| which)? (the )?(genre|type|kind)\b",
+        r"\b(genre|type|kind) (doesnt|does not|dont) matter\b",
+        r"\bopen to any( genre| type| kind)?\b",
+    ),
+    "years": (
+        r"\b(any|every) (year|years|time period|period|era|decade|age|release date)\b",
+        r"\b(past|old|older) or (present|new|newer|recent)\b",
+        r"\bno matter (the|what|which|how) (year|era|decade|old)\b",
+        r"\b(dont|do not|doesnt|does not) (really )?(care|matter)( about| what| which| how)? (the )?(year|era|decade|old)\b",
+        r"\b(year|era|decade|age) (doesnt|does not|dont) matter\b",
+        r"\b(old|older) (ones |movies |films )?(are|is) (fine|ok|okay|good) too\b",
+        r"\b(new|newer) (ones |movies |films )?(are|is) (fine|ok|okay|good) too\b",
+    ),
+    "all": (r"\bno preference\b", r"\bopen to anything\b", r"\bwhatever you (think|like|recommend)\b"),
+}
+# Say that this turn's genres take the place of the standing ones.
+REPLACE_CUES: tuple[str, ...] = (
+    "instead", "actually", "rather", "make it", "change it to", "switch to", "lets do", "how about",
+    "what about", "on second thought",
+)
+# Ask for more of the same in a chatty message: "I've seen it. Any others?"
+MORE_REQUESTS: tuple[str, ...] = (
+    "any other", "any others", "any more", "anymore", "what else", "anything else", "another one",
+    "other suggestions", "other ideas", "other recommendations", "more suggestions", "more ideas",
+    "more recommendations", "others", "other", "something else", "more like", "more similar",
+    "more movies", "more films", "more options", "another suggestion", "one more", "some more",
+)
+# Words around a name that say it is a person: "with Tom Hanks", "a Richard Gere film".
+PERSON_CUES_BEFORE: tuple[str, ...] = (
+    "with", "starring", "directed by", "by", "actor", "actress", "director", "stars", "featuring",
+)
+PERSON_CUES_AFTER: tuple[str, ...] = (
+    "film", "films", "movie", "movies", "flick", "flicks", "type", "style", "fan", "is", "was",
+    "always", "in", "made", "makes", "plays", "played", "stars", "movies", "directed",
+)
+# Capitalised words that are no names: days, months, holidays, greetings.
+CALENDAR_WORDS: tuple[str, ...] = (
+    "monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday", "january",
+    "february", "march", "april", "may", "june", "july", "august", "september", "october",
+    "november", "december", "christmas", "xmas", "easter", "halloween", "thanksgiving", "merry",
+    "happy", "new", "year", "valentines", "eve", "holidays", "netflix", "hulu", "amazon", "prime",
+    "hbo", "disney", "pixar", "marvel", "dc", "youtube", "imdb", "oscar", "oscars",
+)
+# Greetings and small talk: never off-topic.
+SMALL_TALK: tuple[str, ...] = (
+    "how are you", "how are u", "how r u", "hows it going", "how is it going", "how you doing",
+    "how are you doing", "whats up", "sup", "how about you", "and you", "yourself", "how have you been",
+    "hows your day", "how is your day", "how was your day", "you",
+)

@@ -56,10 +56,10 @@ import numpy as np
 from rapidfuzz.distance import DamerauLevenshtein
 
 from agent import lexicon as lx
-from agent.intent import MAX_COUNT, Act, Intent, IntentParser, ParseResult, YearRange
+from agent.intent import MAX_COUNT, Act, Intent, IntentParser, ParseResult, UnusedPart, YearRange
 from agent.lru import LruCache
 from agent.text_vectors import NotCached
-from agent.titles import STOPWORDS, TitleIndex, Token, phrase, tokenize
+from agent.titles import STOPWORDS, TITLE_JOINERS, OutOfCatalog, TitleIndex, TitleMatch, Token, phrase, tokenize
 from data.movielens import GENRES, MovieLens
 
 log = logging.getLogger(__name__)
@@ -92,6 +92,34 @@ def english_words() -> frozenset[str]:
     except (ModuleNotFoundError, StopIteration, OSError) as exc:
         log.warning("no tokenizer vocabulary for typo checks (%s); correcting typos without it", exc)
         return frozenset()
+
+
+UNUSED_TEXT_MAX = 80        # characters of a message quoted back in ``ParseResult.unused``
+FOREIGN_SHARE = 0.5         # share of a message's words outside the English word list: not English
+DEICTIC = ("it", "that", "this", "them", "those", "these", "that one", "this one", "those ones",
+           "the one", "they")
+
+
+def _short(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= UNUSED_TEXT_MAX else text[:UNUSED_TEXT_MAX - 1] + "…"
+
+
+def _raw(text: str, tokens: Sequence[Token], start: int, end: int) -> str:
+    return text[tokens[start].start:tokens[end - 1].end]
+
+
+def _norm_text(tokens: Sequence[Token]) -> tuple[str, list[int]]:
+    """The normalised words joined by spaces, and the token of each character (for regexes)."""
+    parts: list[str] = []
+    owner: list[int] = []
+    for k, t in enumerate(tokens):
+        if parts:
+            parts.append(" ")
+            owner.append(k)
+        parts.append(t.text)
+        owner.extend([k] * len(t.text))
+    return "".join(parts), owner
 
 
 def _plural(word: str) -> str:
@@ -235,6 +263,19 @@ class OfflineParser(IntentParser):
         self._child_words = set(lx.CHILD_WORDS)
         self._old = _Phrases(lx.OLD_WORDS)
         self._recent = _Phrases(lx.RECENT_WORDS)
+        self._year_cues = {phrase(c) for c in lx.YEAR_CUES}
+        self._seen = _Phrases(lx.SEEN_CUES, skip=("already", "just", "recently", "also", "both", "all"))
+        self._unseen = _Phrases(lx.UNSEEN_CUES, skip=("really", "yet", "ever", "even", "actually"))
+        self._hedge = _Phrases(lx.HEDGE_CUES)
+        self._adjust = _Phrases(list(lx.ADJUSTMENTS), list(lx.ADJUSTMENTS.values()))
+        self._relax = {slot: [re.compile(p) for p in pats] for slot, pats in lx.RELAX_PATTERNS.items()}
+        self._replace = _Phrases(lx.REPLACE_CUES)
+        self._more_requests = _Phrases(lx.MORE_REQUESTS)
+        self._person_before = _Phrases(lx.PERSON_CUES_BEFORE)
+        self._person_after = set(lx.PERSON_CUES_AFTER)
+        self._calendar = set(lx.CALENDAR_WORDS)
+        self._small_talk = _Phrases(lx.SMALL_TALK)
+        self._deictic = _Phrases(DEICTIC)
 
         years = data.items["year"].dropna()
         self.max_year = int(years.max()) if len(years) else 1998
@@ -252,9 +293,12 @@ class OfflineParser(IntentParser):
             self._request, self._refine, self._fresh, self._more, self._explain, self._ordinals,
             self._numbers, self._count_verbs, self._decade_parts, self._old, self._recent, self._age_words,
             self._corrections)))
+        self._structure |= set().union(*(p.words() for p in (
+            self._seen, self._unseen, self._hedge, self._adjust, self._more_requests, self._replace)))
         # words a person types on purpose: never "corrected" into a genre
         self._known = (self.titles.common | self.titles.words | genre_words | self._fillers
                        | self._movie_nouns | self._structure | english_words())
+        self._known_text = self.titles.words | genre_words | self._fillers | self._structure
 
     # ----------------------------------------------------------------------- public
     def parse(self, text: str, previous: Intent | None = None) -> ParseResult:
@@ -262,9 +306,9 @@ class OfflineParser(IntentParser):
         text = text if isinstance(text, str) else ""
         truncated = len(text) > MAX_CHARS
         text = text[:MAX_CHARS]
-        intent, details = self._parse(text, previous)
+        intent, details, unused = self._parse(text, previous)
         details.update(truncated=truncated, ms=round((time.perf_counter() - started) * 1000, 3))
-        return ParseResult(intent=intent, parser=self.name, details=details)
+        return ParseResult(intent=intent, parser=self.name, details=details, unused=unused)
 
     def warm_up(self) -> None:
         """Load the embedding model and embed the genre descriptions and lexicon now (seconds on
@@ -274,12 +318,13 @@ class OfflineParser(IntentParser):
             self._embed_cache.pop("warm up")
 
     # ----------------------------------------------------------------------- steps
-    def _parse(self, text: str, previous: Intent | None) -> tuple[Intent, dict]:
+    def _parse(self, text: str, previous: Intent | None) -> tuple[Intent, dict, list[UnusedPart]]:
         details: dict = {}
+        unused: list[UnusedPart] = []
         lowered = text.lower()
         if any(p.search(lowered) for p in self._injection):
             details["injection"] = True
-            return Intent(act=Act.chit_chat), details
+            return Intent(act=Act.chit_chat), details, unused
         tokens = tokenize(text)
         corrections = self._corrections.find([t.text for t in tokens])
         if corrections:  # "thrillers, no wait, comedies": the person changed their mind
@@ -290,34 +335,71 @@ class OfflineParser(IntentParser):
                 details["corrected"] = True
         words = [t.text for t in tokens]
         if not tokens:
-            return Intent(act=Act.chit_chat), details
+            return Intent(act=Act.chit_chat), details, unused
+        if self._foreign(text, words):
+            details["language"] = True
+            return Intent(act=Act.chit_chat), details, [UnusedPart(text=_short(text), why="language")]
 
-        titles = self.titles.find(tokens)
-        consumed: set[int] = set()
+        unknown: list[OutOfCatalog] = []
+        titles = self.titles.find(tokens, text=text, unknown=unknown)
+        consumed: set[int] = {i for i, t in enumerate(tokens) if t.bracketed}  # "(1995)" is a title's
         for m in titles:
             consumed.update(range(m.start, m.end))
             if m.year_token is not None:
                 consumed.add(m.year_token)
-        title_ids = list(dict.fromkeys(m.item_id for m in titles))
+        for u in unknown:
+            consumed.update(range(u.start, u.end))
         details["titles"] = [{"item_id": m.item_id, "span": " ".join(words[m.start:m.end]),
                               "evidence": m.evidence, "score": m.score} for m in titles]
-
-        explain, rank = self._explain_request(text, tokens, words, bool(titles))
-        if explain:
-            return Intent(act=Act.explain, titles=title_ids, explain_rank=rank), details
+        names = self._names(tokens, words, consumed, text)
+        for start, end, why in names:
+            consumed.update(range(start, end))
+        plot = self._plot(text, tokens, words, consumed, [(m.start, m.end) for m in titles] + [(u.start, u.end) for u in unknown])
+        consumed |= plot[1]
 
         negated, soft = self._negation_scopes(tokens, words)
-        years, year_tokens = self._years(tokens, words, consumed, negated, previous)
+        hedged = self._hedge_scopes(tokens, words)
+        polarity = self._title_polarity(tokens, words, negated, titles, unknown)
+        positive = list(dict.fromkeys(m.item_id for m, pol in zip(titles, polarity[0]) if pol == "like"))
+        rejected = list(dict.fromkeys(m.item_id for m, pol in zip(titles, polarity[0]) if pol in ("reject", "seen")))
+        unseen = list(dict.fromkeys(m.item_id for m, pol in zip(titles, polarity[0]) if pol == "unseen"))
+        rejected_unknown = any(pol in ("reject", "seen") for pol in polarity[1])
+        details["title_polarity"] = {"titles": polarity[0], "unknown": polarity[1]}
+        for u, pol in zip(unknown, polarity[1]):
+            unused.append(UnusedPart(text=_short(u.text), why="out_of_catalog"))
+        for start, end, why in names:
+            unused.append(UnusedPart(text=_short(_raw(text, tokens, start, end)), why=why))
+        if plot[0]:
+            unused.append(UnusedPart(text=_short(plot[0]), why="plot"))
+        positive = [t for t in positive if t not in rejected]
+
+        explain, rank = self._explain_request(text, tokens, words, bool(positive))
+        if explain:
+            return Intent(act=Act.explain, titles=positive, exclude_titles=rejected, explain_rank=rank,
+                          card_ref=rank), details, unused
+        question, deictic = self._question_about_shown(text, tokens, words, consumed)
+        consumed |= question
+
+        years, year_tokens, relative, beyond = self._years(tokens, words, consumed, negated)
         consumed |= year_tokens
+        if beyond:
+            unused.append(UnusedPart(text=_short(beyond), why="no_movies_in_era"))
         audience = self._young_audience(words, consumed)
         consumed |= {m.start for m in audience}
         count, count_tokens = self._count(tokens, words, consumed)
         consumed |= count_tokens
+        adjust, relax, adjust_tokens = self._operations(tokens, words, consumed)
+        consumed |= adjust_tokens
+        adjust = list(dict.fromkeys(relative + adjust))
         mentions = sorted(audience + self._mentions(tokens, words, consumed, negated, soft), key=lambda m: m.start)
         consumed |= {i for m in mentions for i in range(m.start, m.end)}
+        hedged_genres = [m for m in mentions if m.genres and any(hedged[m.start:m.end])]
+        if hedged_genres:  # "doesn't have to be a comedy": neither wanted nor excluded
+            relax.append("genres")
+            mentions = [m for m in mentions if m not in hedged_genres]
 
         has_request = bool(self._request.find(words))
-        context = (has_request or previous is not None or bool(titles) or years is not None
+        context = (has_request or previous is not None or bool(positive) or years is not None
                    or count is not None or any(m.strong for m in mentions))
         bare = not any(w in self._predicates or self._is_verb_form(w) for w in words)
         counted = [m for m in mentions if m.strong or context or bare]
@@ -326,21 +408,301 @@ class OfflineParser(IntentParser):
         details["mentions"] = [{"words": " ".join(words[m.start:m.end]), "genres": list(m.genres),
                                 "negated": m.negated, "strong": m.strong, "typo_of": m.typo_of}
                                for m in mentions]
-        if context and not genres and not title_ids and keywords and self._embedder is not None:
+        if context and not genres and not positive and keywords and self._embedder is not None:
             genres = list(self._embed_genres(" ".join(keywords), details))
+        relax = list(dict.fromkeys(relax))
+        card = self._card_ref(words, consumed)
+        replace = bool(genres) and bool(self._replace.find(words))
 
-        constrained = bool(genres or excluded or title_ids or years)
-        if not constrained and self._is_more(words, mentions, consumed):
-            return Intent(act=Act.more, count=count), details
+        constrained = bool(genres or excluded or positive or years or adjust)
+        if question and not constrained:
+            # "is it scary?", "what is it about?": about a film shown, not a new request
+            return Intent(act=Act.explain, titles=positive or unseen, exclude_titles=rejected,
+                          card_ref=0 if deictic else None), details, unused
+        more = self._more_request(words, consumed) or self._is_more(words, mentions, consumed)
+        if not constrained and (more or ((rejected or rejected_unknown or polarity[2]) and not has_request)):
+            # "any others?", "I've seen it, what else?", "I hated Willow (1988)": the next page
+            return Intent(act=Act.more, count=count, exclude_titles=rejected, relax=relax), details, unused
         if constrained or (keywords and context):
-            act = self._refine_or_recommend(words, previous, bool(title_ids))
-        elif has_request or count is not None:
+            act = self._refine_or_recommend(tokens, words, previous, bool(positive), excluded, adjust, more, polarity[2])
+        elif relax and previous is not None:
+            act = Act.refine
+        elif has_request or count is not None or relax:
             act = Act.clarify
         else:
-            return Intent(act=Act.chit_chat), details
-        intent = Intent(act=act, genres=genres, exclude_genres=excluded, titles=title_ids, years=years,
-                        keywords=keywords, count=count)
-        return intent, details
+            off = self._off_topic(text, words, consumed)
+            if off:
+                unused.append(UnusedPart(text=_short(off), why="off_topic"))
+            return Intent(act=Act.chit_chat, exclude_titles=rejected), details, unused
+        intent = Intent(act=act, genres=genres, exclude_genres=excluded, titles=positive,
+                        exclude_titles=rejected, years=years, keywords=keywords, count=count,
+                        replace=replace, relax=relax, adjust=adjust, card_ref=card)
+        return intent, details, unused
+
+    # ----------------------------------------------------------------------- what cannot be used
+    def _foreign(self, text: str, words: list[str]) -> bool:
+        """Not English: mostly letters outside the Latin script, or most words (of three or more)
+        outside the English word list and the catalog's titles."""
+        letters = [c for c in text if c.isalpha()]
+        if letters and sum(not ("a" <= c.lower() <= "z") and not ("\u00c0" <= c <= "\u024f") for c in letters) > len(letters) / 2:
+            return True
+        vocabulary = english_words()
+        if not vocabulary:
+            return False
+        alpha = [w for w in words if w.isalpha() and len(w) > 1]
+        if len(alpha) < 3:
+            return False
+        outside = sum(w not in vocabulary and w not in self._known_text for w in alpha)
+        return outside / len(alpha) > FOREIGN_SHARE
+
+    def _names(self, tokens, words, consumed, text) -> list[tuple[int, int, str]]:
+        """People and films the catalog cannot place, as (start, end, why): capitalised names of
+        two or three words that are no catalog title ("Tom Hanks", "Stephen King type movies"), a
+        capitalised name before or after a person cue ("a JLo film", "with Streep"), and an
+        unmatched capitalised title after "like" ("something like Donnie Darko")."""
+        n = len(tokens)
+        alpha = [t for t in tokens if t.raw[:1].isalpha()]
+        if not alpha or sum(t.raw[:1].isupper() for t in alpha) > 0.6 * len(alpha):
+            return []  # Title Case Or ALL CAPS: capitals say nothing
+        name = [i not in consumed and self._is_name_word(tokens[i]) for i in range(n)]
+        out: list[tuple[int, int, str]] = []
+        i = 0
+        while i < n:
+            if not name[i]:
+                i += 1
+                continue
+            j = i + 1
+            while j < n and name[j] and not tokens[j].boundary_before:
+                j += 1
+            # a capitalised title after "like": words joined by "of", "the"... belong to it
+            k = j
+            while (k + 1 < n and words[k] in TITLE_JOINERS and not tokens[k].raw[:1].isupper() and name[k + 1]
+                   and not tokens[k].boundary_before and not tokens[k + 1].boundary_before):
+                k += 2
+                while k < n and name[k] and not tokens[k].boundary_before:
+                    k += 1
+            if self._like_before(words, i):
+                out.append((i, k, "out_of_catalog"))
+                i = k
+                continue
+            before = self._person_before.find(words[max(0, i - 2):i])
+            cue_before = bool(before) and sum(before[-1]) == min(i, 2)
+            cue_after = j < n and words[j] in self._person_after and not tokens[j].boundary_before
+            if 2 <= j - i <= 3 or (j - i == 1 and (cue_before or (cue_after and words[j] in lx.MOVIE_NOUNS + ("films", "movies", "type"))) and not tokens[i].sentence_start):
+                out.append((i, j, "person"))
+            i = j
+        return out
+
+    def _is_name_word(self, token: Token) -> bool:
+        raw = token.raw
+        if not raw[:1].isupper() or raw == "I" or not raw.isalpha() and "'" not in raw:
+            return False
+        w = token.text
+        if w in self._genre_words or w in self._calendar or w in self._structure or w in self._fillers:
+            return False
+        return not token.sentence_start or w not in english_words() or w in self.titles.words
+
+    def _like_before(self, words, i) -> bool:
+        """"like" as a preposition before word i ("movies like X"), not the verb ("I like X")."""
+        k = i - 1
+        if k >= 0 and words[k] in ("the", "a", "an"):
+            k -= 1
+        if k >= 0 and words[k] in ("to", "as") and k > 0 and words[k - 1] in ("similar", "such"):
+            return True
+        if k < 0 or words[k] != "like":
+            return False
+        j = k - 1
+        while j >= 0 and words[j] in lx.INTENSIFIERS + ("also", "just", "kinda", "kind", "of", "do", "still"):
+            j -= 1
+        return j < 0 or words[j] not in ("i", "you", "we", "they", "he", "she", "dont", "didnt", "would", "id", "wed", "also")
+
+    def _plot(self, text, tokens, words, consumed, spans) -> tuple[str | None, set[int]]:
+        """Plot details the catalog cannot search: a relative clause after a film ("Alien where the
+        aliens eat people") or after "about a ..." ("about a dog who finds a home"). Its words
+        ask for no genre."""
+        n = len(words)
+        for i in range(n):
+            if i in consumed:
+                continue
+            start = None
+            if words[i] == "where" and any(end == i or (end == i - 1 and i - 1 in consumed) for _, end in spans):
+                start = i
+            elif words[i] in ("who", "whose", "which", "that") and i > 1:
+                k = i - 1
+                while k >= 0 and i - k <= 4 and words[k] != "about" and not tokens[k + 1].boundary_before:
+                    k -= 1
+                if k >= 0 and words[k] == "about" and i - k >= 2:
+                    start = i
+                    about = k
+            if start is None:
+                continue
+            end = start + 1
+            while end < n and not tokens[end].boundary_before:
+                end += 1
+            first = about if words[start] != "where" else start
+            return _raw(text, tokens, first, end), set(range(start, end))
+        return None, set()
+
+    def _off_topic(self, text, words, consumed) -> str | None:
+        """A question about something other than films ("what's the weather?"): the words of it."""
+        if "?" not in text and words[0] not in ("what", "whats", "who", "whos", "where", "when", "how", "why"):
+            return None
+        rest = [i for i, w in enumerate(words) if i not in consumed and w not in self._fillers
+                and w not in self._structure and not self._small_talk.match(words, i)[0]]
+        talk = {j for i, n in self._small_talk.find(words) for j in range(i, i + n)}
+        rest = [i for i in rest if i not in talk and words[i].isalpha()]
+        if not rest:
+            return None
+        sentence = next((part for part in re.split(r"(?<=[.!?])\s+", text) if "?" in part), text)
+        return sentence.strip()
+
+    # ----------------------------------------------------------------------- titles seen or rejected
+    def _title_polarity(self, tokens, words, negated, titles: list[TitleMatch],
+                        unknown: list[OutOfCatalog]) -> tuple[list[str], list[str], bool]:
+        """How the person speaks of each film named: "like" (a reference), "reject" ("not Star
+        Wars", "I hated Alien", "nothing like Alien"), "seen" ("I've already seen Titanic"),
+        "unseen" ("I haven't seen Fargo": no reference either way). A film listed right after
+        another ("seen X (1993) and Y (1996)", "not X or Y") shares its verdict. The third value:
+        a shown film is seen or rejected by a pointer ("I've seen that one", "I hated it")."""
+        n = len(words)
+        seen_scope, unseen_scope = [False] * n, [False] * n
+        for phrases, scope in ((self._seen, seen_scope), (self._unseen, unseen_scope)):
+            i = 0
+            while i < n:
+                length, _ = phrases.match(words, i)
+                if not length or (phrases is self._seen and self._unseen_before(words, i)):
+                    i += 1
+                    continue
+                j = i + length
+                while j < n and not tokens[j].boundary_before:
+                    scope[j] = True
+                    j += 1
+                i += length
+        spans = sorted([(m.start, m.end, ("t", k)) for k, m in enumerate(titles)]
+                       + [(u.start, u.end, ("u", k)) for k, u in enumerate(unknown)])
+        verdict: dict[tuple[str, int], str] = {}
+        prev_end, prev_verdict = None, None
+        for start, end, key in spans:
+            if unseen_scope[start]:
+                v = "unseen"
+            elif negated[start]:
+                v = "reject"
+            elif seen_scope[start]:
+                v = "seen"
+            else:
+                v = "like"
+            if v == "like" and prev_end is not None and prev_verdict != "like":
+                gap = [w for w, t in zip(words[prev_end:start], tokens[prev_end:start]) if not t.bracketed]
+                if all(w in ("and", "or", "nor", "also") for w in gap):
+                    v = prev_verdict
+            verdict[key] = v
+            prev_end, prev_verdict = end, v
+        pointer = False
+        for i in range(n):
+            if (negated[i] or seen_scope[i]) and not unseen_scope[i] and self._deictic.match(words, i)[0] and (
+                    i == 0 or not (negated[i - 1] or seen_scope[i - 1]) or words[i - 1] in ("seen", "hated", "like", "of", "watched")):
+                if words[i] in ("it", "that", "this", "them", "those", "these", "they"):
+                    pointer = True
+        return ([verdict[("t", k)] for k in range(len(titles))], [verdict[("u", k)] for k in range(len(unknown))],
+                pointer)
+
+    def _unseen_before(self, words, i) -> bool:
+        """"seen" inside "haven't seen", "not seen", "never seen"."""
+        return i > 0 and words[i - 1] in ("not", "never", "havent", "hasnt", "hadnt", "didnt", "yet", "really")
+
+    def _hedge_scopes(self, tokens, words) -> list[bool]:
+        n = len(words)
+        hedged = [False] * n
+        for i, length in self._hedge.find(words):
+            j = i + length
+            while j < n and not tokens[j].boundary_before and not self._breakers.match(words, j)[0]:
+                hedged[j] = True
+                j += 1
+        return hedged
+
+    # ----------------------------------------------------------------------- questions about a shown film
+    def _question_about_shown(self, text, tokens, words, consumed) -> tuple[set[int], bool]:
+        """Tokens of the sentences that ask about a film shown ("what is it about?", "who's in it?",
+        "is it scary?", "what is Fargo about?"), and whether they point at it ("it", "that one")."""
+        covered: set[int] = set()
+        deictic = False
+        joined, owner = _norm_text(tokens)
+        for m in self._QUESTION_RE.finditer(joined):
+            first, last = owner[m.start()], owner[m.end() - 1]
+            # "is it ...": a question only where it ends the sentence with "?" or opens it
+            if m.group("is_it") is not None:
+                end = last
+                while end + 1 < len(tokens) and not tokens[end + 1].boundary_before:
+                    end += 1
+                closes = text[tokens[end].end:tokens[end].end + 3].lstrip().startswith("?") or end == len(tokens) - 1
+                if not (closes or tokens[first].sentence_start) or end - last > 4:
+                    continue
+                last = end
+            s = first
+            while s > 0 and not tokens[s].sentence_start and not tokens[s].boundary_before:
+                s -= 1
+            covered.update(range(first, last + 1))
+            deictic = deictic or any(m.group(g) for g in ("pointer", "pointer2", "pointer3", "pointer4"))
+        return covered, deictic
+
+    _QUESTION_RE = re.compile(
+        r"\b(?:what(?: is| s| was| are| were|s)? (?:(?P<pointer>it|that|this|that one|this one|them|they|those|these)|[a-z0-9 ]{1,60}?)"
+        r"(?: (?:is|was|are|s))? about\b"
+        r"|(?:tell|say) (?:me |us )?(?:a (?:bit|little) |some(?:thing)? |(?:a )?(?:little )?more )*(?:more )?about"
+        r" (?:(?P<pointer2>it|that|this|them|those|these|that one|this one)|the (?:plot|story|movie|film|first|second|third))\b"
+        r"|whats? (?:is )?the (?:plot|story|premise)\b"
+        r"|who(?: is| s| are|s)? (?:in|starring in|stars in|plays in|acts in) (?P<pointer3>it|that|this|them|those|these|that one)\b"
+        r"|who (?:stars|plays|acts) in\b"
+        r"|(?P<is_it>\b(?:is|was|are|does|did) (?P<pointer4>it|that|this|that one|this one|they|those)\b))")
+
+    # ----------------------------------------------------------------------- per-turn operations
+    def _operations(self, tokens, words, consumed) -> tuple[list[str], list[str], set[int]]:
+        """(adjustments, relaxed slots, tokens used): "darker", "less violent", "something
+        different" -> ``adjust``; "any year is fine", "no matter the genre" -> ``relax``."""
+        adjust: list[str] = []
+        used: set[int] = set()
+        i = 0
+        while i < len(words):
+            if i in consumed:
+                i += 1
+                continue
+            length, value = self._adjust.match(words, i, consumed)
+            if length:
+                direction, keep_genre = value
+                adjust.append(direction)
+                if not keep_genre:
+                    used.update(range(i, i + length))
+                i += length
+            else:
+                i += 1
+        joined, owner = _norm_text(tokens)
+        relax: list[str] = []
+        for slot, patterns in self._relax.items():
+            for pattern in patterns:
+                for m in pattern.finditer(joined):
+                    relax.append(slot)
+                    used.update(range(owner[m.start()], owner[m.end() - 1] + 1))
+        return list(dict.fromkeys(adjust)), list(dict.fromkeys(relax)), used
+
+    def _card_ref(self, words, consumed) -> int | None:
+        """"more like the second one" -> 2, "like that one" / "similar to it" -> 0."""
+        for i, w in enumerate(words):
+            if w not in ("like", "to", "than") or (w == "to" and (i == 0 or words[i - 1] != "similar")):
+                continue
+            k = i + 1
+            if k < len(words) and words[k] == "the":
+                length, rank = self._ordinals.match(words, k + 1)
+                if length:
+                    return int(rank)
+            if k < len(words) and self._deictic.match(words, k)[0] and words[k] not in ("they", "these"):
+                if words[k] in ("that", "this") and k + 1 < len(words) and words[k + 1] not in ("one", "movie", "film") \
+                        and words[k + 1] not in self._fillers:
+                    continue  # "like that kind of thing"
+                return 0
+        return None
+
+    def _more_request(self, words, consumed) -> bool:
+        return any(not any(j in consumed for j in range(i, i + n)) for i, n in self._more_requests.find(words))
 
     # ----------------------------------------------------------------------- negation
     def _negation_scopes(self, tokens: Sequence[Token], words: list[str]) -> tuple[list[bool], list[bool]]:
@@ -544,28 +906,44 @@ class OfflineParser(IntentParser):
             return int(m.group(1) or 19) * 100 + int(m.group(2)) * 10
         return lx.DECADE_WORDS.get(word)
 
-    def _years(self, tokens, words, consumed, negated, previous) -> tuple[YearRange | None, set[int]]:
+    def _years(self, tokens, words, consumed, negated) -> tuple[YearRange | None, set[int], list[str], str | None]:
+        """(year window, its words, relative eras asked for ("older", "newer"), the words of an
+        era the catalog has no films of, e.g. "from 2017").
+
+        A decade is an era wherever it stands ("80s", "the eighties"); a bare year only where the
+        words make it one: a comparison ("before 1980"), a cue ("from 1994", "late 2017"), a film
+        noun after it ("a 1994 comedy"), or a link to another counted year ("1970 to 1980"). So
+        "1922 on Netflix" and "happy 2018" are no eras, and a title's "(1995)" never reaches here.
+        A relative era ("older", "more recent") is no fixed window: the dialogue manager moves
+        relative to what was shown (``Intent.adjust``)."""
         used: set[int] = set()
         starts: list[int] = []
         ends: list[int] = []
         plain: list[tuple[int, int]] = []
+        counted: set[int] = set()
+        first_used: int | None = None
         for i, w in enumerate(words):
-            if i in consumed:
+            if i in consumed or tokens[i].bracketed:
                 continue
             year = self._year_value(w)
             decade = None if year is not None else self._decade_value(w)
             if year is None and decade is None:
                 continue
             lo, hi = (year, year) if year is not None else (decade, decade + 9)
-            used.add(i)
             j = i
+            local: set[int] = {i}
             if decade is not None and j > 0:
                 length, part = self._decade_parts.match(words, j - 1)
                 if length == 1 and part is not None:
                     lo, hi = decade + part[0], decade + part[1]
-                    used.add(j - 1)
+                    local.add(j - 1)
                     j -= 1
-            kind = self._comparator_before(words, j, used)
+            kind = self._comparator_before(words, j, local)
+            if kind is None and year is not None and not self._year_cued(tokens, words, i, counted, local):
+                continue  # a number, not an era: "1922 on Netflix", "happy 2018"
+            counted.add(i)
+            used |= local
+            first_used = min(local) if first_used is None else min(first_used, min(local))
             if kind is None:
                 if negated[i]:
                     continue  # "nothing from the 80s": a range cannot exclude years
@@ -585,10 +963,15 @@ class OfflineParser(IntentParser):
             starts.append(min(lo for lo, _ in plain))
             ends.append(max(hi for _, hi in plain))
         if not starts and not ends:
-            return self._relative_years(words, consumed, negated, previous, used)
+            adjust, relative_used = self._relative_era(words, consumed, negated)
+            return None, used | relative_used, adjust, None
         start = max(starts) if starts else None
         end = min(ends) if ends else None
-        return self._year_range(start, end), used
+        if start is not None and start > self.max_year:
+            # "from 2017", "the 2000s": the catalog ends before that; a window would empty it
+            last = max(used)
+            return None, used, [], " ".join(t.raw for t in tokens[first_used:last + 1])
+        return self._year_range(start, end), used, [], None
 
     def _comparator_before(self, words, j, used) -> str | None:
         k = j - 1
@@ -604,28 +987,43 @@ class OfflineParser(IntentParser):
                     return kind
         return None
 
-    def _relative_years(self, words, consumed, negated, previous, used) -> tuple[YearRange | None, set[int]]:
+    def _year_cued(self, tokens, words, i, counted: set[int], local: set[int]) -> bool:
+        """A bare year the words around make an era (see ``_years``)."""
+        k = i - 1
+        if k >= 0 and words[k] == "the":
+            k -= 1
+        if k >= 0 and not tokens[i].boundary_before:
+            for length in (2, 1):
+                if k - length + 1 >= 0 and tuple(words[k - length + 1:k + 1]) in self._year_cues:
+                    local.update(range(k - length + 1, k + 1))
+                    return True
+            # "1970 to 1980", "1990-1995", "late 2017 or early 2018"
+            if words[k] in lx.YEAR_LINKS or tokens[i].hyphen_before or (k - 1 >= 0 and words[k] in lx.DECADE_PARTS):
+                back = k - 1 if words[k] in lx.YEAR_LINKS else k
+                if words[k] in lx.DECADE_PARTS and words[k - 1] in lx.YEAR_LINKS:
+                    back = k - 2
+                if back in counted or (tokens[i].hyphen_before and i - 1 in counted):
+                    return True
+        nxt = i + 1
+        if nxt < len(words) and not tokens[nxt].boundary_before and (
+                words[nxt] in self._movie_nouns - {"one", "ones", "something", "anything", "stuff", "watch"}
+                or self._terms.match(words, nxt)[0]):
+            return True  # "a 1994 comedy", "1960s-style"... "1994 movies"
+        return False
+
+    def _relative_era(self, words, consumed, negated) -> tuple[list[str], set[int]]:
+        """"older" / "classic" -> ["older"], "more recent" / "newer" -> ["newer"]; a negated one
+        turns ("I don't watch newer movies" -> older)."""
         old = [(i, n) for i, n in self._old.find(words) if not any(j in consumed for j in range(i, i + n))]
         recent = [(i, n) for i, n in self._recent.find(words) if not any(j in consumed for j in range(i, i + n))]
         if not old and not recent:
-            return None, used
-        prev = previous.years if previous is not None else None
-        recent_start = self.max_year - lx.RECENT_SPAN_YEARS + 1
+            return [], set()
         want_old = bool(old) and not (recent and len(recent) > len(old))
         hits = old if want_old else recent
-        for i, n in hits:
-            used.update(range(i, i + n))
+        used = {j for i, n in hits for j in range(i, i + n)}
         if any(negated[i] for i, _ in hits):  # "nothing old" = recent enough; "nothing recent" = old
             want_old = not want_old
-        if want_old:
-            if prev is not None and prev.start is not None:
-                return self._year_range(None, prev.start - 1), used
-            if prev is not None and prev.end is not None:
-                return self._year_range(None, prev.end - lx.OLDER_STEP_YEARS), used
-            return self._year_range(None, lx.OLD_END_YEAR), used
-        if prev is not None and prev.end is not None and prev.end < self.max_year:
-            return self._year_range(prev.end + 1, None), used
-        return self._year_range(recent_start, None), used
+        return ["older" if want_old else "newer"], used
 
     @staticmethod
     def _year_range(start: int | None, end: int | None) -> YearRange | None:
@@ -696,13 +1094,30 @@ class OfflineParser(IntentParser):
         return all(i in consumed or w in more_words or w in self._fillers or w.isdecimal() or w in lx.NUMBER_WORDS
                    for i, w in enumerate(words))
 
-    def _refine_or_recommend(self, words, previous: Intent | None, has_title: bool) -> Act:
+    def _refine_or_recommend(self, tokens, words, previous: Intent | None, has_title: bool, excluded: list[str],
+                             adjust: list[str], more: bool, pointer: bool) -> Act:
         """With a standing request: ``refine`` when the message adjusts it (a follow-up cue, or no
-        sign of a fresh request such as "recommend" or a named film); else ``recommend``."""
-        if previous is None:
-            return Act.recommend
-        refine_cue = bool(self._refine.find(words))
+        sign of a fresh request such as "recommend" or a named film); else ``recommend``.
+
+        Without one (a first message, or the gold set's cases read alone) the form can still show
+        an adjustment of a list the person has seen: a relative change ("anything funnier?",
+        "more recent"), only exclusions ("I don't like sci-fi"), "any other comedies?", or a
+        pointer at a shown film ("I hated that one, ..."). The dialogue manager treats a refine
+        with nothing standing as a new request."""
         fresh_cue = bool(self._fresh.find(words))
-        if refine_cue or not (fresh_cue or has_title):
+        if previous is not None:
+            refine_cue = bool(self._refine.find(words))
+            if refine_cue or not (fresh_cue or has_title):
+                return Act.refine
+            return Act.recommend
+        if fresh_cue or has_title:
+            return Act.recommend
+        if adjust or more or pointer:
+            return Act.refine
+        if excluded and not self._wanted_any(words):
             return Act.refine
         return Act.recommend
+
+    def _wanted_any(self, words) -> bool:
+        """Something wanted besides the exclusions: "anything except horror", or a genre asked for."""
+        return any(w in ("anything", "everything", "all", "mostly", "any") for w in words)

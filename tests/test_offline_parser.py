@@ -217,18 +217,51 @@ def test_title_index_lookup_is_exact_after_normalisation():
     ("westerns between 1950 and 1970", 1950, 1970),
     ("movies from the 70s and 80s", 1970, 1989),
     ("nothing newer than 1970", None, 1970),
-    ("classic westerns", None, lexicon.OLD_END_YEAR),
-    ("something older", None, lexicon.OLD_END_YEAR),
-    ("recent thrillers", 1997 - lexicon.RECENT_SPAN_YEARS + 1, None),  # the small catalog ends in 1997
+    ("films made in 1975", 1975, 1975),
+    ("a 1994 comedy", 1994, 1994),
+    ("something from 1970 to 1975", 1970, 1975),
 ])
 def test_year_ranges(parser, text, start, end):
     assert parse(parser, text).years == YearRange(start=start, end=end)
 
 
-def test_older_after_a_dated_request_moves_before_it(parser):
+@pytest.mark.parametrize("text", [
+    "I watched 1984 on a plane and loved the book",   # a number, not an era
+    "happy 2019 everyone, any horror?",
+    "we watched it 1995 times",
+    "a comedy for my 1996 reunion party",
+])
+def test_a_bare_number_is_no_era(parser, text):
+    assert parse(parser, text).years is None
+
+
+@pytest.mark.parametrize("text, direction", [
+    ("classic westerns", "older"), ("something older", "older"), ("recent thrillers", "newer"),
+    ("anything more recent?", "newer"), ("I don't like newer films", "older"),
+])
+def test_relative_eras_are_adjustments_not_windows(parser, text, direction):
+    intent = parse(parser, text)
+    assert intent.years is None and intent.adjust == [direction]
+
+
+def test_a_new_movie_is_no_era(parser):
+    intent = parse(parser, "I want to see a new movie tonight")
+    assert intent.years is None and intent.adjust == []
+
+
+def test_older_after_a_dated_request_is_an_adjustment(parser):
     previous = Intent(genres=["Comedy"], years=YearRange(start=1990, end=1999))
     intent = parse(parser, "older please", previous)
-    assert intent.act == Act.refine and intent.years == YearRange(start=None, end=1989)
+    assert intent.act == Act.refine and intent.years is None and intent.adjust == ["older"]
+
+
+@pytest.mark.parametrize("text, words", [
+    ("any good horror from 2016?", "2016"), ("comedies from the 2000s", "2000s"),
+])
+def test_an_era_after_the_catalog_is_reported_not_filtered(parser, text, words):
+    result = parser.parse(text)
+    assert result.intent.years is None
+    assert [(u.why, words in u.text) for u in result.unused] == [("no_movies_in_era", True)]
 
 
 def test_a_title_year_is_not_a_year_filter(parser):
@@ -277,10 +310,22 @@ def test_more_carries_a_count(parser):
     ("no horror", Act.refine), ("make it funnier", Act.refine), ("what about thrillers", Act.refine),
     ("recommend me a western", Act.recommend), ("something like Fargo", Act.recommend),
 ])
-def test_refine_needs_a_standing_request(parser, text, act):
+def test_refine_with_a_standing_request(parser, text, act):
     previous = Intent(genres=["Comedy"])
     assert parse(parser, text, previous).act == act
-    assert parse(parser, text).act == Act.recommend
+
+
+@pytest.mark.parametrize("text, act", [
+    # read alone, the form still shows an adjustment of a list already shown
+    ("no horror", Act.refine), ("make it funnier", Act.refine), ("anything more recent?", Act.refine),
+    ("any other westerns?", Act.refine), ("that one was too violent", Act.refine),
+    # ... but a request in its own right, or exclusions around "anything", is a new request
+    ("what about thrillers", Act.recommend), ("recommend me a western", Act.recommend),
+    ("something like Fargo", Act.recommend), ("anything but horror", Act.recommend),
+    ("I'm looking for an older comedy", Act.recommend),
+])
+def test_refine_by_form_without_a_standing_request(parser, text, act):
+    assert parse(parser, text).act == act
 
 
 def test_refine_holds_only_the_adjustment(parser):

@@ -22,7 +22,7 @@ from __future__ import annotations
 _STRONG_BY_GENRE: dict[str, tuple[str, ...]] = {
     "Action": ("action", "action packed", "actioner", "shoot em up", "beat em up", "martial arts",
                "kung fu", "superhero", "super hero", "high octane", "action hero", "bond movie",
-               "james bond", "disaster movie"),
+               "james bond"),
     "Adventure": ("adventure", "adventurous", "swashbuckler", "swashbuckling", "sword and sandal",
                   "globetrotting", "treasure hunt"),
     "Animation": ("animation", "animated", "cartoon", "cartoony", "toon", "anime", "claymation",
@@ -81,7 +81,7 @@ _WEAK_BY_GENRE: dict[str, tuple[str, ...]] = {
               "prison break", "gang", "yakuza", "the mob", "crook", "thief", "thieves", "burglar",
               "money laundering", "underworld"),
     "Drama": ("sad", "emotional", "make me cry", "heartbreaking", "moving", "touching", "poignant",
-              "serious", "thought provoking", "cry", "tearful", "life story", "biography",
+              "serious", "cry", "tearful", "life story", "biography",
               "heart wrenching", "gut wrenching", "bittersweet"),
     "Fantasy": ("magic", "magical", "wizard", "witch", "witchcraft", "dragon", "elf", "elves",
                 "sorcery", "sorcerer", "mythical", "mythology", "myth", "enchanted", "unicorn",
@@ -97,7 +97,7 @@ _WEAK_BY_GENRE: dict[str, tuple[str, ...]] = {
     "Musical": ("singing", "song", "broadway", "dance number", "dancing", "dance", "ballet", "opera",
                 "sing", "choreography", "showtunes"),
     "Mystery": ("detective", "sleuth", "puzzle", "clue", "unsolved", "investigation", "investigator",
-                "sherlock", "sherlock holmes", "agatha christie", "poirot", "enigma", "mysterious",
+                "sherlock", "sherlock holmes", "poirot", "enigma", "mysterious",
                 "solve the crime", "solving a murder", "who did it"),
     "Romance": ("in love", "date night", "date movie", "falling in love", "lovers", "relationship",
                 "love triangle", "wedding", "valentines", "valentines day", "first date", "soulmate",
@@ -110,7 +110,7 @@ _WEAK_BY_GENRE: dict[str, tuple[str, ...]] = {
                "clone", "cloning", "artificial intelligence", "virtual reality", "parallel universe",
                "space battle", "alien invasion", "mad scientist", "laser", "sf"),
     "Thriller": ("thrilling", "tense", "spy", "spies", "conspiracy", "espionage", "twisty",
-                 "hitchcock", "hitchcockian", "secret agent", "undercover", "assassin", "kidnapping",
+                 "hitchcockian", "secret agent", "undercover", "assassin", "kidnapping",
                  "hostage", "stalker", "paranoia", "paranoid", "manhunt", "on the run", "cia", "fbi",
                  "double cross", "plot twist", "gripping", "intense", "thrill ride"),
     "War": ("soldier", "military", "battle", "battlefield", "army", "combat", "vietnam", "d day",
@@ -168,7 +168,7 @@ NEGATION_CUES: tuple[str, ...] = (
     "im over", "too scared of", "scared of", "afraid of", "spare me", "allergic to",
     "never again", "dont show", "dont show me", "dont suggest", "dont recommend", "dont give me",
     "dont include", "dont pick", "do not show", "do not suggest", "do not recommend",
-    "please dont", "isnt", "arent", "wasnt", "less", "free of", "a break from", "break from",
+    "please dont", "isnt", "arent", "less", "free of", "a break from", "break from",
     "a change from", "a rest from", "away from", "get away from",
 )
 # May stand inside a negation cue without breaking it: "I don't *really* like", "not *really* into".
@@ -182,6 +182,10 @@ NEGATION_NOOPS: tuple[str, ...] = (
     "not bad", "no matter", "no doubt", "dont care", "nothing but", "not just", "dont know",
     "not seen", "havent seen", "never seen", "no thanks", "not necessarily", "no preference",
     "not picky", "im not picky", "no particular", "not too picky", "why not",
+    # a comment on a film already seen, not an exclusion: "it wasn't scary", "it's not really funny"
+    "its not", "it is not", "it was not", "it wasnt", "it isnt", "this is not", "this isnt",
+    "this was not", "they were not", "they werent", "wasnt", "werent", "not as much as",
+    "not so much as",
 )
 # "less" / "not too": they soften ("less romance"), so they only exclude genre names, never
 # descriptions ("less sad" is a mood, not a ban on dramas).
@@ -235,6 +239,7 @@ REQUEST_CUES: tuple[str, ...] = (
     "got any", "any good", "something", "anything", "nothing", "stuff", "pick", "picks", "options",
     "ideas", "need", "need a", "how about", "what about", "could use", "id like", "i would like",
     "lets see", "play", "stream", "bored", "surprise me", "whatever", "idk", "dunno", "any",
+    "searching for", "search for", "help me find",
 )
 # Words that make a message a statement about something else rather than a bare phrase:
 # weak genre words in "my cat is so funny" do not count.
@@ -276,6 +281,8 @@ FILLERS: tuple[str, ...] = (
     "between", "looks", "look", "sounds", "seems", "seem", "awesome", "perfect", "interesting",
     "amazing", "cool", "fun", "nice", "solid", "decent", "worth", "watched", "seen", "saw", "u",
     "ur", "smth", "sth", "plus", "around", "during", "within", "etc", "else", "ok",
+    "searching", "search", "lately", "recently", "wondering", "wonder", "hoping", "hope", "thinking",
+    "think", "guess", "suppose", "help", "know", "check", "later", "soon", "currently",
 )
 
 # --------------------------------------------------------------------------- titles
@@ -493,8 +500,21 @@ REPLACE_CUES: tuple[str, ...] = (
 MORE_REQUESTS: tuple[str, ...] = (
     "any other", "any others", "any more", "anymore", "what else", "anything else", "another one",
     "other suggestions", "other ideas", "other recommendations", "more suggestions", "more ideas",
-    "more recommendations", "others", "other", "something else", "more like", "more similar",
-    "more movies", "more films", "more options", "another suggestion", "one more", "some more",
+    "more recommendations", "others", "other", "something else", "more similar",
+    "more options", "another suggestion", "one more", "some more",
+)
+# Open a request of its own when nothing stands yet: with one, a message read alone is a new
+# request even if it looks like an adjustment ("I'm looking for some older movies").
+OPENING_CUES: tuple[str, ...] = (
+    "watch", "watching", "find", "suggestions", "recommendations", "any good", "could use",
+    "searching for", "search for", "im after", "in search of",
+)
+# A capitalised word with one of these opens a new clause even without punctuation
+# ("I don't like action Do you know a comedy?"): negation stops there.
+CLAUSE_OPENERS: tuple[str, ...] = (
+    "do", "does", "did", "can", "could", "would", "will", "any", "anything", "what", "which", "how",
+    "is", "are", "have", "has", "i", "im", "ive", "id", "maybe", "but", "so", "please", "also",
+    "thanks", "thank", "hi", "hello", "its", "thats", "it", "they", "we", "my", "perhaps", "just",
 )
 # Words around a name that say it is a person: "with Tom Hanks", "a Richard Gere film".
 PERSON_CUES_BEFORE: tuple[str, ...] = (

@@ -97,7 +97,8 @@ def english_words() -> frozenset[str]:
 UNUSED_TEXT_MAX = 80        # characters of a message quoted back in ``ParseResult.unused``
 FOREIGN_SHARE = 0.5         # share of a message's words outside the English word list: not English
 DEICTIC = ("it", "that", "this", "them", "those", "these", "that one", "this one", "those ones",
-           "the one", "they")
+           "the one", "they", "the others", "the rest", "the other ones", "those movies", "those films",
+           "these movies", "that movie", "that film", "this movie", "this film")
 
 
 def _short(text: str) -> str:
@@ -276,6 +277,8 @@ class OfflineParser(IntentParser):
         self._calendar = set(lx.CALENDAR_WORDS)
         self._small_talk = _Phrases(lx.SMALL_TALK)
         self._deictic = _Phrases(DEICTIC)
+        self._clause_openers = set(lx.CLAUSE_OPENERS)
+        self._opening = _Phrases(lx.OPENING_CUES)
 
         years = data.items["year"].dropna()
         self.max_year = int(years.max()) if len(years) else 1998
@@ -357,13 +360,14 @@ class OfflineParser(IntentParser):
         plot = self._plot(text, tokens, words, consumed, [(m.start, m.end) for m in titles] + [(u.start, u.end) for u in unknown])
         consumed |= plot[1]
 
-        negated, soft = self._negation_scopes(tokens, words)
+        breaks = self._clause_breaks(text, tokens)
+        negated, soft = self._negation_scopes(tokens, words, breaks)
         hedged = self._hedge_scopes(tokens, words)
-        polarity = self._title_polarity(tokens, words, negated, titles, unknown)
+        polarity = self._title_polarity(tokens, words, negated, titles, unknown, breaks)
         positive = list(dict.fromkeys(m.item_id for m, pol in zip(titles, polarity[0]) if pol == "like"))
         rejected = list(dict.fromkeys(m.item_id for m, pol in zip(titles, polarity[0]) if pol in ("reject", "seen")))
         unseen = list(dict.fromkeys(m.item_id for m, pol in zip(titles, polarity[0]) if pol == "unseen"))
-        rejected_unknown = any(pol in ("reject", "seen") for pol in polarity[1])
+        rejected_unknown = any(pol == "reject" for pol in polarity[1])
         details["title_polarity"] = {"titles": polarity[0], "unknown": polarity[1]}
         for u, pol in zip(unknown, polarity[1]):
             unused.append(UnusedPart(text=_short(u.text), why="out_of_catalog"))
@@ -420,13 +424,22 @@ class OfflineParser(IntentParser):
             return Intent(act=Act.explain, titles=positive or unseen, exclude_titles=rejected,
                           card_ref=0 if deictic else None), details, unused
         more = self._more_request(words, consumed) or self._is_more(words, mentions, consumed)
-        if not constrained and (more or ((rejected or rejected_unknown or polarity[2]) and not has_request)):
+        similar_rejected = any(pol == "reject" and self._like_before(words, m.start)
+                               for m, pol in zip(titles, polarity[0]))
+        liked_unknown = any(pol == "like" for pol in polarity[1]) or any(why == "person" for _, _, why in names)
+        form = self._refine_form(words, consumed) or similar_rejected
+        if not constrained and not similar_rejected and not (liked_unknown and not more) and (
+                more or (rejected and not has_request) or (rejected_unknown and not has_request)):
             # "any others?", "I've seen it, what else?", "I hated Willow (1988)": the next page
             return Intent(act=Act.more, count=count, exclude_titles=rejected, relax=relax), details, unused
-        if constrained or (keywords and context):
-            act = self._refine_or_recommend(tokens, words, previous, bool(positive), excluded, adjust, more, polarity[2])
+        if constrained or (keywords and context) or similar_rejected:
+            act = self._refine_or_recommend(tokens, words, previous, bool(positive), excluded, genres, adjust,
+                                            more or form, polarity[2])
         elif relax and previous is not None:
             act = Act.refine
+        elif liked_unknown or beyond or (rejected and has_request):
+            # a request the catalog cannot serve as asked ("a Tom Hanks film", "from 2017"): still a request
+            act = Act.refine if previous is not None or form else Act.recommend
         elif has_request or count is not None or relax:
             act = Act.clarify
         else:
@@ -558,7 +571,7 @@ class OfflineParser(IntentParser):
 
     # ----------------------------------------------------------------------- titles seen or rejected
     def _title_polarity(self, tokens, words, negated, titles: list[TitleMatch],
-                        unknown: list[OutOfCatalog]) -> tuple[list[str], list[str], bool]:
+                        unknown: list[OutOfCatalog], breaks: list[bool]) -> tuple[list[str], list[str], bool]:
         """How the person speaks of each film named: "like" (a reference), "reject" ("not Star
         Wars", "I hated Alien", "nothing like Alien"), "seen" ("I've already seen Titanic"),
         "unseen" ("I haven't seen Fargo": no reference either way). A film listed right after
@@ -574,7 +587,7 @@ class OfflineParser(IntentParser):
                     i += 1
                     continue
                 j = i + length
-                while j < n and not tokens[j].boundary_before:
+                while j < n and not breaks[j]:
                     scope[j] = True
                     j += 1
                 i += length
@@ -591,7 +604,7 @@ class OfflineParser(IntentParser):
                 v = "seen"
             else:
                 v = "like"
-            if v == "like" and prev_end is not None and prev_verdict != "like":
+            if v == "like" and prev_end is not None and prev_verdict != "like" and not tokens[start].sentence_start:
                 gap = [w for w, t in zip(words[prev_end:start], tokens[prev_end:start]) if not t.bracketed]
                 if all(w in ("and", "or", "nor", "also") for w in gap):
                     v = prev_verdict
@@ -599,10 +612,10 @@ class OfflineParser(IntentParser):
             prev_end, prev_verdict = end, v
         pointer = False
         for i in range(n):
+            # "I've seen that one", "I hated it", "not the others you mentioned"
             if (negated[i] or seen_scope[i]) and not unseen_scope[i] and self._deictic.match(words, i)[0] and (
-                    i == 0 or not (negated[i - 1] or seen_scope[i - 1]) or words[i - 1] in ("seen", "hated", "like", "of", "watched")):
-                if words[i] in ("it", "that", "this", "them", "those", "these", "they"):
-                    pointer = True
+                    i + 1 >= n or words[i + 1] not in ("kind", "type", "sort", "genre")):
+                pointer = True
         return ([verdict[("t", k)] for k in range(len(titles))], [verdict[("u", k)] for k in range(len(unknown))],
                 pointer)
 
@@ -638,10 +651,14 @@ class OfflineParser(IntentParser):
                 if not (closes or tokens[first].sentence_start) or end - last > 4:
                     continue
                 last = end
+            # the whole sentence: "so scary! what is it about" asks, it does not request
             s = first
-            while s > 0 and not tokens[s].sentence_start and not tokens[s].boundary_before:
+            while s > 0 and not tokens[s].sentence_start:
                 s -= 1
-            covered.update(range(first, last + 1))
+            e = last
+            while e + 1 < len(tokens) and not tokens[e + 1].sentence_start:
+                e += 1
+            covered.update(range(s, e + 1))
             deictic = deictic or any(m.group(g) for g in ("pointer", "pointer2", "pointer3", "pointer4"))
         return covered, deictic
 
@@ -705,14 +722,31 @@ class OfflineParser(IntentParser):
         return any(not any(j in consumed for j in range(i, i + n)) for i, n in self._more_requests.find(words))
 
     # ----------------------------------------------------------------------- negation
-    def _negation_scopes(self, tokens: Sequence[Token], words: list[str]) -> tuple[list[bool], list[bool]]:
+    def _clause_breaks(self, text: str, tokens: Sequence[Token]) -> list[bool]:
+        """Per word: a new clause starts here. Clause punctuation does it (quotes do not:
+        'avoid anything "kiddie"'), and so does a capitalised clause opener after a lower-case word,
+        the way people chain sentences without punctuation ("I don't like action Do you know...")."""
+        out = [False] * len(tokens)
+        for i, t in enumerate(tokens):
+            if i == 0:
+                continue
+            if t.boundary_before:
+                gap = text[tokens[i - 1].end:t.start]
+                out[i] = bool(gap.strip(" \"“”'‘’"))
+            elif (t.raw[:1].isupper() and t.text in self._clause_openers and tokens[i - 1].raw[:1].islower()):
+                out[i] = True
+        return out
+
+    def _negation_scopes(self, tokens: Sequence[Token], words: list[str],
+                         breaks: list[bool] | None = None) -> tuple[list[bool], list[bool]]:
         """Per word: inside an exclusion scope; and whether that scope is a soft one ("less")."""
         n = len(words)
+        breaks = breaks if breaks is not None else [t.boundary_before for t in tokens]
         negated, soft = [False] * n, [False] * n
         active, is_soft, seen_content = False, False, False
         i = 0
         while i < n:
-            if tokens[i].boundary_before:
+            if breaks[i]:
                 active = False
             length, _ = self._noops.match(words, i)
             if length:
@@ -722,7 +756,7 @@ class OfflineParser(IntentParser):
             hard_len, _ = self._neg.match(words, i)
             length = max(soft_len, hard_len)
             if length:
-                opens = i + length < n and not tokens[i + length].boundary_before
+                opens = i + length < n and not breaks[i + length]
                 if opens:
                     active, is_soft, seen_content = True, soft_len >= hard_len, False
                 i += length
@@ -1095,7 +1129,7 @@ class OfflineParser(IntentParser):
                    for i, w in enumerate(words))
 
     def _refine_or_recommend(self, tokens, words, previous: Intent | None, has_title: bool, excluded: list[str],
-                             adjust: list[str], more: bool, pointer: bool) -> Act:
+                             genres: list[str], adjust: list[str], more: bool, pointer: bool) -> Act:
         """With a standing request: ``refine`` when the message adjusts it (a follow-up cue, or no
         sign of a fresh request such as "recommend" or a named film); else ``recommend``.
 
@@ -1110,13 +1144,24 @@ class OfflineParser(IntentParser):
             if refine_cue or not (fresh_cue or has_title):
                 return Act.refine
             return Act.recommend
-        if fresh_cue or has_title:
+        if fresh_cue or self._opening.find(words):
             return Act.recommend
         if adjust or more or pointer:
             return Act.refine
-        if excluded and not self._wanted_any(words):
+        if excluded and not genres and not has_title and not self._wanted_any(words):
             return Act.refine
         return Act.recommend
+
+    def _refine_form(self, words, consumed) -> bool:
+        """A comparison asks to move from what was shown: "something more feminine", "a little
+        more action than romance", "more like Fargo" (not "more movies", "any more")."""
+        for i, w in enumerate(words[:-1]):
+            if w in ("more", "less") and i not in consumed and (i == 0 or words[i - 1] not in ("any", "some", "no", "one", "few")):
+                nxt = words[i + 1]
+                if nxt not in self._movie_nouns and nxt not in self._more_requests.words() and not nxt.isdecimal() \
+                        and nxt not in ("of", "than", "and", "or", "to", "please", "suggestions", "ideas", "options"):
+                    return True
+        return False
 
     def _wanted_any(self, words) -> bool:
         """Something wanted besides the exclusions: "anything except horror", or a genre asked for."""

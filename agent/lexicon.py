@@ -435,6 +435,7 @@ SEEN_CUES: tuple[str, ...] = (
 # ... and after one of these the person does not know it: no reference either way.
 UNSEEN_CUES: tuple[str, ...] = (
     "havent seen", "have not seen", "never seen", "not seen", "havent watched", "have not watched",
+    "never saw", "didnt see", "did not see", "didnt watch", "did not watch",
     "never watched", "never heard of", "not heard of", "havent heard of", "not yet seen",
 )
 # Open a clause whose genre words are allowed rather than asked for: "doesn't have to be a comedy".
@@ -538,3 +539,12 @@ SMALL_TALK: tuple[str, ...] = (
     "how are you doing", "whats up", "sup", "how about you", "and you", "yourself", "how have you been",
     "hows your day", "how is your day", "how was your day", "you",
 )
+# The commonest English words: a message of several words with almost none of them is not English.
+ENGLISH_COMMON: tuple[str, ...] = tuple("""
+the a an i you he she it we they me my your our this that these those to of and or but in on at
+for from with by about as is are was were be been am do does did have has had can could would
+will should not no yes what which who how why when where there here some any all one more like
+just so if then than too very really please thanks thank hi hello hey want need looking look
+find watch watching seen see movie movies film films something anything good great im its dont
+ive id youre thats whats get got know think show give recommend suggest
+""".split())

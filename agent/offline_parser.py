@@ -96,6 +96,8 @@ def english_words() -> frozenset[str]:
 
 UNUSED_TEXT_MAX = 80        # characters of a message quoted back in ``ParseResult.unused``
 FOREIGN_SHARE = 0.5         # share of a message's words outside the English word list: not English
+FOREIGN_COMMON_SHARE = 0.2  # ... or under this share of common English words
+FOREIGN_OUTSIDE_SHARE = 0.25  # ... with this share outside the word list
 DEICTIC = ("it", "that", "this", "them", "those", "these", "that one", "this one", "those ones",
            "the one", "they", "the others", "the rest", "the other ones", "those movies", "those films",
            "these movies", "that movie", "that film", "this movie", "this film")
@@ -278,6 +280,9 @@ class OfflineParser(IntentParser):
         self._small_talk = _Phrases(lx.SMALL_TALK)
         self._deictic = _Phrases(DEICTIC)
         self._clause_openers = set(lx.CLAUSE_OPENERS)
+        self._strong_words = {k[0] for k, t in terms.items() if len(k) == 1 and t.strong}
+        self._neg_words = self._neg.words() | self._soft_neg.words() | self._noops.words()
+        self._english_common = set(lx.ENGLISH_COMMON)
         self._opening = _Phrases(lx.OPENING_CUES)
 
         years = data.items["year"].dropna()
@@ -345,6 +350,9 @@ class OfflineParser(IntentParser):
 
         unknown: list[OutOfCatalog] = []
         titles = self.titles.find(tokens, text=text, unknown=unknown)
+        # people are in films, films are not: "I loved the Rock in that one" names an actor
+        acted = [m for m in titles if m.evidence != "year" and self._acts_in(words, m.end)]
+        titles = [m for m in titles if m not in acted]
         consumed: set[int] = {i for i, t in enumerate(tokens) if t.bracketed}  # "(1995)" is a title's
         for m in titles:
             consumed.update(range(m.start, m.end))
@@ -354,7 +362,7 @@ class OfflineParser(IntentParser):
             consumed.update(range(u.start, u.end))
         details["titles"] = [{"item_id": m.item_id, "span": " ".join(words[m.start:m.end]),
                               "evidence": m.evidence, "score": m.score} for m in titles]
-        names = self._names(tokens, words, consumed, text)
+        names = [(m.start, m.end, "person") for m in acted] + self._names(tokens, words, consumed, text)
         for start, end, why in names:
             consumed.update(range(start, end))
         plot = self._plot(text, tokens, words, consumed, [(m.start, m.end) for m in titles] + [(u.start, u.end) for u in unknown])
@@ -397,6 +405,7 @@ class OfflineParser(IntentParser):
         adjust = list(dict.fromkeys(relative + adjust))
         mentions = sorted(audience + self._mentions(tokens, words, consumed, negated, soft), key=lambda m: m.start)
         consumed |= {i for m in mentions for i in range(m.start, m.end)}
+        mentions = self._qualify(tokens, words, mentions, negated, breaks)
         hedged_genres = [m for m in mentions if m.genres and any(hedged[m.start:m.end])]
         if hedged_genres:  # "doesn't have to be a comedy": neither wanted nor excluded
             relax.append("genres")
@@ -419,7 +428,8 @@ class OfflineParser(IntentParser):
         replace = bool(genres) and bool(self._replace.find(words))
 
         constrained = bool(genres or excluded or positive or years or adjust)
-        if question and not constrained:
+        asked_about = {m.item_id for m in titles if m.start in question}
+        if question and not (genres or excluded or years or adjust or set(positive) - asked_about):
             # "is it scary?", "what is it about?": about a film shown, not a new request
             return Intent(act=Act.explain, titles=positive or unseen, exclude_titles=rejected,
                           card_ref=0 if deictic else None), details, unused
@@ -431,7 +441,7 @@ class OfflineParser(IntentParser):
         if not constrained and not similar_rejected and not (liked_unknown and not more) and (
                 more or (rejected and not has_request) or (rejected_unknown and not has_request)):
             # "any others?", "I've seen it, what else?", "I hated Willow (1988)": the next page
-            return Intent(act=Act.more, count=count, exclude_titles=rejected, relax=relax), details, unused
+            return Intent(act=Act.more, count=count, exclude_titles=rejected, relax=relax, card_ref=card), details, unused
         if constrained or (keywords and context) or similar_rejected:
             act = self._refine_or_recommend(tokens, words, previous, bool(positive), excluded, genres, adjust,
                                             more or form, polarity[2])
@@ -460,13 +470,14 @@ class OfflineParser(IntentParser):
         if letters and sum(not ("a" <= c.lower() <= "z") and not ("\u00c0" <= c <= "\u024f") for c in letters) > len(letters) / 2:
             return True
         vocabulary = english_words()
-        if not vocabulary:
+        alpha = [w for w in words if w.isalpha()]
+        if len(alpha) < 4 or not vocabulary:
             return False
-        alpha = [w for w in words if w.isalpha() and len(w) > 1]
-        if len(alpha) < 3:
-            return False
-        outside = sum(w not in vocabulary and w not in self._known_text for w in alpha)
-        return outside / len(alpha) > FOREIGN_SHARE
+        # English has its small words everywhere; a foreign message borrows a few English-looking
+        # ones ("film", "terror") but its own small words are not in the English word list
+        common = sum(w in self._english_common for w in alpha) / len(alpha)
+        outside = sum(w not in vocabulary and w not in self._known_text for w in alpha) / len(alpha)
+        return outside > FOREIGN_SHARE or (common < FOREIGN_COMMON_SHARE and outside >= FOREIGN_OUTSIDE_SHARE)
 
     def _names(self, tokens, words, consumed, text) -> list[tuple[int, int, str]]:
         """People and films the catalog cannot place, as (start, end, why): capitalised names of
@@ -478,6 +489,13 @@ class OfflineParser(IntentParser):
         if not alpha or sum(t.raw[:1].isupper() for t in alpha) > 0.6 * len(alpha):
             return []  # Title Case Or ALL CAPS: capitals say nothing
         name = [i not in consumed and self._is_name_word(tokens[i]) for i in range(n)]
+        for i in range(n - 1):  # a sentence may open with a first name: "Chevy Chase always..."
+            t = tokens[i]
+            if (t.sentence_start and not name[i] and i not in consumed and t.raw[:1].isupper() and t.raw.isalpha()
+                    and t.raw != "I" and name[i + 1] and not tokens[i + 1].boundary_before
+                    and t.text not in self._fillers and t.text not in self._structure and t.text not in STOPWORDS
+                    and t.text not in self._strong_words and t.text not in self._calendar):
+                name[i] = True
         out: list[tuple[int, int, str]] = []
         i = 0
         while i < n:
@@ -494,6 +512,9 @@ class OfflineParser(IntentParser):
                 k += 2
                 while k < n and name[k] and not tokens[k].boundary_before:
                     k += 1
+            if all(words[x] in self._genre_words for x in range(i, j)):
+                i = j
+                continue  # "Romantic Comedy": genre words, capitalised
             if self._like_before(words, i):
                 out.append((i, k, "out_of_catalog"))
                 i = k
@@ -506,12 +527,17 @@ class OfflineParser(IntentParser):
             i = j
         return out
 
+    @staticmethod
+    def _acts_in(words, end) -> bool:
+        return end + 1 < len(words) and words[end] == "in" and words[end + 1] in (
+            "it", "that", "this", "those", "these", "both", "his", "her", "their", "every", "all")
+
     def _is_name_word(self, token: Token) -> bool:
         raw = token.raw
         if not raw[:1].isupper() or raw == "I" or not raw.isalpha() and "'" not in raw:
             return False
         w = token.text
-        if w in self._genre_words or w in self._calendar or w in self._structure or w in self._fillers:
+        if w in self._strong_words or w in self._calendar or w in self._structure or w in self._fillers:
             return False
         return not token.sentence_start or w not in english_words() or w in self.titles.words
 
@@ -557,17 +583,20 @@ class OfflineParser(IntentParser):
         return None, set()
 
     def _off_topic(self, text, words, consumed) -> str | None:
-        """A question about something other than films ("what's the weather?"): the words of it."""
-        if "?" not in text and words[0] not in ("what", "whats", "who", "whos", "where", "when", "how", "why"):
-            return None
-        rest = [i for i, w in enumerate(words) if i not in consumed and w not in self._fillers
-                and w not in self._structure and not self._small_talk.match(words, i)[0]]
-        talk = {j for i, n in self._small_talk.find(words) for j in range(i, i + n)}
-        rest = [i for i in rest if i not in talk and words[i].isalpha()]
-        if not rest:
-            return None
-        sentence = next((part for part in re.split(r"(?<=[.!?])\s+", text) if "?" in part), text)
-        return sentence.strip()
+        """A question about something other than films ("what's the weather?"): the words of it.
+        Small talk ("how are you?") is no question of that kind."""
+        wh = ("what", "whats", "who", "whos", "where", "when", "how", "why", "do", "does", "can", "is", "are")
+        for sentence in re.split(r"(?<=[.!?])\s+|\n", text):
+            toks = tokenize(sentence)
+            ws = [t.text for t in toks]
+            if not ws or ("?" not in sentence and ws[0] not in wh):
+                continue
+            talk = {j for i, n in self._small_talk.find(ws) for j in range(i, i + n)}
+            content = [w for i, w in enumerate(ws) if i not in talk and w.isalpha() and w not in self._fillers
+                       and w not in self._structure and w not in STOPWORDS]
+            if content:
+                return sentence.strip()
+        return None
 
     # ----------------------------------------------------------------------- titles seen or rejected
     def _title_polarity(self, tokens, words, negated, titles: list[TitleMatch],
@@ -712,13 +741,16 @@ class OfflineParser(IntentParser):
                 if length:
                     return int(rank)
             if k < len(words) and self._deictic.match(words, k)[0] and words[k] not in ("they", "these"):
-                if words[k] in ("that", "this") and k + 1 < len(words) and words[k + 1] not in ("one", "movie", "film") \
-                        and words[k + 1] not in self._fillers:
+                if words[k] in ("that", "this") and k + 1 < len(words) and words[k + 1] not in ("one", "movie", "film") and (
+                        words[k + 1] not in self._fillers or words[k + 1] in ("kind", "sort", "type", "stuff", "genre", "style")):
                     continue  # "like that kind of thing"
                 return 0
         return None
 
     def _more_request(self, words, consumed) -> bool:
+        if any(w == "more" and i > 0 and (words[i - 1].isdecimal() or words[i - 1] in lx.NUMBER_WORDS)
+               for i, w in enumerate(words)):
+            return True  # "just 1 more suggestion?"
         return any(not any(j in consumed for j in range(i, i + n)) for i, n in self._more_requests.find(words))
 
     # ----------------------------------------------------------------------- negation
@@ -866,6 +898,35 @@ class OfflineParser(IntentParser):
                         w in ("and", "or", "nor") for w in gap):
                     break
                 prev.negated, prev.soft = True, False
+
+    def _qualify(self, tokens, words, mentions: list[_Mention], negated, breaks) -> list[_Mention]:
+        """Genre words that ask for nothing: the genre a shown film is said to be ("I think it's
+        a comedy", "it wasn't scary", "that was so funny"), the other side of a comparison
+        ("more action than romance"), and a negated subtype ("no dirty comedies" bans those,
+        not comedies)."""
+        out = []
+        for m in mentions:
+            k = m.start - 1
+            while k >= 0 and not breaks[k + 1] and (words[k] in self._fillers or words[k] in lx.INTENSIFIERS
+                                                     or words[k] in ("not", "so", "such", "pretty", "isnt", "wasnt")):
+                if words[k] in ("its", "thats", "it", "this") or (words[k] == "that" and (k == 0 or breaks[k])):
+                    break
+                k -= 1
+            if k >= 0 and not breaks[k + 1] and (words[k] in ("its", "thats") or (
+                    words[k] in ("it", "this", "that") and k + 1 < m.start and words[k + 1] in ("is", "was", "s", "isnt", "wasnt")
+                    and (words[k] != "that" or k == 0 or breaks[k]))):
+                continue  # said of a film: "it's a comedy"
+            if m.start > 0 and words[m.start - 1] == "than" and not breaks[m.start] and not m.negated:
+                continue  # "more action than romance" ("other than drama" is an exclusion)
+            if m.negated and m.start > 0 and not breaks[m.start] and negated[m.start - 1]:
+                prev = words[m.start - 1]
+                if (prev.isalpha() and prev not in self._fillers and prev not in self._neg_words
+                        and prev not in self._genre_words and prev not in STOPWORDS and prev not in lx.INTENSIFIERS
+                        and not self._typo(prev)):
+                    m = _Mention(m.start, m.end, m.genres, m.strong, negated=False, soft=m.soft, typo_of=m.typo_of)
+                    m.genres = ()  # "not grossout comedies": a subtype, neither wanted nor banned
+            out.append(m)
+        return out
 
     @staticmethod
     def _genres(mentions: list[_Mention]) -> tuple[list[str], list[str]]:
@@ -1144,9 +1205,14 @@ class OfflineParser(IntentParser):
             if refine_cue or not (fresh_cue or has_title):
                 return Act.refine
             return Act.recommend
-        if fresh_cue or self._opening.find(words):
+        tone = [a for a in adjust if a not in ("older", "newer")]
+        if fresh_cue or (has_title and not tone and not pointer):
             return Act.recommend
-        if adjust or more or pointer:
+        if tone or more or pointer:  # "anything funnier?", "any other comedies?", "not the others"
+            return Act.refine
+        if self._opening.find(words):  # "watching some older movies" opens a request
+            return Act.recommend
+        if adjust:
             return Act.refine
         if excluded and not genres and not has_title and not self._wanted_any(words):
             return Act.refine

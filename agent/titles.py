@@ -213,6 +213,12 @@ class _Entry:
     year: int | None
 
 
+def _series(entries: list[_Entry]) -> bool:
+    """The typed words are only the shared short form of several films ("Star Trek" for Star
+    Trek: Generations, First Contact...): a series, not one film."""
+    return entries[0].priority == 2 and len({e.item_id for e in entries if e.priority == 2}) > 1
+
+
 class TitleIndex:
     """All catalog titles under their normalised keys, built once per catalog."""
 
@@ -323,6 +329,8 @@ class TitleIndex:
                     evidence = self._exact_evidence(tokens, i, i + length, found, cased, significant)
                     if evidence and cased and self._inside_longer_name(tokens, i, i + length, text):
                         evidence = None
+                    if evidence and _series(entries):
+                        evidence = None
                     if evidence:
                         match = self._resolve(tokens, entries, i, i + length, 100.0, evidence)
                         break
@@ -338,6 +346,8 @@ class TitleIndex:
         # 2. typed with small typos: after a cue, or inside quotes
         for start in self._fuzzy_starts(tokens, found, taken)[:MAX_FUZZY_STARTS]:
             match = self._fuzzy_at(tokens, start, taken)
+            if match and cased and self._inside_longer_name(tokens, match.start, match.end, text):
+                match = None
             if match:
                 found.append(match)
                 taken.update(range(match.start, match.end))
@@ -349,10 +359,8 @@ class TitleIndex:
     def _name_capital(self, token: Token) -> bool:
         """A capitalised word that belongs to a name or title, not just to the sentence: a sentence's
         first word counts only when it is no ordinary word ("Fargo was great", not "Like Seven");
-        "I" and genre words never do."""
+        "I" never does."""
         if not (token.raw[:1].isupper() or token.raw[:1].isdigit()) or token.raw == "I":
-            return False
-        if token.text in self.genre_words:
             return False
         return not token.sentence_start or token.text not in self.common
 
@@ -402,15 +410,18 @@ class TitleIndex:
     def _inside_longer_name(self, tokens: Sequence[Token], start: int, end: int, text: str | None) -> bool:
         """The capitalised span is part of a longer name: "Chris Rock", "Maid in Manhattan",
         "Avengers: Infinity War" name neither The Rock nor Manhattan nor The Avengers."""
-        if not all(self._name_capital(t) or t.text in STOPWORDS or t.sentence_start for t in tokens[start:end]):
+        if not all(t.raw[:1].isupper() or t.raw[:1].isdigit() or t.text in STOPWORDS for t in tokens[start:end]):
             return False
         before, after = start - 1, end
         if before >= 0 and self._joined(tokens, start, text):
             if self._name_capital(tokens[before]) and tokens[before].text not in _ARTICLES:
                 return True
-            if (tokens[before].text in TITLE_JOINERS - {"and", "or"} and before > 0 and self._joined(tokens, before, text)
-                    and not tokens[before].raw[:1].isupper() and self._name_capital(tokens[before - 1])):
-                return True
+            k = before
+            while (k > 0 and before - k < 2 and tokens[k].text in TITLE_JOINERS - {"and", "or"}
+                   and not tokens[k].raw[:1].isupper() and self._joined(tokens, k, text)):
+                k -= 1
+                if self._name_capital(tokens[k]):
+                    return True  # "Maid in Manhattan", "What We Do in the Shadows"
         if after < len(tokens) and self._joined(tokens, after, text) and not tokens[after].bracketed:
             if self._name_capital(tokens[after]):
                 return True
@@ -463,6 +474,8 @@ class TitleIndex:
         if one_word:
             nxt = tokens[end] if end < len(tokens) else None
             prev = tokens[start - 1] if start > 0 else None
+            if not quoted and span[0].text in ("a", "an") and not capitals:
+                return None  # "not a fan of", "a ghost": a description, not The Fan
             if not quoted:
                 if nxt is not None and not nxt.boundary_before and (
                         nxt.text in self._movie_nouns or (nxt.text not in STOPWORDS and not capitals)):
@@ -514,4 +527,6 @@ class TitleIndex:
         if best is None:
             return None
         score, end, entries = best
+        if _series(entries):
+            return None
         return self._resolve(tokens, entries, start, end, float(score), "fuzzy")

@@ -1,45 +1,81 @@
-"""The offline intent parser: no LLM, under a millisecond for a typical message.
+"""The offline intent parser: no LLM, about a millisecond for a typical message.
 
-How a message becomes an ``Intent`` (each step sees only the words the earlier ones left):
+How a message becomes an ``Intent`` and the ``ParseResult.unused`` list (each step sees only the
+words the earlier ones left):
 
 1. Messages that try to steer the agent ("ignore your instructions...", "user 42's history") ->
    chit-chat with an empty intent. Messages longer than ``MAX_CHARS`` are cut. After a change of
-   mind ("thrillers, no wait, comedies") only the words after it count.
-2. Films named in the message -> ``titles`` (``agent.titles.TitleIndex``: cues, quotes, capitals,
-   small typos). A referenced film adds no genres: genres are only what the person asked for.
-3. "why ...?" about a pick -> ``explain`` (``explain_rank`` from "second", "#3"; a film named in
-   it lands in ``titles`` and the dialogue manager finds its card).
-4. Exclusion scopes: a negation cue ("no", "anything but", "I can't stand", "don't really like")
+   mind ("thrillers, no wait, comedies") only the words after it count. A message that is not
+   English (mostly another script, or hardly any common English words) -> ``unused`` "language".
+2. Films named in the message (``agent.titles.TitleIndex``: cues, quotes, capitals, small typos).
+   A "(YYYY)" after a title is part of it: the film must match title AND year (a year apart is
+   the same film); anything else is a film the catalog lacks -> ``unused`` "out_of_catalog", and
+   its words say nothing more (no genre from "Scary Movie (2000)", no era from its year). A word
+   of a longer capitalised name ("Chris Rock", "Maid in Manhattan") and a series name shared by
+   several films ("Star Trek") name no film. A referenced film adds no genres.
+3. What cannot be used: people (capitalised names of two or three words that are no title, a name
+   with a cue: "with X", "a X film", "X in that one") -> "person"; an unmatched capitalised title
+   after "like" -> "out_of_catalog"; a plot ("about a dog who...", "Alien where the aliens...")
+   -> "plot". Their words ask for nothing.
+4. Clauses: clause punctuation, or a capitalised clause opener after a lower-case word ("I don't
+   like action Do you know a comedy?"), ends a clause; quotes do not.
+   Exclusion scopes: a negation cue ("no", "anything but", "I can't stand", "don't really like")
    opens one that runs to the end of the clause (punctuation, "but", "just", "something"...), so
    "no horror or thrillers" excludes both and "not a comedy but a drama" only the comedy.
-   "westerns are boring" and "musicals? no thanks" exclude what came before.
-5. Years: decades ("80s", "the eighties", "late 70s"), comparisons ("before 1980", "after 1995",
-   "since 1990", "nothing newer than 1970"), ranges ("between 1970 and 1980", "70s and 80s"),
-   single years ("from 1994"), and words ("older"/"classic" -> up to ``OLD_END_YEAR``; "recent"
-   -> the catalog's last ``RECENT_SPAN_YEARS`` years; "older please" after a dated request ->
-   before that range).
-6. A young audience ("my son is 6", "for a 7 year old") -> Children's; a count ("give me 5",
-   "top 10", "three comedies", "a couple").
-7. Genre words from ``agent.lexicon``, longest phrase first, plurals derived, typos of genre names
+   "westerns are boring" and "musicals? no thanks" exclude what came before. A comment on a film
+   ("it wasn't scary", "it's not really funny") excludes nothing. Hedges ("doesn't have to be a
+   comedy", "not necessarily a romantic one") make their genres neither wanted nor excluded
+   (``relax`` genres).
+5. The films named: rejected ("not Star Wars", "nothing like Alien", "I hated X") or seen ("I've
+   already seen Titanic") -> ``exclude_titles``; not known ("I haven't seen X") -> nothing; else
+   ``titles``. A film listed right after another shares its verdict ("seen X and Y").
+6. "why ...?" about a pick -> ``explain`` (``explain_rank`` / ``card_ref`` from "second", "#3").
+   A question about a shown film ("what is it about?", "who's in it?", "is it scary?", "what is
+   Fargo about?") takes its whole sentence: with no other request in the message it is
+   ``explain`` (``card_ref`` 0 when it points: "it", "that one"), and its genre words ask for
+   nothing.
+7. Years. A decade is an era wherever it stands ("80s", "the eighties", "late 70s"); a bare year
+   only where the words say so: comparisons ("before 1980", "nothing newer than 1970"), cues
+   ("from 1994", "late 2017", "released in 1995"), a film noun after it ("a 1994 comedy"), or a
+   link to a counted year ("between 1970 and 1980"). "1922 on Netflix" and "happy 2018" are no
+   eras. An era after the catalog ("from 2017", "the 2000s") sets no window (it would empty the
+   catalog) -> ``unused`` "no_movies_in_era". Relative eras ("older", "classic", "more recent",
+   "newer") set no window either: ``adjust`` "older" / "newer", for the dialogue manager to move
+   relative to what was shown ("a new movie" is one new to the person, no era).
+8. A young audience ("my son is 6", "for a 7 year old") -> Children's; a count ("give me 5",
+   "top 10", "three comedies", "a couple"). Per-turn operations: ``adjust`` ("darker",
+   "lighter", "not as dark", "too scary", "funnier", "less violent", "something different";
+   "too scary" asks for no Horror, "funnier" still asks for Comedy), ``relax`` ("any year is
+   fine", "no matter the genre", "no preference"), ``replace`` ("actually", "instead" with a
+   genre), ``card_ref`` ("more like the second one" -> 2, "more like that one" -> 0).
+9. Genre words from ``agent.lexicon``, longest phrase first, plurals derived, typos of genre names
    corrected (never a real English word). Strong words (genre names, slang) always count; weak
    ones (descriptions: "funny", "space") only when the message is about films or is a bare
    phrase, not in "my cat is so funny". A genre the message asks for is never also excluded by
    it ("horror, but not slashers"); "less"/"not too" exclude genre names only ("less romance",
-   not "less sad").
-8. Backstop: when the lexicon found no genre (and no film was named), the remaining content words
+   not "less sad"). Genre words ask for nothing when said of a shown film ("I think it's a
+   comedy"), on the far side of a comparison ("more action than romance"), or as the genre of a
+   negated subtype ("no dirty comedies" bans those, not comedies).
+10. Backstop: when the lexicon found no genre (and no film was named), the remaining content words
    are embedded and a genre is added only if two views agree with confidence (the nearest genre
    description and the genre of the nearest lexicon phrase; see ``_embed_genres``).
-9. The act. ``more`` ("show me more", "next") when nothing else is asked; ``refine`` when a
-   standing request (``previous``) exists and the message adjusts it ("no horror", "older please",
-   "make it funnier") rather than asking afresh; ``recommend`` for a request with a constraint or
-   free-text keywords; ``clarify`` for a request for films with no constraint at all ("recommend
-   something", "I'm bored"): the dialogue manager, which knows the history, decides whether to
-   ask or to use the person's profile; ``chit_chat`` for anything else ("hi", "thanks", "what's
-   the weather"). For ``refine`` the intent holds only the adjustment; merging is the dialogue
-   manager's job.
+11. The act. ``more`` ("show me more", "any others?", "I've seen it, what else?", "I hated X")
+   when nothing else is asked; ``refine`` when a standing request (``previous``) exists and the
+   message adjusts it ("no horror", "older please", "make it funnier") rather than asking
+   afresh. With no standing request the form can still show an adjustment of a list already
+   shown: a relative change ("anything funnier?", "more recent"), only exclusions ("I don't like
+   sci-fi"), "any other comedies?", a comparison ("something more feminine"), or a pointer at a
+   shown film ("not the others you mentioned"); the dialogue manager treats such a refine as a
+   new request. ``recommend`` for a request with a constraint, free-text keywords, or one the
+   catalog cannot serve (a person, an unknown film, an era after 1998); ``clarify`` for a request
+   for films with no constraint at all ("recommend something", "I'm bored"); ``chit_chat`` for
+   anything else ("hi", "thanks", "I haven't seen X"), with a question about something else
+   reported as ``unused`` "off_topic" ("what's the weather?"). For ``refine`` the intent holds
+   only the adjustment; merging is the dialogue manager's job.
 
 ``ParseResult.details`` records how: genre mentions (negated, typo-corrected), title matches and
-their evidence, the embedding decision, and flags (injection, corrected, truncated) for the trace.
+their evidence, how each named film was spoken of, the embedding decision, and flags (injection,
+corrected, truncated, language) for the trace.
 """
 from __future__ import annotations
 
@@ -485,8 +521,8 @@ class OfflineParser(IntentParser):
         capitalised name before or after a person cue ("a JLo film", "with Streep"), and an
         unmatched capitalised title after "like" ("something like Donnie Darko")."""
         n = len(tokens)
-        alpha = [t for t in tokens if t.raw[:1].isalpha()]
-        if not alpha or sum(t.raw[:1].isupper() for t in alpha) > 0.6 * len(alpha):
+        alpha = [t for t in tokens if t.raw[:1].isalpha() and t.raw != "I"]
+        if not alpha or (len(alpha) >= 5 and sum(t.raw[:1].isupper() for t in alpha) > 0.6 * len(alpha)):
             return []  # Title Case Or ALL CAPS: capitals say nothing
         name = [i not in consumed and self._is_name_word(tokens[i]) for i in range(n)]
         for i in range(n - 1):  # a sentence may open with a first name: "Chevy Chase always..."

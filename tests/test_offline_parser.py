@@ -572,6 +572,22 @@ def test_real_titles(real_parser, text, titles):
 
 
 @pytest.mark.integration
+@pytest.mark.parametrize("text, titles, excluded", [
+    ("I liked Jumanji (1995) a lot", [755], []),
+    ("something like Jumanji (2017)", [], []),          # a newer namesake
+    ("I enjoyed The Heat (2013)", [], []),               # not Heat (1995)
+    ("Heat (1996) is great", [273], []),                 # listed a year apart: the same film
+    ("I loved Maid in Manhattan", [], []),               # a word of a longer title
+    ("I'm not into Star Trek, any other ideas", [], []),  # a series, not one film
+    ("I've already seen Titanic (1997), anything else?", [], [313]),
+])
+def test_real_titles_with_years_and_names(real_parser, text, titles, excluded):
+    intent = real_parser.parse(text).intent
+    assert intent.titles == titles and intent.exclude_titles == excluded and intent.years is None
+
+
+
+@pytest.mark.integration
 def test_real_backstop_is_conservative(real_parser):
     assert real_parser.parse("a movie about bank robbers").intent.genres == ["Crime"]
     for text in ("any movie with Tom Hanks?", "a movie about a dog", "something about baseball"):

@@ -501,8 +501,8 @@ REPLACE_CUES: tuple[str, ...] = (
 MORE_REQUESTS: tuple[str, ...] = (
     "any other", "any others", "any more", "anymore", "what else", "anything else", "another one",
     "other suggestions", "other ideas", "other recommendations", "more suggestions", "more ideas",
-    "more recommendations", "others", "other", "something else", "more similar",
-    "more options", "another suggestion", "one more", "some more",
+    "more recommendations", "others", "something else", "more similar", "any other ones",
+    "more options", "another suggestion", "one more", "some more", "another",
 )
 # Open a request of its own when nothing stands yet: with one, a message read alone is a new
 # request even if it looks like an adjustment ("I'm looking for some older movies").

@@ -447,7 +447,9 @@ class OfflineParser(IntentParser):
             relax.append("genres")
             mentions = [m for m in mentions if m not in hedged_genres]
 
-        has_request = bool(self._request.find(words))
+        # "that one" points at a film shown; it asks for none
+        pointed = {j for i, n in self._deictic.find(words) for j in range(i, i + n)}
+        has_request = bool(self._request.find([w if i not in pointed else "" for i, w in enumerate(words)]))
         context = (has_request or previous is not None or bool(positive) or years is not None
                    or count is not None or any(m.strong for m in mentions))
         bare = not any(w in self._predicates or self._is_verb_form(w) for w in words)
@@ -469,13 +471,14 @@ class OfflineParser(IntentParser):
             # "is it scary?", "what is it about?": about a film shown, not a new request
             return Intent(act=Act.explain, titles=positive or unseen, exclude_titles=rejected,
                           card_ref=0 if deictic else None), details, unused
-        more = self._more_request(words, consumed) or self._is_more(words, mentions, consumed)
+        more = self._more_request(words, consumed)
         similar_rejected = any(pol == "reject" and self._like_before(words, m.start)
                                for m, pol in zip(titles, polarity[0]))
         liked_unknown = any(pol == "like" for pol in polarity[1]) or any(why == "person" for _, _, why in names)
         form = self._refine_form(words, consumed) or similar_rejected
         if not constrained and not similar_rejected and not (liked_unknown and not more) and (
-                more or (rejected and not has_request) or (rejected_unknown and not has_request)):
+                more or self._is_more(words, mentions, consumed) or (rejected and not has_request)
+                or (rejected_unknown and not has_request)):
             # "any others?", "I've seen it, what else?", "I hated Willow (1988)": the next page
             return Intent(act=Act.more, count=count, exclude_titles=rejected, relax=relax, card_ref=card), details, unused
         if constrained or (keywords and context) or similar_rejected:

@@ -391,7 +391,8 @@ class TitleIndex:
             return None
         # leading words of the sentence around the title: "LOVED Rudy (1993)", "Like Seven (1995)"
         trimmed = start
-        while trimmed < j - 1 and tokens[trimmed].text in self._lead_words:
+        while trimmed < j - 1 and tokens[trimmed].text in self._lead_words and (
+                tokens[trimmed].sentence_start or tokens[trimmed].raw.isupper() or tokens[trimmed].raw[:1].islower()):
             trimmed += 1
         return start, trimmed
 

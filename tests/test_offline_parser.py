@@ -464,6 +464,24 @@ def test_funnier_keeps_its_genre_and_hedged_genre_is_not_wanted(parser):
     assert intent.genres == [] and intent.exclude_genres == []
 
 
+@pytest.mark.parametrize("text, act", [
+    ("I forgot about that one, it was fun", Act.chit_chat),      # "that one" points, asks for nothing
+    ("it's not funny other than the ending", Act.chit_chat),   # "other than" asks for no others
+    ("I've seen that one. Any other suggestions?", Act.more),
+    ("any others? perhaps more recent", Act.refine),
+    ("can you suggest a good Tom Hanks movie?", Act.recommend),   # a request the catalog cannot serve
+    ("hmm, I haven't seen Fargo (1996). I'll check it out", Act.chit_chat),
+])
+def test_chatty_acts(parser, text, act):
+    assert parse(parser, text).act == act
+
+
+def test_a_capitalised_title_word_is_not_trimmed_from_an_unknown_title(parser):
+    result = parser.parse("I liked Toy Story (1995) and Another Ghost Town (2011)")
+    assert result.intent.titles == [1] and result.intent.act == Act.recommend
+    assert [u.text for u in result.unused] == ["Another Ghost Town (2011)"]
+
+
 def test_replace(parser):
     previous = Intent(genres=["Comedy"])
     intent = parse(parser, "actually, make it a horror", previous)

@@ -421,7 +421,7 @@ class OfflineParser(IntentParser):
             unused.append(UnusedPart(text=_short(plot[0]), why="plot"))
         positive = [t for t in positive if t not in rejected]
 
-        explain, rank = self._explain_request(text, tokens, words, bool(positive))
+        explain, rank = self._explain_request(text, tokens, words, bool(positive), consumed)
         if explain:
             return Intent(act=Act.explain, titles=positive, exclude_titles=rejected, explain_rank=rank,
                           card_ref=rank), details, unused
@@ -554,7 +554,7 @@ class OfflineParser(IntentParser):
             if all(words[x] in self._genre_words for x in range(i, j)):
                 i = j
                 continue  # "Romantic Comedy": genre words, capitalised
-            if self._like_before(words, i):
+            if self._like_before(words, i) or self._film_before(words, i):
                 out.append((i, k, "out_of_catalog"))
                 i = k
                 continue
@@ -575,10 +575,21 @@ class OfflineParser(IntentParser):
         raw = token.raw
         if not raw[:1].isupper() or raw == "I" or not raw.isalpha() and "'" not in raw:
             return False
+        if len(raw) > 1 and raw.isupper() and len(raw) <= 4:
+            return False  # an acronym: "LGBT", "WWII", "USA"
         w = token.text
         if w in self._strong_words or w in self._calendar or w in self._structure or w in self._fillers:
             return False
         return not token.sentence_start or w not in english_words() or w in self.titles.words
+
+    def _film_before(self, words, i) -> bool:
+        """A film's cue before word i: "seen X", "haven't seen X", "the X movies" (people take no article)."""
+        k = i - 1
+        if k >= 0 and words[k] == "the":
+            return True
+        while k >= 0 and words[k] in ("already", "yet", "also", "both", "all"):
+            k -= 1
+        return k >= 0 and words[k] in ("seen", "watched", "saw", "watch", "see")
 
     def _like_before(self, words, i) -> bool:
         """"like" as a preposition before word i ("movies like X"), not the verb ("I like X")."""
@@ -630,6 +641,8 @@ class OfflineParser(IntentParser):
             ws = [t.text for t in toks]
             if not ws or ("?" not in sentence and ws[0] not in wh):
                 continue
+            if any(w in ("it", "that", "this", "him", "his", "her", "them", "they", "one", "he", "she") for w in ws):
+                continue  # about the conversation's films or people
             talk = {j for i, n in self._small_talk.find(ws) for j in range(i, i + n)}
             content = [w for i, w in enumerate(ws) if i not in talk and w.isalpha() and w not in self._fillers
                        and w not in self._structure and w not in STOPWORDS]
@@ -712,6 +725,10 @@ class OfflineParser(IntentParser):
             first, last = owner[m.start()], owner[m.end() - 1]
             # "is it ...": a question only where it ends the sentence with "?" or opens it
             if m.group("is_it") is not None:
+                if any(tokens[x].boundary_before for x in range(first + 1, last + 1)) or (
+                        first > 0 and words[first - 1] in ("how", "what", "where", "when", "who", "why")
+                        and not tokens[first].boundary_before):
+                    continue  # "I did. That was...", "how is it going?"
                 end = last
                 while end + 1 < len(tokens) and not tokens[end + 1].boundary_before:
                     end += 1
@@ -735,7 +752,8 @@ class OfflineParser(IntentParser):
         r"(?: (?:is|was|are|s))? about\b"
         r"|(?:tell|say) (?:me |us )?(?:a (?:bit|little) |some(?:thing)? |(?:a )?(?:little )?more )*(?:more )?about"
         r" (?:(?P<pointer2>it|that|this|them|those|these|that one|this one)|the (?:plot|story|movie|film|first|second|third))\b"
-        r"|whats? (?:is )?the (?:plot|story|premise)\b"
+        r"|whats? (?:is )?the (?:plot|story|premise|storyline|synopsis|subject)\b"
+        r"|what (?:genre|kind of movie|kind of film|type of movie) is (?:it|that|this)\b"
         r"|who(?: is| s| are|s)? (?:in|starring in|stars in|plays in|acts in) (?P<pointer3>it|that|this|them|those|these|that one)\b"
         r"|who (?:stars|plays|acts) in\b"
         r"|(?P<is_it>\b(?:is|was|are|does|did) (?P<pointer4>it|that|this|that one|this one|they|those)\b))")
@@ -1193,7 +1211,7 @@ class OfflineParser(IntentParser):
         return None, set()
 
     # ----------------------------------------------------------------------- acts
-    def _explain_request(self, text, tokens, words, has_title: bool) -> tuple[bool, int | None]:
+    def _explain_request(self, text, tokens, words, has_title: bool, consumed: set[int] = frozenset()) -> tuple[bool, int | None]:
         """(asks why a pick was made, 1-based rank of the card it points at or None).
 
         A "why" counts when it points at a pick: an ordinal ("the second one", "#3"), a named film
@@ -1206,7 +1224,7 @@ class OfflineParser(IntentParser):
         if after and after[0] in ("not", "dont", "wouldnt"):
             return False, None  # "why not a comedy?" is a suggestion
         rank = None
-        ordinals = self._ordinals.find(words)
+        ordinals = [(i, n) for i, n in self._ordinals.find(words) if i not in consumed]  # not "50 First Dates"
         if ordinals:
             rank = self._ordinals.match(words, ordinals[0][0])[1]
         else:

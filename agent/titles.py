@@ -108,7 +108,7 @@ _TOKEN = re.compile(r"(?:[^\W\d_]\.){2,}|[^\W_]+(?:['’][^\W_]+)*|&")
 _QUOTED = re.compile(r"\"([^\"]+)\"|“([^”]+)”|(?<!\w)'([^']+)'(?!\w)|‘([^’]+)’")
 _BOUNDARY_CHARS = set(",;:!?()[]{}\"“”…\n")
 _SENTENCE_END_CHARS = set(".!?\n")
-_ABBREVIATIONS = {"mr", "mrs", "ms", "dr", "st", "jr", "sr", "vs", "mt", "prof"}
+_ABBREVIATIONS = {"mr", "mrs", "ms", "dr", "st", "jr", "sr", "vs", "mt", "prof", "vol"}
 
 
 def tokenize(text: str) -> list[Token]:

@@ -414,6 +414,21 @@ def test_questions_about_a_shown_film_are_explain(parser, text, titles, card):
     assert intent.genres == [] and intent.exclude_genres == []
 
 
+@pytest.mark.parametrize("text", [
+    "hey, how is it going?",              # small talk
+    "I did. That was a fun one",          # no question across a full stop
+])
+def test_small_talk_is_no_question_about_a_film(parser, text):
+    assert parse(parser, text).act != Act.explain
+
+
+def test_names_that_are_films_or_acronyms(parser):
+    whys = lambda text: [(u.text, u.why) for u in parser.parse(text).unused]  # noqa: E731
+    assert whys("I haven't seen Purple Meadow Blues yet") == [("Purple Meadow Blues", "out_of_catalog")]
+    assert whys("any good LGBT films?") == []
+    assert whys("I loved all the Mighty Rangers movies") == [("Mighty Rangers", "out_of_catalog")]
+
+
 def test_a_question_next_to_a_request_is_no_explain(parser):
     intent = parse(parser, "Is that a musical? I want a western")
     assert intent.act == Act.recommend and intent.genres == ["Western"]

@@ -139,6 +139,10 @@ DEICTIC = ("it", "that", "this", "them", "those", "these", "that one", "this one
            "these movies", "that movie", "that film", "this movie", "this film")
 
 
+# After "no", these start a sentence of their own: "No I haven't", "no, we want a comedy".
+ANSWER_FOLLOWERS = frozenset("i im ive id we were it its thats that this you they he she not".split())
+
+
 def _short(text: str) -> str:
     text = " ".join(text.split())
     return text if len(text) <= UNUSED_TEXT_MAX else text[:UNUSED_TEXT_MAX - 1] + "…"
@@ -664,7 +668,7 @@ class OfflineParser(IntentParser):
             i = 0
             while i < n:
                 length, _ = phrases.match(words, i)
-                if not length or (phrases is self._seen and self._unseen_before(words, i)):
+                if not length or (phrases is self._seen and (self._unseen_before(words, i) or self._asked(words, i))):
                     i += 1
                     continue
                 j = i + length
@@ -685,6 +689,8 @@ class OfflineParser(IntentParser):
                 v = "seen"
             else:
                 v = "like"
+            if v == "reject" and self._compared(words, start):
+                v = "like"  # "not as great as the original Star Wars": a comparison, not a rejection
             if v == "like" and prev_end is not None and prev_verdict != "like" and not tokens[start].sentence_start:
                 gap = [w for w, t in zip(words[prev_end:start], tokens[prev_end:start]) if not t.bracketed]
                 if all(w in ("and", "or", "nor", "also") for w in gap):
@@ -699,6 +705,18 @@ class OfflineParser(IntentParser):
                 pointer = True
         return ([verdict[("t", k)] for k in range(len(titles))], [verdict[("u", k)] for k in range(len(unknown))],
                 pointer)
+
+    @staticmethod
+    def _compared(words, start) -> bool:
+        k = start - 1
+        while k >= 0 and words[k] in ("the", "a", "original", "first", "old"):
+            k -= 1
+        return k >= 0 and words[k] in ("as", "than")
+
+    @staticmethod
+    def _asked(words, i) -> bool:
+        """"have you seen X?": the other person is asked, the speaker has not said they saw it."""
+        return any(w in ("you", "u", "ya", "anyone", "anybody") for w in words[max(0, i - 3):i])
 
     def _unseen_before(self, words, i) -> bool:
         """"seen" inside "haven't seen", "not seen", "never seen"."""
@@ -843,6 +861,10 @@ class OfflineParser(IntentParser):
                 continue
             soft_len, _ = self._soft_neg.match(words, i)
             hard_len, _ = self._neg.match(words, i)
+            if hard_len == 1 and not soft_len and words[i] in ("no", "nope", "nah") and i + 1 < n and \
+                    words[i + 1] in ANSWER_FOLLOWERS:
+                i += 1  # "No I was looking for a scary movie": an answer, then a sentence of its own
+                continue
             length = max(soft_len, hard_len)
             if length:
                 opens = i + length < n and not breaks[i + length]

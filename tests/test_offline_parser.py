@@ -402,6 +402,16 @@ def test_seen_and_rejected_titles_are_exclusions(parser, text, titles, excluded,
         assert intent.act == act
 
 
+@pytest.mark.parametrize("text, titles, excluded", [
+    ("have you seen Fargo (1996)? I loved it", [100], []),          # asked, not seen by the speaker
+    ("good, but not as great as the original Star Wars", [50], []),  # a comparison, not a rejection
+    ("No, I was looking for a scary movie like Alien", [183], []),   # an answer, then a request
+])
+def test_seen_and_rejection_traps(parser, text, titles, excluded):
+    intent = parse(parser, text)
+    assert intent.titles == titles and intent.exclude_titles == excluded and intent.exclude_genres == []
+
+
 # --------------------------------------------------------------------------- questions about a shown film
 @pytest.mark.parametrize("text, titles, card", [
     ("is it scary?", [], 0), ("What is it about?", [], 0), ("who's in it?", [], 0),

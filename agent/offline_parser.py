@@ -432,7 +432,7 @@ class OfflineParser(IntentParser):
         question, deictic = self._question_about_shown(text, tokens, words, consumed)
         consumed |= question
 
-        years, year_tokens, relative, beyond = self._years(tokens, words, consumed, negated)
+        years, year_tokens, relative, beyond = self._years(tokens, words, consumed, negated, breaks)
         consumed |= year_tokens
         if beyond:
             unused.append(UnusedPart(text=_short(beyond), why="no_movies_in_era"))
@@ -978,6 +978,26 @@ class OfflineParser(IntentParser):
                     break
                 prev.negated, prev.soft = True, False
 
+    def _said_of_film(self, words, breaks, start: int) -> bool:
+        """The words at ``start`` describe a film already in the conversation: "it's a comedy",
+        "that was so funny", "it wasn't scary", "I loved that cartoon", "it's a classic". A
+        relative "that" ("something that is a thriller") is no pointer."""
+        if start > 0 and not breaks[start] and words[start - 1] in ("that", "this", "those", "these") and (
+                start < 2 or words[start - 2] not in ("like", "to", "as", "than", "of", "about", "for")):
+            return True  # "that cartoon", but not "something like that comedy"
+        k = start - 1
+        while k >= 0 and not breaks[k + 1] and (words[k] in self._fillers or words[k] in lx.INTENSIFIERS
+                                                 or words[k] in ("not", "so", "such", "pretty", "isnt", "wasnt")):
+            if words[k] in ("its", "it", "this") or (words[k] in ("that", "thats") and (k == 0 or breaks[k])):
+                break
+            k -= 1
+        if k < 0 or breaks[k + 1]:
+            return False
+        if words[k] == "its" or (words[k] == "thats" and (k == 0 or breaks[k])):
+            return True
+        return (words[k] in ("it", "this", "that") and k + 1 < start and words[k + 1] in ("is", "was", "s", "isnt", "wasnt")
+                and (words[k] != "that" or k == 0 or breaks[k]))
+
     def _qualify(self, tokens, words, mentions: list[_Mention], negated, breaks) -> list[_Mention]:
         """Genre words that ask for nothing: the genre a shown film is said to be ("I think it's
         a comedy", "it wasn't scary", "that was so funny"), the other side of a comparison
@@ -985,16 +1005,8 @@ class OfflineParser(IntentParser):
         not comedies)."""
         out = []
         for m in mentions:
-            k = m.start - 1
-            while k >= 0 and not breaks[k + 1] and (words[k] in self._fillers or words[k] in lx.INTENSIFIERS
-                                                     or words[k] in ("not", "so", "such", "pretty", "isnt", "wasnt")):
-                if words[k] in ("its", "thats", "it", "this") or (words[k] == "that" and (k == 0 or breaks[k])):
-                    break
-                k -= 1
-            if k >= 0 and not breaks[k + 1] and (words[k] in ("its", "thats") or (
-                    words[k] in ("it", "this", "that") and k + 1 < m.start and words[k + 1] in ("is", "was", "s", "isnt", "wasnt")
-                    and (words[k] != "that" or k == 0 or breaks[k]))):
-                continue  # said of a film: "it's a comedy"
+            if self._said_of_film(words, breaks, m.start):
+                continue  # "it's a comedy", "I loved that cartoon"
             if m.start > 0 and words[m.start - 1] == "than" and not breaks[m.start] and not m.negated:
                 continue  # "more action than romance" ("other than drama" is an exclusion)
             if m.negated and m.start > 0 and not breaks[m.start] and negated[m.start - 1]:
@@ -1080,7 +1092,7 @@ class OfflineParser(IntentParser):
             return int(m.group(1) or 19) * 100 + int(m.group(2)) * 10
         return lx.DECADE_WORDS.get(word)
 
-    def _years(self, tokens, words, consumed, negated) -> tuple[YearRange | None, set[int], list[str], str | None]:
+    def _years(self, tokens, words, consumed, negated, breaks=None) -> tuple[YearRange | None, set[int], list[str], str | None]:
         """(year window, its words, relative eras asked for ("older", "newer"), the words of an
         era the catalog has no films of, e.g. "from 2017").
 
@@ -1090,6 +1102,7 @@ class OfflineParser(IntentParser):
         "1922 on Netflix" and "happy 2018" are no eras, and a title's "(1995)" never reaches here.
         A relative era ("older", "more recent") is no fixed window: the dialogue manager moves
         relative to what was shown (``Intent.adjust``)."""
+        breaks = breaks if breaks is not None else [t.boundary_before for t in tokens]
         used: set[int] = set()
         starts: list[int] = []
         ends: list[int] = []
@@ -1137,7 +1150,7 @@ class OfflineParser(IntentParser):
             starts.append(min(lo for lo, _ in plain))
             ends.append(max(hi for _, hi in plain))
         if not starts and not ends:
-            adjust, relative_used = self._relative_era(words, consumed, negated)
+            adjust, relative_used = self._relative_era(words, consumed, negated, breaks)
             return None, used | relative_used, adjust, None
         start = max(starts) if starts else None
         end = min(ends) if ends else None
@@ -1185,11 +1198,14 @@ class OfflineParser(IntentParser):
             return True  # "a 1994 comedy", "1960s-style"... "1994 movies"
         return False
 
-    def _relative_era(self, words, consumed, negated) -> tuple[list[str], set[int]]:
+    def _relative_era(self, words, consumed, negated, breaks) -> tuple[list[str], set[int]]:
         """"older" / "classic" -> ["older"], "more recent" / "newer" -> ["newer"]; a negated one
-        turns ("I don't watch newer movies" -> older)."""
-        old = [(i, n) for i, n in self._old.find(words) if not any(j in consumed for j in range(i, i + n))]
-        recent = [(i, n) for i, n in self._recent.find(words) if not any(j in consumed for j in range(i, i + n))]
+        turns ("I don't watch newer movies" -> older); one said of a film ("it's a classic") asks
+        for nothing."""
+        old = [(i, n) for i, n in self._old.find(words) if not any(j in consumed for j in range(i, i + n))
+               and not self._said_of_film(words, breaks, i)]
+        recent = [(i, n) for i, n in self._recent.find(words) if not any(j in consumed for j in range(i, i + n))
+                  and not self._said_of_film(words, breaks, i)]
         if not old and not recent:
             return [], set()
         want_old = bool(old) and not (recent and len(recent) > len(old))

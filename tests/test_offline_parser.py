@@ -463,6 +463,17 @@ def test_clauses_hedges_and_degrees(parser, text, genres, excluded):
     assert sorted(intent.genres) == sorted(genres) and intent.exclude_genres == excluded
 
 
+@pytest.mark.parametrize("text, genres, adjust", [
+    ("oh I loved that cartoon growing up", [], []),                # said of a film shown
+    ("It's a classic for sure! Any others like it?", [], []),       # not a request for old films
+    ("something that's like a thriller", ["Thriller"], []),        # a relative "that" points at nothing
+    ("something like that comedy but older", ["Comedy"], ["older"]),
+])
+def test_words_said_of_a_shown_film_ask_for_nothing(parser, text, genres, adjust):
+    intent = parse(parser, text)
+    assert intent.genres == genres and intent.adjust == adjust
+
+
 # --------------------------------------------------------------------------- per-turn operations
 @pytest.mark.parametrize("text, field, value", [
     ("something darker", "adjust", ["darker"]),

@@ -409,7 +409,8 @@ class OfflineParser(IntentParser):
         consumed |= plot[1]
 
         breaks = self._clause_breaks(text, tokens)
-        negated, soft = self._negation_scopes(tokens, words, breaks)
+        objects = {end for start, end, _ in names} | {m.end for m in titles} | {u.end for u in unknown}
+        negated, soft = self._negation_scopes(tokens, words, breaks, objects)
         hedged = self._hedge_scopes(tokens, words)
         polarity = self._title_polarity(tokens, words, negated, titles, unknown, breaks)
         positive = list(dict.fromkeys(m.item_id for m, pol in zip(titles, polarity[0]) if pol == "like"))
@@ -466,7 +467,7 @@ class OfflineParser(IntentParser):
         if context and not genres and not positive and keywords and self._embedder is not None:
             genres = list(self._embed_genres(" ".join(keywords), details))
         relax = list(dict.fromkeys(relax))
-        card = self._card_ref(words, consumed)
+        card = None if positive else self._card_ref(words, consumed)  # "similar to that" after a film named: that film
         replace = bool(genres) and bool(self._replace.find(words))
 
         constrained = bool(genres or excluded or positive or years or adjust)
@@ -607,7 +608,10 @@ class OfflineParser(IntentParser):
         j = k - 1
         while j >= 0 and words[j] in lx.INTENSIFIERS + ("also", "just", "kinda", "kind", "of", "do", "still"):
             j -= 1
-        return j < 0 or words[j] not in ("i", "you", "we", "they", "he", "she", "dont", "didnt", "would", "id", "wed", "also")
+        # after a subject, an auxiliary or "and" it is the verb: "I like X", "and like them", "would like"
+        return j < 0 or words[j] not in ("i", "you", "we", "they", "he", "she", "dont", "didnt", "doesnt", "would",
+                                         "id", "wed", "also", "and", "but", "or", "to", "will", "might", "may",
+                                         "could", "should", "do", "did", "does", "people", "who", "ill", "youd")
 
     def _plot(self, text, tokens, words, consumed, spans) -> tuple[str | None, set[int]]:
         """Plot details the catalog cannot search: a relative clause after a film ("Alien where the
@@ -810,6 +814,8 @@ class OfflineParser(IntentParser):
         for i, w in enumerate(words):
             if w not in ("like", "to", "than") or (w == "to" and (i == 0 or words[i - 1] != "similar")):
                 continue
+            if w == "like" and not self._like_before(words, i + 1):
+                continue  # "I like them": the verb
             k = i + 1
             if k < len(words) and words[k] == "the":
                 length, rank = self._ordinals.match(words, k + 1)
@@ -844,9 +850,11 @@ class OfflineParser(IntentParser):
                 out[i] = True
         return out
 
-    def _negation_scopes(self, tokens: Sequence[Token], words: list[str],
-                         breaks: list[bool] | None = None) -> tuple[list[bool], list[bool]]:
-        """Per word: inside an exclusion scope; and whether that scope is a soft one ("less")."""
+    def _negation_scopes(self, tokens: Sequence[Token], words: list[str], breaks: list[bool] | None = None,
+                         objects: set[int] = frozenset()) -> tuple[list[bool], list[bool]]:
+        """Per word: inside an exclusion scope; and whether that scope is a soft one ("less").
+        ``objects``: ends of named things (people, films); a scope whose object is one ends after
+        it ("I don't like Chevy Chase as a person, his movies were funny"), unless a list goes on."""
         n = len(words)
         breaks = breaks if breaks is not None else [t.boundary_before for t in tokens]
         negated, soft = [False] * n, [False] * n
@@ -872,6 +880,9 @@ class OfflineParser(IntentParser):
                     active, is_soft, seen_content = True, soft_len >= hard_len, False
                 i += length
                 continue
+            if active and i in objects and \
+                    words[i] not in ("and", "or", "nor", "movies", "films", "movie", "film", "flicks", "type", "style"):
+                active = False
             if active:
                 brk, _ = self._breakers.match(words, i)
                 if brk and seen_content:

@@ -493,6 +493,17 @@ def test_operations(parser, text, field, value):
     assert getattr(parse(parser, text), field) == value
 
 
+def test_card_ref_traps(parser):
+    assert parse(parser, "I liked Toy Story (1995). Anything similar to that?").card_ref is None  # that = Toy Story
+    assert parse(parser, "I have seen them and like them. Another one?").card_ref is None  # "like" the verb
+
+
+def test_a_negated_person_ends_the_scope(parser):
+    intent = parse(parser, "I don't like Tom Hanks as a person but his comedies are great")
+    assert intent.exclude_genres == [] and intent.genres == ["Comedy"]
+    assert parse(parser, "not Fargo or Heat, and no horror").exclude_titles == [100, 273]
+
+
 def test_funnier_keeps_its_genre_and_hedged_genre_is_not_wanted(parser):
     intent = parse(parser, "anything funnier?")
     assert intent.adjust == ["funnier"] and intent.genres == ["Comedy"]

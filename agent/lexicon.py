@@ -281,7 +281,7 @@ FILLERS: tuple[str, ...] = (
     "between", "looks", "look", "sounds", "seems", "seem", "awesome", "perfect", "interesting",
     "amazing", "cool", "fun", "nice", "solid", "decent", "worth", "watched", "seen", "saw", "u",
     "ur", "smth", "sth", "plus", "around", "during", "within", "etc", "else", "ok",
-    "oh", "ah", "ahh", "wow", "aw", "aww", "ooh", "omg", "meh", "yay", "hey", "hm", "hmmm", "ha",
+    "bye", "goodbye", "cya", "oh", "ah", "ahh", "wow", "aw", "aww", "ooh", "omg", "meh", "yay", "hey", "hm", "hmmm", "ha",
     "searching", "search", "lately", "recently", "wondering", "wonder", "hoping", "hope", "thinking",
     "think", "guess", "suppose", "help", "know", "check", "later", "soon", "currently",
 )

@@ -483,7 +483,7 @@ class OfflineParser(IntentParser):
         form = self._refine_form(words, consumed) or similar_rejected
         if not constrained and not similar_rejected and not (liked_unknown and not more) and (
                 more or self._is_more(words, mentions, consumed) or (rejected and not has_request)
-                or (rejected_unknown and not has_request)):
+                or (rejected_unknown and not has_request) or (polarity[2] and any(negated))):
             # "any others?", "I've seen it, what else?", "I hated Willow (1988)": the next page
             return Intent(act=Act.more, count=count, exclude_titles=rejected, relax=relax, card_ref=card), details, unused
         if constrained or (keywords and context) or similar_rejected:
@@ -704,8 +704,12 @@ class OfflineParser(IntentParser):
         pointer = False
         for i in range(n):
             # "I've seen that one", "I hated it", "not the others you mentioned"
+            # the pointer must be the object itself, right after the cue ("I hated that one", "not
+            # a fan of those"), not a word further on ("I hate when that happens")
             if (negated[i] or seen_scope[i]) and not unseen_scope[i] and self._deictic.match(words, i)[0] and (
-                    i + 1 >= n or words[i + 1] not in ("kind", "type", "sort", "genre")):
+                    i + 1 >= n or words[i + 1] not in ("kind", "type", "sort", "genre")) and (
+                    i == 0 or not (negated[i - 1] or seen_scope[i - 1])
+                    or words[i - 1] in ("of", "with", "on", "for", "about", "seen", "watched", "all", "both")):
                 pointer = True
         return ([verdict[("t", k)] for k in range(len(titles))], [verdict[("u", k)] for k in range(len(unknown))],
                 pointer)
@@ -1269,6 +1273,11 @@ class OfflineParser(IntentParser):
         if not cues:
             return False, None
         start, length = cues[0]
+        first = start
+        while first > 0 and not tokens[first].sentence_start:
+            first -= 1
+        if self._fresh.find(words[:first]):
+            return False, None  # "I'm looking for a comedy. Not sure why it typed that": a request
         after = words[start + length:start + length + 1]
         if after and after[0] in ("not", "dont", "wouldnt"):
             return False, None  # "why not a comedy?" is a suggestion

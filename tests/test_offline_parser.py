@@ -523,6 +523,16 @@ def test_chatty_acts(parser, text, act):
     assert parse(parser, text).act == act
 
 
+@pytest.mark.parametrize("text, act", [
+    ("I don't like that last suggestion.", Act.more),               # rejects a card shown
+    ("I hate when that happens lol", Act.chit_chat),               # "that" is no card here
+    ("I'm looking for a western. Not sure why it typed that", Act.recommend),
+    ("why did you recommend that?", Act.explain),
+])
+def test_pointers_and_why(parser, text, act):
+    assert parse(parser, text).act == act
+
+
 def test_a_capitalised_title_word_is_not_trimmed_from_an_unknown_title(parser):
     result = parser.parse("I liked Toy Story (1995) and Another Ghost Town (2011)")
     assert result.intent.titles == [1] and result.intent.act == Act.recommend

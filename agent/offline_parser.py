@@ -485,7 +485,14 @@ class OfflineParser(IntentParser):
                 more or self._is_more(words, mentions, consumed) or (rejected and not has_request)
                 or (rejected_unknown and not has_request) or (polarity[2] and any(negated))):
             # "any others?", "I've seen it, what else?", "I hated Willow (1988)": the next page
+            if polarity[2] and card is None:
+                card = 0
+                details["rejected_card"] = True  # the card pointed at was seen or disliked
             return Intent(act=Act.more, count=count, exclude_titles=rejected, relax=relax, card_ref=card), details, unused
+        if card is not None and not constrained:
+            # "more like the second one": a request built on a shown card
+            return Intent(act=Act.refine, count=count, exclude_titles=rejected, relax=relax, card_ref=card,
+                          keywords=keywords), details, unused
         if constrained or (keywords and context) or similar_rejected:
             act = self._refine_or_recommend(tokens, words, previous, bool(positive), excluded, genres, adjust,
                                             more or form, polarity[2])

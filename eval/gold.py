@@ -275,5 +275,5 @@ def format_table(report: dict, only_failures: bool = False, width: int = 48) -> 
             "act_accuracy", "act_accuracy_no_refine", "cases_correct")
     for key in keys:
         value = report.get(key)
-        lines.append(f"{key:<20} {value:.3f}" if isinstance(value, float) else f"{key:<20} {value}")
+        lines.append(f"{key:<24} {value:.3f}" if isinstance(value, float) else f"{key:<24} {value}")
     return "\n".join(lines)

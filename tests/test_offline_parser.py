@@ -495,7 +495,14 @@ def test_operations(parser, text, field, value):
 
 def test_card_ref_traps(parser):
     assert parse(parser, "I liked Toy Story (1995). Anything similar to that?").card_ref is None  # that = Toy Story
-    assert parse(parser, "I have seen them and like them. Another one?").card_ref is None  # "like" the verb
+    assert parse(parser, "I really like them. Another one?").card_ref is None  # "like" the verb
+
+
+def test_a_card_seen_or_rejected_is_pointed_at(parser):
+    result = parser.parse("I've already seen that one, any others?")
+    assert result.intent.act == Act.more and result.intent.card_ref == 0 and result.details["rejected_card"]
+    intent = parse(parser, "more like the second one", Intent(genres=["Comedy"]))
+    assert intent.act == Act.refine and intent.card_ref == 2 and "rejected_card" not in parser.parse("more like it").details
 
 
 def test_a_negated_person_ends_the_scope(parser):

@@ -28,7 +28,10 @@ words the earlier ones left):
    (``relax`` genres).
 5. The films named: rejected ("not Star Wars", "nothing like Alien", "I hated X") or seen ("I've
    already seen Titanic") -> ``exclude_titles``; not known ("I haven't seen X") -> nothing; else
-   ``titles``. A film listed right after another shares its verdict ("seen X and Y").
+   ``titles``. A film listed right after another shares its verdict ("seen X and Y"). The
+   speaker's own "I hated it" / "I can't stand them" takes the film or genre named just before in
+   the sentence ("we watched X and I hated it"); someone else's ("my wife hates it") does not.
+   "have you seen X?" and "not as good as X" are no rejections.
 6. "why ...?" about a pick -> ``explain`` (``explain_rank`` / ``card_ref`` from "second", "#3").
    A question about a shown film ("what is it about?", "who's in it?", "is it scary?", "what is
    Fargo about?") takes its whole sentence: with no other request in the message it is
@@ -66,7 +69,9 @@ words the earlier ones left):
    shown: a relative change ("anything funnier?", "more recent"), only exclusions ("I don't like
    sci-fi"), "any other comedies?", a comparison ("something more feminine"), or a pointer at a
    shown film ("not the others you mentioned"); the dialogue manager treats such a refine as a
-   new request. ``recommend`` for a request with a constraint, free-text keywords, or one the
+   new request. A card seen or disliked ("I've seen that one, any others?") is ``more`` with
+   ``card_ref`` 0 and ``details["rejected_card"]``; a request built on a card ("more like the
+   second one") is ``refine`` with ``card_ref``. ``recommend`` for a request with a constraint, free-text keywords, or one the
    catalog cannot serve (a person, an unknown film, an era after 1998); ``clarify`` for a request
    for films with no constraint at all ("recommend something", "I'm bored"); ``chit_chat`` for
    anything else ("hi", "thanks", "I haven't seen X"), with a question about something else
@@ -139,6 +144,8 @@ DEICTIC = ("it", "that", "this", "them", "those", "these", "that one", "this one
            "these movies", "that movie", "that film", "this movie", "this film")
 
 
+THIRD_PERSON = frozenset("""he she they his her their wife husband son daughter kids kid friend friends mom dad
+mum mother father brother sister boyfriend girlfriend partner family everyone""".split())
 # After "no", these start a sentence of their own: "No I haven't", "no, we want a comedy".
 ANSWER_FOLLOWERS = frozenset("i im ive id we were it its thats that this you they he she not".split())
 
@@ -412,7 +419,8 @@ class OfflineParser(IntentParser):
         objects = {end for start, end, _ in names} | {m.end for m in titles} | {u.end for u in unknown}
         negated, soft = self._negation_scopes(tokens, words, breaks, objects)
         hedged = self._hedge_scopes(tokens, words)
-        polarity = self._title_polarity(tokens, words, negated, titles, unknown, breaks)
+        pronouns = self._rejected_pronouns(tokens, words, negated)
+        polarity = self._title_polarity(tokens, words, negated, titles, unknown, breaks, pronouns)
         positive = list(dict.fromkeys(m.item_id for m, pol in zip(titles, polarity[0]) if pol == "like"))
         rejected = list(dict.fromkeys(m.item_id for m, pol in zip(titles, polarity[0]) if pol in ("reject", "seen")))
         unseen = list(dict.fromkeys(m.item_id for m, pol in zip(titles, polarity[0]) if pol == "unseen"))
@@ -447,6 +455,10 @@ class OfflineParser(IntentParser):
         mentions = sorted(audience + self._mentions(tokens, words, consumed, negated, soft), key=lambda m: m.start)
         consumed |= {i for m in mentions for i in range(m.start, m.end)}
         mentions = self._qualify(tokens, words, mentions, negated, breaks)
+        for p in pronouns:  # "my husband loves westerns but I can't stand them"
+            before = [m for m in mentions if m.end <= p and not any(tokens[x].sentence_start for x in range(m.end, p + 1))]
+            if before and before[-1].genres and not before[-1].negated:
+                before[-1].negated, before[-1].soft = True, False
         hedged_genres = [m for m in mentions if m.genres and any(hedged[m.start:m.end])]
         if hedged_genres:  # "doesn't have to be a comedy": neither wanted nor excluded
             relax.append("genres")
@@ -666,8 +678,8 @@ class OfflineParser(IntentParser):
         return None
 
     # ----------------------------------------------------------------------- titles seen or rejected
-    def _title_polarity(self, tokens, words, negated, titles: list[TitleMatch],
-                        unknown: list[OutOfCatalog], breaks: list[bool]) -> tuple[list[str], list[str], bool]:
+    def _title_polarity(self, tokens, words, negated, titles: list[TitleMatch], unknown: list[OutOfCatalog],
+                        breaks: list[bool], pronouns: list[int] = ()) -> tuple[list[str], list[str], bool]:
         """How the person speaks of each film named: "like" (a reference), "reject" ("not Star
         Wars", "I hated Alien", "nothing like Alien"), "seen" ("I've already seen Titanic"),
         "unseen" ("I haven't seen Fargo": no reference either way). A film listed right after
@@ -706,6 +718,10 @@ class OfflineParser(IntentParser):
                 gap = [w for w, t in zip(words[prev_end:start], tokens[prev_end:start]) if not t.bracketed]
                 if all(w in ("and", "or", "nor", "also") for w in gap):
                     v = prev_verdict
+            # "we watched Die Hard (1988) and I hated it": the pronoun takes the film before it
+            if v == "like" and any(p >= end and not any(tokens[x].sentence_start for x in range(end, p + 1))
+                                   and not any(s2 > start and s2 < p for s2, _, _ in spans) for p in pronouns):
+                v = "reject"
             verdict[key] = v
             prev_end, prev_verdict = end, v
         pointer = False
@@ -716,10 +732,24 @@ class OfflineParser(IntentParser):
             if (negated[i] or seen_scope[i]) and not unseen_scope[i] and self._deictic.match(words, i)[0] and (
                     i + 1 >= n or words[i + 1] not in ("kind", "type", "sort", "genre")) and (
                     i == 0 or not (negated[i - 1] or seen_scope[i - 1])
-                    or words[i - 1] in ("of", "with", "on", "for", "about", "seen", "watched", "all", "both")):
+                    or words[i - 1] in ("of", "with", "on", "for", "about", "seen", "watched", "all", "both")) and \
+                    not any(x in THIRD_PERSON for x in words[max(0, i - 5):i]):
                 pointer = True
         return ([verdict[("t", k)] for k in range(len(titles))], [verdict[("u", k)] for k in range(len(unknown))],
                 pointer)
+
+    def _rejected_pronouns(self, tokens, words, negated) -> list[int]:
+        """Positions of "it" / "them" / "those" that the speaker rejects right after a negation cue
+        ("I can't stand them", "and I hated it"): they take the genre or film named just before, in
+        the same sentence. Only the speaker's own rejections ("my wife hates it" says nothing of theirs)."""
+        out = []
+        for i, w in enumerate(words):
+            if w not in ("it", "them", "those", "these") or not negated[i] or (i > 0 and negated[i - 1]):
+                continue
+            before = words[max(0, i - 5):i]
+            if any(x in ("i", "we", "im", "ive", "id") for x in before) and not any(x in THIRD_PERSON for x in before):
+                out.append(i)
+        return out
 
     @staticmethod
     def _compared(words, start) -> bool:

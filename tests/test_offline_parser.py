@@ -412,6 +412,17 @@ def test_seen_and_rejection_traps(parser, text, titles, excluded):
     assert intent.titles == titles and intent.exclude_titles == excluded and intent.exclude_genres == []
 
 
+def test_a_rejected_pronoun_takes_what_was_just_named(parser):
+    intent = parse(parser, "My husband loves westerns but I can't stand them.\n\nWe watched Heat (1995) and I hated it. "
+                           "Tonight I'd like a comedy from the 80s")
+    assert intent.genres == ["Comedy"] and intent.exclude_genres == ["Western"] and intent.exclude_titles == [273]
+    assert intent.years == YearRange(start=1980, end=1989)
+    # someone else's dislike is not the speaker's
+    intent = parse(parser, "I liked Fargo but my wife hated it")
+    assert intent.titles == [100] and intent.exclude_titles == [] and intent.act == Act.recommend
+    assert parse(parser, "westerns are fine but my son hates them").genres == ["Western"]
+
+
 # --------------------------------------------------------------------------- questions about a shown film
 @pytest.mark.parametrize("text, titles, card", [
     ("is it scary?", [], 0), ("What is it about?", [], 0), ("who's in it?", [], 0),

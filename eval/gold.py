@@ -27,8 +27,8 @@ Metrics of ``evaluate_gold``:
   adjusts a standing request).
 - ``unwanted_years``: cases expecting no era (``"years": null``, or ``{"start": null, "end": null}``)
   that got a year window; ``year_errors``: cases with any year mismatch.
-- ``cases_correct``: the whole parse right (genres, exclusions and titles, plus years, act and
-  excluded titles where the case states them).
+- ``cases_correct`` (also as ``whole_parse``): the whole parse right (genres, exclusions and
+  titles, plus years, act and excluded titles where the case states them).
 - ``n`` and ``cases``: every case with its prediction and ``correct`` (genres, exclusions and
   titles all right, and years / act where expected).
 """
@@ -242,6 +242,7 @@ def evaluate_gold(cases: Sequence[dict], parser: IntentParser) -> dict:
         "act_accuracy_no_refine": n_act_nr_ok / n_act_nr if n_act_nr else None,
         "exclude_title_accuracy": n_xt_ok / n_xt if n_xt else None,
         "cases_correct": sum(r["correct"] for r in rows) / n if n else 0.0,
+        "whole_parse": sum(r["correct"] for r in rows) / n if n else 0.0,
         "cases": rows,
     }
 
@@ -272,7 +273,7 @@ def format_table(report: dict, only_failures: bool = False, width: int = 48) -> 
     lines.append("")
     keys = ("n", "accuracy", "micro_precision", "micro_recall", "micro_f1", "exclusion_accuracy",
             "title_accuracy", "exclude_title_accuracy", "year_accuracy", "year_errors", "unwanted_years",
-            "act_accuracy", "act_accuracy_no_refine", "cases_correct")
+            "act_accuracy", "act_accuracy_no_refine", "whole_parse")
     for key in keys:
         value = report.get(key)
         lines.append(f"{key:<24} {value:.3f}" if isinstance(value, float) else f"{key:<24} {value}")

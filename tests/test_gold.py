@@ -125,6 +125,7 @@ def test_full_schema_scores_exclude_titles_null_years_and_acts(tmp_path):
     assert report["exclude_title_accuracy"] == 1.0
     assert report["act_accuracy"] == pytest.approx(3 / 4) and report["act_accuracy_no_refine"] == 1.0
     assert [r["correct"] for r in report["cases"]] == [False, True, False, True]
+    assert report["whole_parse"] == report["cases_correct"] == pytest.approx(2 / 4)
     assert report["cases"][1]["predicted"]["exclude_titles"] == [100]
     assert "unwanted_years" in format_table(report)
 

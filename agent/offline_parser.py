@@ -195,9 +195,12 @@ class _Phrases:
             if key:
                 self.table.setdefault(key, vals[k] if vals is not None else True)
         self.max_len = max((len(k) for k in self.table), default=0)
+        self.first = frozenset(k[0] for k in self.table)  # most words start no phrase: checked first
 
     def match(self, words: Sequence[str], i: int, blocked: set[int] = frozenset()) -> tuple[int, object]:
         """(number of words covered, value) of the longest phrase starting at ``i``; (0, None)."""
+        if i >= len(words) or words[i] not in self.first:
+            return 0, None
         if self.skip:
             return self._match_skipping(words, i)
         for length in range(min(self.max_len, len(words) - i), 0, -1):

@@ -93,11 +93,16 @@ def cmd_eval_gold(args) -> int:
     from data import movielens
     from data import GOLD_SET
     from eval.experiments import run_gold
-    from eval.gold import format_table, load_cases
+    from eval.gold import GoldSetError, format_table, load_cases
 
+    try:
+        cases = load_cases(args.dataset or GOLD_SET)  # before the catalog: a bad path fails at once
+    except GoldSetError as exc:
+        print(f"cineagent: {exc}", file=sys.stderr)
+        return 2
     data = movielens.load()
     # always the local report; also a Langfuse dataset + experiment when Langfuse is configured
-    report = run_gold(load_cases(args.dataset or GOLD_SET), make_parser(data, args.parser))
+    report = run_gold(cases, make_parser(data, args.parser))
     print(format_table(report, only_failures=args.failures_only))
     langfuse = report.get("langfuse")
     if langfuse:

@@ -22,7 +22,7 @@ from __future__ import annotations
 _STRONG_BY_GENRE: dict[str, tuple[str, ...]] = {
     "Action": ("action", "action packed", "actioner", "shoot em up", "beat em up", "martial arts",
                "kung fu", "superhero", "super hero", "high octane", "action hero", "bond movie",
-               "james bond", "disaster movie"),
+               "james bond"),
     "Adventure": ("adventure", "adventurous", "swashbuckler", "swashbuckling", "sword and sandal",
                   "globetrotting", "treasure hunt"),
     "Animation": ("animation", "animated", "cartoon", "cartoony", "toon", "anime", "claymation",
@@ -81,7 +81,7 @@ _WEAK_BY_GENRE: dict[str, tuple[str, ...]] = {
               "prison break", "gang", "yakuza", "the mob", "crook", "thief", "thieves", "burglar",
               "money laundering", "underworld"),
     "Drama": ("sad", "emotional", "make me cry", "heartbreaking", "moving", "touching", "poignant",
-              "serious", "thought provoking", "cry", "tearful", "life story", "biography",
+              "serious", "cry", "tearful", "life story", "biography",
               "heart wrenching", "gut wrenching", "bittersweet"),
     "Fantasy": ("magic", "magical", "wizard", "witch", "witchcraft", "dragon", "elf", "elves",
                 "sorcery", "sorcerer", "mythical", "mythology", "myth", "enchanted", "unicorn",
@@ -97,7 +97,7 @@ _WEAK_BY_GENRE: dict[str, tuple[str, ...]] = {
     "Musical": ("singing", "song", "broadway", "dance number", "dancing", "dance", "ballet", "opera",
                 "sing", "choreography", "showtunes"),
     "Mystery": ("detective", "sleuth", "puzzle", "clue", "unsolved", "investigation", "investigator",
-                "sherlock", "sherlock holmes", "agatha christie", "poirot", "enigma", "mysterious",
+                "sherlock", "sherlock holmes", "poirot", "enigma", "mysterious",
                 "solve the crime", "solving a murder", "who did it"),
     "Romance": ("in love", "date night", "date movie", "falling in love", "lovers", "relationship",
                 "love triangle", "wedding", "valentines", "valentines day", "first date", "soulmate",
@@ -110,7 +110,7 @@ _WEAK_BY_GENRE: dict[str, tuple[str, ...]] = {
                "clone", "cloning", "artificial intelligence", "virtual reality", "parallel universe",
                "space battle", "alien invasion", "mad scientist", "laser", "sf"),
     "Thriller": ("thrilling", "tense", "spy", "spies", "conspiracy", "espionage", "twisty",
-                 "hitchcock", "hitchcockian", "secret agent", "undercover", "assassin", "kidnapping",
+                 "hitchcockian", "secret agent", "undercover", "assassin", "kidnapping",
                  "hostage", "stalker", "paranoia", "paranoid", "manhunt", "on the run", "cia", "fbi",
                  "double cross", "plot twist", "gripping", "intense", "thrill ride"),
     "War": ("soldier", "military", "battle", "battlefield", "army", "combat", "vietnam", "d day",
@@ -168,7 +168,7 @@ NEGATION_CUES: tuple[str, ...] = (
     "im over", "too scared of", "scared of", "afraid of", "spare me", "allergic to",
     "never again", "dont show", "dont show me", "dont suggest", "dont recommend", "dont give me",
     "dont include", "dont pick", "do not show", "do not suggest", "do not recommend",
-    "please dont", "isnt", "arent", "wasnt", "less", "free of", "a break from", "break from",
+    "please dont", "isnt", "arent", "less", "free of", "a break from", "break from",
     "a change from", "a rest from", "away from", "get away from",
 )
 # May stand inside a negation cue without breaking it: "I don't *really* like", "not *really* into".
@@ -182,6 +182,10 @@ NEGATION_NOOPS: tuple[str, ...] = (
     "not bad", "no matter", "no doubt", "dont care", "nothing but", "not just", "dont know",
     "not seen", "havent seen", "never seen", "no thanks", "not necessarily", "no preference",
     "not picky", "im not picky", "no particular", "not too picky", "why not",
+    # a comment on a film already seen, not an exclusion: "it wasn't scary", "it's not really funny"
+    "its not", "it is not", "it was not", "it wasnt", "it isnt", "this is not", "this isnt",
+    "this was not", "they were not", "they werent", "wasnt", "werent", "not as much as",
+    "not so much as",
 )
 # "less" / "not too": they soften ("less romance"), so they only exclude genre names, never
 # descriptions ("less sad" is a mood, not a ban on dramas).
@@ -235,6 +239,7 @@ REQUEST_CUES: tuple[str, ...] = (
     "got any", "any good", "something", "anything", "nothing", "stuff", "pick", "picks", "options",
     "ideas", "need", "need a", "how about", "what about", "could use", "id like", "i would like",
     "lets see", "play", "stream", "bored", "surprise me", "whatever", "idk", "dunno", "any",
+    "searching for", "search for", "help me find",
 )
 # Words that make a message a statement about something else rather than a bare phrase:
 # weak genre words in "my cat is so funny" do not count.
@@ -276,6 +281,9 @@ FILLERS: tuple[str, ...] = (
     "between", "looks", "look", "sounds", "seems", "seem", "awesome", "perfect", "interesting",
     "amazing", "cool", "fun", "nice", "solid", "decent", "worth", "watched", "seen", "saw", "u",
     "ur", "smth", "sth", "plus", "around", "during", "within", "etc", "else", "ok",
+    "bye", "goodbye", "cya", "oh", "ah", "ahh", "wow", "aw", "aww", "ooh", "omg", "meh", "yay", "hey", "hm", "hmmm", "ha",
+    "searching", "search", "lately", "recently", "wondering", "wonder", "hoping", "hope", "thinking",
+    "think", "guess", "suppose", "help", "know", "check", "later", "soon", "currently",
 )
 
 # --------------------------------------------------------------------------- titles
@@ -306,13 +314,24 @@ OLD_WORDS: tuple[str, ...] = (
     "old fashioned", "old school", "old movie", "old movies", "old film", "old films", "old one",
     "old ones", "old stuff", "something old", "anything old", "older stuff",
 )
+# ("a new movie" is one new to the person, not an era)
 RECENT_WORDS: tuple[str, ...] = (
-    "recent", "newer", "newest", "latest", "modern", "new movie", "new movies", "new film",
-    "new films", "new releases", "new ones", "new stuff", "more recent",
+    "recent", "newer", "newest", "latest", "modern", "new releases", "more recent", "recent years",
+    "of recent", "newer ones", "new release",
 )
+# Eras that relative words could stand for; the parser no longer turns them into windows (it
+# sets ``Intent.adjust``): kept for whoever computes an era relative to what was shown.
 OLD_END_YEAR = 1979          # "classic"/"older": released before 1980
 RECENT_SPAN_YEARS = 4        # "recent": the catalog's last four release years (1995-1998)
 OLDER_STEP_YEARS = 10        # "older please" after a request that had only an upper bound
+# A bare year is an era only after one of these ("from 1994", "late 2017", "released in 1995"),
+# in a comparison (above), or before a film noun ("a 1994 comedy").
+YEAR_CUES: tuple[str, ...] = (
+    "from", "circa", "around", "between", "early", "late", "mid", "year", "made in", "released in",
+    "out in", "films of", "movies of", "came out in", "come out in", "during", "in the year",
+)
+# "1970 to 1980", "1980 or 1981": a second year linked to a counted one
+YEAR_LINKS: tuple[str, ...] = ("to", "and", "or", "through", "till", "until", "thru")
 
 # --------------------------------------------------------------------------- counts
 NUMBER_WORDS: dict[str, int] = {
@@ -406,3 +425,127 @@ GENRE_DESCRIPTIONS: dict[str, str] = {
     "War": "a war film about soldiers, battles, armies and the world wars",
     "Western": "a western film with cowboys, gunslingers, sheriffs, horses and the wild west frontier",
 }
+
+# --------------------------------------------------------------------------- titles a person has seen or rejects
+# A film named after one of these is one the person has seen: never shown again ("I've seen Titanic").
+SEEN_CUES: tuple[str, ...] = (
+    "ive seen", "i have seen", "have seen", "already seen", "already watched", "have watched",
+    "ive watched", "i have watched", "ive already seen", "have already seen", "seen", "weve seen",
+    "we have seen", "ive already watched",
+)
+# ... and after one of these the person does not know it: no reference either way.
+UNSEEN_CUES: tuple[str, ...] = (
+    "havent seen", "have not seen", "never seen", "not seen", "havent watched", "have not watched",
+    "never saw", "didnt see", "did not see", "didnt watch", "did not watch",
+    "never watched", "never heard of", "not heard of", "havent heard of", "not yet seen",
+)
+# Open a clause whose genre words are allowed rather than asked for: "doesn't have to be a comedy".
+HEDGE_CUES: tuple[str, ...] = (
+    "doesnt have to be", "does not have to be", "dont have to be", "doesnt need to be",
+    "does not need to be", "dont need it to be", "not necessarily", "need not be", "neednt be",
+    "doesnt matter if its", "doesnt have to be a", "no need for it to be",
+)
+# Relative refinements (``Intent.adjust``). keep_genre: the words still ask for their genre
+# ("funnier" is still a comedy); the others are a direction, not a genre ("too scary").
+ADJUSTMENTS: dict[str, tuple[str, bool]] = {
+    "darker": ("darker", False), "more dark": ("darker", False), "grittier": ("darker", False),
+    "more serious": ("darker", False), "bleaker": ("darker", False), "heavier": ("darker", False),
+    "lighter": ("lighter", False), "lighthearted": ("lighter", False), "light hearted": ("lighter", False),
+    "more lighthearted": ("lighter", False), "less dark": ("lighter", False), "not as dark": ("lighter", False),
+    "not so dark": ("lighter", False), "too dark": ("lighter", False), "less serious": ("lighter", False),
+    "not as serious": ("lighter", False), "too serious": ("lighter", False), "more upbeat": ("lighter", False),
+    "more cheerful": ("lighter", False), "happier": ("lighter", False), "too sad": ("lighter", False),
+    "less sad": ("lighter", False), "too scary": ("lighter", False), "not too scary": ("lighter", False),
+    "less scary": ("lighter", False), "not as scary": ("lighter", False), "not so scary": ("lighter", False),
+    "too intense": ("lighter", False), "less intense": ("lighter", False), "too creepy": ("lighter", False),
+    "funnier": ("funnier", True), "more funny": ("funnier", True), "more humor": ("funnier", True),
+    "more humour": ("funnier", True), "more laughs": ("funnier", True), "more comedy": ("funnier", True),
+    "more humorous": ("funnier", True),
+    "less violent": ("less_violent", False), "less violence": ("less_violent", False),
+    "not as violent": ("less_violent", False), "not so violent": ("less_violent", False),
+    "too violent": ("less_violent", False), "not too violent": ("less_violent", False),
+    "less gore": ("less_violent", False), "less gory": ("less_violent", False), "too gory": ("less_violent", False),
+    "not too gory": ("less_violent", False), "too bloody": ("less_violent", False), "less blood": ("less_violent", False),
+    "less bloody": ("less_violent", False), "nonviolent": ("less_violent", False), "non violent": ("less_violent", False),
+    "something different": ("different", False), "different kind": ("different", False),
+    "different type": ("different", False), "different genre": ("different", False),
+    "change of pace": ("different", False), "something new and different": ("different", False),
+    "mix it up": ("different", False),
+}
+# Slots a person lets go of: "any year is fine", "no matter the genre" (regular expressions on the
+# normalised words, apostrophes dropped).
+RELAX_PATTERNS: dict[str, tuple[str, ...]] = {
+    "genres": (
+        r"\b(any|all|every) (genre|genres|type|types|kind|kinds|sort|sorts)\b",
+        r"\bno matter (the|what|which) (genre|type|kind)\b",
+        r"\b(dont|do not|doesnt|does not) (really )?(care|matter)( about| what| which)? (the )?(genre|type|kind)\b",
+        r"\b(genre|type|kind) (doesnt|does not|dont) matter\b",
+        r"\bopen to any( genre| type| kind)?\b",
+    ),
+    "years": (
+        r"\b(any|every) (year|years|time period|period|era|decade|age|release date)\b",
+        r"\b(past|old|older) or (present|new|newer|recent)\b",
+        r"\bno matter (the|what|which|how) (year|era|decade|old)\b",
+        r"\b(dont|do not|doesnt|does not) (really )?(care|matter)( about| what| which| how)? (the )?(year|era|decade|old)\b",
+        r"\b(year|era|decade|age) (doesnt|does not|dont) matter\b",
+        r"\b(old|older) (ones |movies |films )?(are|is) (fine|ok|okay|good) too\b",
+        r"\b(new|newer) (ones |movies |films )?(are|is) (fine|ok|okay|good) too\b",
+    ),
+    "all": (r"\bno preference\b", r"\bopen to anything\b", r"\bwhatever you (think|like|recommend)\b"),
+}
+# Say that this turn's genres take the place of the standing ones.
+REPLACE_CUES: tuple[str, ...] = (
+    "instead", "actually", "rather", "make it", "change it to", "switch to", "lets do", "how about",
+    "what about", "on second thought",
+)
+# Ask for more of the same in a chatty message: "I've seen it. Any others?"
+MORE_REQUESTS: tuple[str, ...] = (
+    "any other", "any others", "any more", "anymore", "what else", "anything else", "another one",
+    "other suggestions", "other ideas", "other recommendations", "more suggestions", "more ideas",
+    "more recommendations", "others", "something else", "more similar", "any other ones",
+    "more options", "another suggestion", "one more", "some more", "another",
+)
+# Open a request of its own when nothing stands yet: with one, a message read alone is a new
+# request even if it looks like an adjustment ("I'm looking for some older movies").
+OPENING_CUES: tuple[str, ...] = (
+    "watch", "watching", "find", "suggestions", "recommendations", "any good", "could use",
+    "searching for", "search for", "im after", "in search of",
+)
+# A capitalised word with one of these opens a new clause even without punctuation
+# ("I don't like action Do you know a comedy?"): negation stops there.
+CLAUSE_OPENERS: tuple[str, ...] = (
+    "do", "does", "did", "can", "could", "would", "will", "any", "anything", "what", "which", "how",
+    "is", "are", "have", "has", "i", "im", "ive", "id", "maybe", "but", "so", "please", "also",
+    "thanks", "thank", "hi", "hello", "its", "thats", "it", "they", "we", "my", "perhaps", "just",
+)
+# Words around a name that say it is a person: "with Tom Hanks", "a Richard Gere film".
+PERSON_CUES_BEFORE: tuple[str, ...] = (
+    "with", "starring", "directed by", "by", "actor", "actress", "director", "stars", "featuring",
+)
+PERSON_CUES_AFTER: tuple[str, ...] = (
+    "film", "films", "movie", "movies", "flick", "flicks", "type", "style", "fan", "is", "was",
+    "always", "in", "made", "makes", "plays", "played", "stars", "movies", "directed",
+)
+# Capitalised words that are no names: days, months, holidays, greetings.
+CALENDAR_WORDS: tuple[str, ...] = (
+    "monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday", "january",
+    "february", "march", "april", "may", "june", "july", "august", "september", "october",
+    "november", "december", "christmas", "xmas", "easter", "halloween", "thanksgiving", "merry",
+    "happy", "new", "year", "valentines", "eve", "holidays", "netflix", "hulu", "amazon", "prime",
+    "hbo", "disney", "pixar", "marvel", "dc", "youtube", "imdb", "oscar", "oscars",
+)
+# Greetings and small talk: never off-topic.
+SMALL_TALK: tuple[str, ...] = (
+    "how are you", "how are u", "how r u", "hows it going", "how is it going", "how you doing",
+    "how are you doing", "whats up", "sup", "how about you", "and you", "yourself", "how have you been",
+    "hows your day", "how is your day", "how was your day", "you",
+)
+# The commonest English words: a message of several words with almost none of them is not English.
+ENGLISH_COMMON: tuple[str, ...] = tuple("""
+the a an i you he she it we they me my your our this that these those to of and or but in on at
+for from with by about as is are was were be been am do does did have has had can could would
+will should not no yes what which who how why when where there here some any all one more like
+just so if then than too very really please thanks thank hi hello hey want need looking look
+find watch watching seen see movie movies film films something anything good great im its dont
+ive id youre thats whats get got know think show give recommend suggest
+""".split())

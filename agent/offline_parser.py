@@ -1,45 +1,86 @@
-"""The offline intent parser: no LLM, under a millisecond for a typical message.
+"""The offline intent parser: no LLM, about a millisecond for a typical message.
 
-How a message becomes an ``Intent`` (each step sees only the words the earlier ones left):
+How a message becomes an ``Intent`` and the ``ParseResult.unused`` list (each step sees only the
+words the earlier ones left):
 
 1. Messages that try to steer the agent ("ignore your instructions...", "user 42's history") ->
    chit-chat with an empty intent. Messages longer than ``MAX_CHARS`` are cut. After a change of
-   mind ("thrillers, no wait, comedies") only the words after it count.
-2. Films named in the message -> ``titles`` (``agent.titles.TitleIndex``: cues, quotes, capitals,
-   small typos). A referenced film adds no genres: genres are only what the person asked for.
-3. "why ...?" about a pick -> ``explain`` (``explain_rank`` from "second", "#3"; a film named in
-   it lands in ``titles`` and the dialogue manager finds its card).
-4. Exclusion scopes: a negation cue ("no", "anything but", "I can't stand", "don't really like")
+   mind ("thrillers, no wait, comedies") only the words after it count. A message that is not
+   English (mostly another script, or hardly any common English words) -> ``unused`` "language".
+2. Films named in the message (``agent.titles.TitleIndex``: cues, quotes, capitals, small typos).
+   A "(YYYY)" after a title is part of it: the film must match title AND year (a year apart is
+   the same film); anything else is a film the catalog lacks -> ``unused`` "out_of_catalog", and
+   its words say nothing more (no genre from "Scary Movie (2000)", no era from its year). A word
+   of a longer capitalised name ("Chris Rock", "Maid in Manhattan") and a series name shared by
+   several films ("Star Trek") name no film. A referenced film adds no genres.
+3. What cannot be used: people (capitalised names of two or three words that are no title, a name
+   with a cue: "with X", "a X film", "X in that one") -> "person"; an unmatched capitalised title
+   after "like" -> "out_of_catalog"; a plot ("about a dog who...", "Alien where the aliens...")
+   -> "plot". Their words ask for nothing.
+4. Clauses: clause punctuation, or a capitalised clause opener after a lower-case word ("I don't
+   like action Do you know a comedy?"), ends a clause; quotes do not.
+   Exclusion scopes: a negation cue ("no", "anything but", "I can't stand", "don't really like")
    opens one that runs to the end of the clause (punctuation, "but", "just", "something"...), so
    "no horror or thrillers" excludes both and "not a comedy but a drama" only the comedy.
-   "westerns are boring" and "musicals? no thanks" exclude what came before.
-5. Years: decades ("80s", "the eighties", "late 70s"), comparisons ("before 1980", "after 1995",
-   "since 1990", "nothing newer than 1970"), ranges ("between 1970 and 1980", "70s and 80s"),
-   single years ("from 1994"), and words ("older"/"classic" -> up to ``OLD_END_YEAR``; "recent"
-   -> the catalog's last ``RECENT_SPAN_YEARS`` years; "older please" after a dated request ->
-   before that range).
-6. A young audience ("my son is 6", "for a 7 year old") -> Children's; a count ("give me 5",
-   "top 10", "three comedies", "a couple").
-7. Genre words from ``agent.lexicon``, longest phrase first, plurals derived, typos of genre names
+   "westerns are boring" and "musicals? no thanks" exclude what came before. A comment on a film
+   ("it wasn't scary", "it's not really funny") excludes nothing. Hedges ("doesn't have to be a
+   comedy", "not necessarily a romantic one") make their genres neither wanted nor excluded
+   (``relax`` genres).
+5. The films named: rejected ("not Star Wars", "nothing like Alien", "I hated X") or seen ("I've
+   already seen Titanic") -> ``exclude_titles``; not known ("I haven't seen X") -> nothing; else
+   ``titles``. A film listed right after another shares its verdict ("seen X and Y"). The
+   speaker's own "I hated it" / "I can't stand them" takes the film or genre named just before in
+   the sentence ("we watched X and I hated it"); someone else's ("my wife hates it") does not.
+   "have you seen X?" and "not as good as X" are no rejections.
+6. "why ...?" about a pick -> ``explain`` (``explain_rank`` / ``card_ref`` from "second", "#3").
+   A question about a shown film ("what is it about?", "who's in it?", "is it scary?", "what is
+   Fargo about?") takes its whole sentence: with no other request in the message it is
+   ``explain`` (``card_ref`` 0 when it points: "it", "that one"), and its genre words ask for
+   nothing.
+7. Years. A decade is an era wherever it stands ("80s", "the eighties", "late 70s"); a bare year
+   only where the words say so: comparisons ("before 1980", "nothing newer than 1970"), cues
+   ("from 1994", "late 2017", "released in 1995"), a film noun after it ("a 1994 comedy"), or a
+   link to a counted year ("between 1970 and 1980"). "1922 on Netflix" and "happy 2018" are no
+   eras. An era after the catalog ("from 2017", "the 2000s") sets no window (it would empty the
+   catalog) -> ``unused`` "no_movies_in_era". Relative eras ("older", "classic", "more recent",
+   "newer") set no window either: ``adjust`` "older" / "newer", for the dialogue manager to move
+   relative to what was shown ("a new movie" is one new to the person, no era).
+8. A young audience ("my son is 6", "for a 7 year old") -> Children's; a count ("give me 5",
+   "top 10", "three comedies", "a couple"). Per-turn operations: ``adjust`` ("darker",
+   "lighter", "not as dark", "too scary", "funnier", "less violent", "something different";
+   "too scary" asks for no Horror, "funnier" still asks for Comedy), ``relax`` ("any year is
+   fine", "no matter the genre", "no preference"), ``replace`` ("actually", "instead" with a
+   genre), ``card_ref`` ("more like the second one" -> 2, "more like that one" -> 0).
+9. Genre words from ``agent.lexicon``, longest phrase first, plurals derived, typos of genre names
    corrected (never a real English word). Strong words (genre names, slang) always count; weak
    ones (descriptions: "funny", "space") only when the message is about films or is a bare
    phrase, not in "my cat is so funny". A genre the message asks for is never also excluded by
    it ("horror, but not slashers"); "less"/"not too" exclude genre names only ("less romance",
-   not "less sad").
-8. Backstop: when the lexicon found no genre (and no film was named), the remaining content words
+   not "less sad"). Genre words ask for nothing when said of a shown film ("I think it's a
+   comedy"), on the far side of a comparison ("more action than romance"), or as the genre of a
+   negated subtype ("no dirty comedies" bans those, not comedies).
+10. Backstop: when the lexicon found no genre (and no film was named), the remaining content words
    are embedded and a genre is added only if two views agree with confidence (the nearest genre
    description and the genre of the nearest lexicon phrase; see ``_embed_genres``).
-9. The act. ``more`` ("show me more", "next") when nothing else is asked; ``refine`` when a
-   standing request (``previous``) exists and the message adjusts it ("no horror", "older please",
-   "make it funnier") rather than asking afresh; ``recommend`` for a request with a constraint or
-   free-text keywords; ``clarify`` for a request for films with no constraint at all ("recommend
-   something", "I'm bored"): the dialogue manager, which knows the history, decides whether to
-   ask or to use the person's profile; ``chit_chat`` for anything else ("hi", "thanks", "what's
-   the weather"). For ``refine`` the intent holds only the adjustment; merging is the dialogue
-   manager's job.
+11. The act. ``more`` ("show me more", "any others?", "I've seen it, what else?", "I hated X")
+   when nothing else is asked; ``refine`` when a standing request (``previous``) exists and the
+   message adjusts it ("no horror", "older please", "make it funnier") rather than asking
+   afresh. With no standing request the form can still show an adjustment of a list already
+   shown: a relative change ("anything funnier?", "more recent"), only exclusions ("I don't like
+   sci-fi"), "any other comedies?", a comparison ("something more feminine"), or a pointer at a
+   shown film ("not the others you mentioned"); the dialogue manager treats such a refine as a
+   new request. A card seen or disliked ("I've seen that one, any others?") is ``more`` with
+   ``card_ref`` 0 and ``details["rejected_card"]``; a request built on a card ("more like the
+   second one") is ``refine`` with ``card_ref``. ``recommend`` for a request with a constraint, free-text keywords, or one the
+   catalog cannot serve (a person, an unknown film, an era after 1998); ``clarify`` for a request
+   for films with no constraint at all ("recommend something", "I'm bored"); ``chit_chat`` for
+   anything else ("hi", "thanks", "I haven't seen X"), with a question about something else
+   reported as ``unused`` "off_topic" ("what's the weather?"). For ``refine`` the intent holds
+   only the adjustment; merging is the dialogue manager's job.
 
 ``ParseResult.details`` records how: genre mentions (negated, typo-corrected), title matches and
-their evidence, the embedding decision, and flags (injection, corrected, truncated) for the trace.
+their evidence, how each named film was spoken of, the embedding decision, and flags (injection,
+corrected, truncated, language) for the trace.
 """
 from __future__ import annotations
 
@@ -56,10 +97,10 @@ import numpy as np
 from rapidfuzz.distance import DamerauLevenshtein
 
 from agent import lexicon as lx
-from agent.intent import MAX_COUNT, Act, Intent, IntentParser, ParseResult, YearRange
+from agent.intent import MAX_COUNT, Act, Intent, IntentParser, ParseResult, UnusedPart, YearRange
 from agent.lru import LruCache
 from agent.text_vectors import NotCached
-from agent.titles import STOPWORDS, TitleIndex, Token, phrase, tokenize
+from agent.titles import STOPWORDS, TITLE_JOINERS, OutOfCatalog, TitleIndex, TitleMatch, Token, phrase, tokenize
 from data.movielens import GENRES, MovieLens
 
 log = logging.getLogger(__name__)
@@ -94,6 +135,43 @@ def english_words() -> frozenset[str]:
         return frozenset()
 
 
+UNUSED_TEXT_MAX = 80        # characters of a message quoted back in ``ParseResult.unused``
+FOREIGN_SHARE = 0.5         # share of a message's words outside the English word list: not English
+FOREIGN_COMMON_SHARE = 0.2  # ... or under this share of common English words
+FOREIGN_OUTSIDE_SHARE = 0.25  # ... with this share outside the word list
+DEICTIC = ("it", "that", "this", "them", "those", "these", "that one", "this one", "those ones",
+           "the one", "they", "the others", "the rest", "the other ones", "those movies", "those films",
+           "these movies", "that movie", "that film", "this movie", "this film")
+
+
+THIRD_PERSON = frozenset("""he she they his her their wife husband son daughter kids kid friend friends mom dad
+mum mother father brother sister boyfriend girlfriend partner family everyone""".split())
+# After "no", these start a sentence of their own: "No I haven't", "no, we want a comedy".
+ANSWER_FOLLOWERS = frozenset("i im ive id we were it its thats that this you they he she not".split())
+
+
+def _short(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= UNUSED_TEXT_MAX else text[:UNUSED_TEXT_MAX - 1] + "…"
+
+
+def _raw(text: str, tokens: Sequence[Token], start: int, end: int) -> str:
+    return text[tokens[start].start:tokens[end - 1].end]
+
+
+def _norm_text(tokens: Sequence[Token]) -> tuple[str, list[int]]:
+    """The normalised words joined by spaces, and the token of each character (for regexes)."""
+    parts: list[str] = []
+    owner: list[int] = []
+    for k, t in enumerate(tokens):
+        if parts:
+            parts.append(" ")
+            owner.append(k)
+        parts.append(t.text)
+        owner.extend([k] * len(t.text))
+    return "".join(parts), owner
+
+
 def _plural(word: str) -> str:
     if word.endswith("y") and len(word) > 2 and word[-2] not in "aeiou":
         return word[:-1] + "ies"
@@ -117,9 +195,12 @@ class _Phrases:
             if key:
                 self.table.setdefault(key, vals[k] if vals is not None else True)
         self.max_len = max((len(k) for k in self.table), default=0)
+        self.first = frozenset(k[0] for k in self.table)  # most words start no phrase: checked first
 
     def match(self, words: Sequence[str], i: int, blocked: set[int] = frozenset()) -> tuple[int, object]:
         """(number of words covered, value) of the longest phrase starting at ``i``; (0, None)."""
+        if i >= len(words) or words[i] not in self.first:
+            return 0, None
         if self.skip:
             return self._match_skipping(words, i)
         for length in range(min(self.max_len, len(words) - i), 0, -1):
@@ -235,6 +316,24 @@ class OfflineParser(IntentParser):
         self._child_words = set(lx.CHILD_WORDS)
         self._old = _Phrases(lx.OLD_WORDS)
         self._recent = _Phrases(lx.RECENT_WORDS)
+        self._year_cues = {phrase(c) for c in lx.YEAR_CUES}
+        self._seen = _Phrases(lx.SEEN_CUES, skip=("already", "just", "recently", "also", "both", "all"))
+        self._unseen = _Phrases(lx.UNSEEN_CUES, skip=("really", "yet", "ever", "even", "actually"))
+        self._hedge = _Phrases(lx.HEDGE_CUES)
+        self._adjust = _Phrases(list(lx.ADJUSTMENTS), list(lx.ADJUSTMENTS.values()))
+        self._relax = {slot: [re.compile(p) for p in pats] for slot, pats in lx.RELAX_PATTERNS.items()}
+        self._replace = _Phrases(lx.REPLACE_CUES)
+        self._more_requests = _Phrases(lx.MORE_REQUESTS)
+        self._person_before = _Phrases(lx.PERSON_CUES_BEFORE)
+        self._person_after = set(lx.PERSON_CUES_AFTER)
+        self._calendar = set(lx.CALENDAR_WORDS)
+        self._small_talk = _Phrases(lx.SMALL_TALK)
+        self._deictic = _Phrases(DEICTIC)
+        self._clause_openers = set(lx.CLAUSE_OPENERS)
+        self._strong_words = {k[0] for k, t in terms.items() if len(k) == 1 and t.strong}
+        self._neg_words = self._neg.words() | self._soft_neg.words() | self._noops.words()
+        self._english_common = set(lx.ENGLISH_COMMON)
+        self._opening = _Phrases(lx.OPENING_CUES)
 
         years = data.items["year"].dropna()
         self.max_year = int(years.max()) if len(years) else 1998
@@ -252,9 +351,12 @@ class OfflineParser(IntentParser):
             self._request, self._refine, self._fresh, self._more, self._explain, self._ordinals,
             self._numbers, self._count_verbs, self._decade_parts, self._old, self._recent, self._age_words,
             self._corrections)))
+        self._structure |= set().union(*(p.words() for p in (
+            self._seen, self._unseen, self._hedge, self._adjust, self._more_requests, self._replace)))
         # words a person types on purpose: never "corrected" into a genre
         self._known = (self.titles.common | self.titles.words | genre_words | self._fillers
                        | self._movie_nouns | self._structure | english_words())
+        self._known_text = self.titles.words | genre_words | self._fillers | self._structure
 
     # ----------------------------------------------------------------------- public
     def parse(self, text: str, previous: Intent | None = None) -> ParseResult:
@@ -262,9 +364,9 @@ class OfflineParser(IntentParser):
         text = text if isinstance(text, str) else ""
         truncated = len(text) > MAX_CHARS
         text = text[:MAX_CHARS]
-        intent, details = self._parse(text, previous)
+        intent, details, unused = self._parse(text, previous)
         details.update(truncated=truncated, ms=round((time.perf_counter() - started) * 1000, 3))
-        return ParseResult(intent=intent, parser=self.name, details=details)
+        return ParseResult(intent=intent, parser=self.name, details=details, unused=unused)
 
     def warm_up(self) -> None:
         """Load the embedding model and embed the genre descriptions and lexicon now (seconds on
@@ -274,12 +376,13 @@ class OfflineParser(IntentParser):
             self._embed_cache.pop("warm up")
 
     # ----------------------------------------------------------------------- steps
-    def _parse(self, text: str, previous: Intent | None) -> tuple[Intent, dict]:
+    def _parse(self, text: str, previous: Intent | None) -> tuple[Intent, dict, list[UnusedPart]]:
         details: dict = {}
+        unused: list[UnusedPart] = []
         lowered = text.lower()
         if any(p.search(lowered) for p in self._injection):
             details["injection"] = True
-            return Intent(act=Act.chit_chat), details
+            return Intent(act=Act.chit_chat), details, unused
         tokens = tokenize(text)
         corrections = self._corrections.find([t.text for t in tokens])
         if corrections:  # "thrillers, no wait, comedies": the person changed their mind
@@ -290,34 +393,84 @@ class OfflineParser(IntentParser):
                 details["corrected"] = True
         words = [t.text for t in tokens]
         if not tokens:
-            return Intent(act=Act.chit_chat), details
+            return Intent(act=Act.chit_chat), details, unused
+        if self._foreign(text, words):
+            details["language"] = True
+            return Intent(act=Act.chit_chat), details, [UnusedPart(text=_short(text), why="language")]
 
-        titles = self.titles.find(tokens)
-        consumed: set[int] = set()
+        unknown: list[OutOfCatalog] = []
+        titles = self.titles.find(tokens, text=text, unknown=unknown)
+        # people are in films, films are not: "I loved the Rock in that one" names an actor
+        acted = [m for m in titles if m.evidence != "year" and self._acts_in(words, m.end)]
+        titles = [m for m in titles if m not in acted]
+        consumed: set[int] = {i for i, t in enumerate(tokens) if t.bracketed}  # "(1995)" is a title's
         for m in titles:
             consumed.update(range(m.start, m.end))
             if m.year_token is not None:
                 consumed.add(m.year_token)
-        title_ids = list(dict.fromkeys(m.item_id for m in titles))
+        for u in unknown:
+            consumed.update(range(u.start, u.end))
         details["titles"] = [{"item_id": m.item_id, "span": " ".join(words[m.start:m.end]),
                               "evidence": m.evidence, "score": m.score} for m in titles]
+        names = [(m.start, m.end, "person") for m in acted] + self._names(tokens, words, consumed, text)
+        for start, end, why in names:
+            consumed.update(range(start, end))
+        plot = self._plot(text, tokens, words, consumed, [(m.start, m.end) for m in titles] + [(u.start, u.end) for u in unknown])
+        consumed |= plot[1]
 
-        explain, rank = self._explain_request(text, tokens, words, bool(titles))
+        breaks = self._clause_breaks(text, tokens)
+        objects = {end for start, end, _ in names} | {m.end for m in titles} | {u.end for u in unknown}
+        negated, soft = self._negation_scopes(tokens, words, breaks, objects)
+        hedged = self._hedge_scopes(tokens, words)
+        pronouns = self._rejected_pronouns(tokens, words, negated)
+        polarity = self._title_polarity(tokens, words, negated, titles, unknown, breaks, pronouns)
+        positive = list(dict.fromkeys(m.item_id for m, pol in zip(titles, polarity[0]) if pol == "like"))
+        rejected = list(dict.fromkeys(m.item_id for m, pol in zip(titles, polarity[0]) if pol in ("reject", "seen")))
+        unseen = list(dict.fromkeys(m.item_id for m, pol in zip(titles, polarity[0]) if pol == "unseen"))
+        rejected_unknown = any(pol == "reject" for pol in polarity[1])
+        details["title_polarity"] = {"titles": polarity[0], "unknown": polarity[1]}
+        for u, pol in zip(unknown, polarity[1]):
+            unused.append(UnusedPart(text=_short(u.text), why="out_of_catalog"))
+        for start, end, why in names:
+            unused.append(UnusedPart(text=_short(_raw(text, tokens, start, end)), why=why))
+        if plot[0]:
+            unused.append(UnusedPart(text=_short(plot[0]), why="plot"))
+        positive = [t for t in positive if t not in rejected]
+
+        explain, rank = self._explain_request(text, tokens, words, bool(positive), consumed)
         if explain:
-            return Intent(act=Act.explain, titles=title_ids, explain_rank=rank), details
+            return Intent(act=Act.explain, titles=positive, exclude_titles=rejected, explain_rank=rank,
+                          card_ref=rank), details, unused
+        question, deictic = self._question_about_shown(text, tokens, words, consumed)
+        consumed |= question
 
-        negated, soft = self._negation_scopes(tokens, words)
-        years, year_tokens = self._years(tokens, words, consumed, negated, previous)
+        years, year_tokens, relative, beyond = self._years(tokens, words, consumed, negated, breaks)
         consumed |= year_tokens
+        if beyond:
+            unused.append(UnusedPart(text=_short(beyond), why="no_movies_in_era"))
         audience = self._young_audience(words, consumed)
         consumed |= {m.start for m in audience}
         count, count_tokens = self._count(tokens, words, consumed)
         consumed |= count_tokens
+        adjust, relax, adjust_tokens = self._operations(tokens, words, consumed)
+        consumed |= adjust_tokens
+        adjust = list(dict.fromkeys(relative + adjust))
         mentions = sorted(audience + self._mentions(tokens, words, consumed, negated, soft), key=lambda m: m.start)
         consumed |= {i for m in mentions for i in range(m.start, m.end)}
+        mentions = self._qualify(tokens, words, mentions, negated, breaks)
+        for p in pronouns:  # "my husband loves westerns but I can't stand them"
+            before = [m for m in mentions if m.end <= p and not any(tokens[x].sentence_start for x in range(m.end, p + 1))]
+            if before and before[-1].genres and not before[-1].negated:
+                before[-1].negated, before[-1].soft = True, False
+        hedged_genres = [m for m in mentions if m.genres and any(hedged[m.start:m.end])]
+        if hedged_genres:  # "doesn't have to be a comedy": neither wanted nor excluded
+            relax.append("genres")
+            mentions = [m for m in mentions if m not in hedged_genres]
 
-        has_request = bool(self._request.find(words))
-        context = (has_request or previous is not None or bool(titles) or years is not None
+        # "that one" points at a film shown; it asks for none
+        pointed = {j for i, n in self._deictic.find(words) for j in range(i, i + n)}
+        has_request = bool(self._request.find([w if i not in pointed else "" for i, w in enumerate(words)]))
+        context = (has_request or previous is not None or bool(positive) or years is not None
                    or count is not None or any(m.strong for m in mentions))
         bare = not any(w in self._predicates or self._is_verb_form(w) for w in words)
         counted = [m for m in mentions if m.strong or context or bare]
@@ -326,31 +479,433 @@ class OfflineParser(IntentParser):
         details["mentions"] = [{"words": " ".join(words[m.start:m.end]), "genres": list(m.genres),
                                 "negated": m.negated, "strong": m.strong, "typo_of": m.typo_of}
                                for m in mentions]
-        if context and not genres and not title_ids and keywords and self._embedder is not None:
+        if context and not genres and not positive and keywords and self._embedder is not None:
             genres = list(self._embed_genres(" ".join(keywords), details))
+        relax = list(dict.fromkeys(relax))
+        card = None if positive else self._card_ref(words, consumed)  # "similar to that" after a film named: that film
+        replace = bool(genres) and bool(self._replace.find(words))
 
-        constrained = bool(genres or excluded or title_ids or years)
-        if not constrained and self._is_more(words, mentions, consumed):
-            return Intent(act=Act.more, count=count), details
-        if constrained or (keywords and context):
-            act = self._refine_or_recommend(words, previous, bool(title_ids))
-        elif has_request or count is not None:
+        constrained = bool(genres or excluded or positive or years or adjust)
+        asked_about = {m.item_id for m in titles if m.start in question}
+        if question and not (genres or excluded or years or adjust or set(positive) - asked_about):
+            # "is it scary?", "what is it about?": about a film shown, not a new request
+            return Intent(act=Act.explain, titles=positive or unseen, exclude_titles=rejected,
+                          card_ref=0 if deictic else None), details, unused
+        more = self._more_request(words, consumed)
+        similar_rejected = any(pol == "reject" and self._like_before(words, m.start)
+                               for m, pol in zip(titles, polarity[0]))
+        liked_unknown = any(pol == "like" for pol in polarity[1]) or any(why == "person" for _, _, why in names)
+        form = self._refine_form(words, consumed) or similar_rejected
+        if not constrained and not similar_rejected and not (liked_unknown and not more) and (
+                more or self._is_more(words, mentions, consumed) or (rejected and not has_request)
+                or (rejected_unknown and not has_request) or (polarity[2] and any(negated))):
+            # "any others?", "I've seen it, what else?", "I hated Willow (1988)": the next page
+            if polarity[2] and card is None:
+                card = 0
+                details["rejected_card"] = True  # the card pointed at was seen or disliked
+            return Intent(act=Act.more, count=count, exclude_titles=rejected, relax=relax, card_ref=card), details, unused
+        if card is not None and not constrained:
+            # "more like the second one": a request built on a shown card
+            return Intent(act=Act.refine, count=count, exclude_titles=rejected, relax=relax, card_ref=card,
+                          keywords=keywords), details, unused
+        if constrained or (keywords and context) or similar_rejected:
+            act = self._refine_or_recommend(tokens, words, previous, bool(positive), excluded, genres, adjust,
+                                            more or form, polarity[2])
+        elif relax and previous is not None:
+            act = Act.refine
+        elif liked_unknown or beyond or (rejected and has_request):
+            # a request the catalog cannot serve as asked ("a Tom Hanks film", "from 2017"): still a request
+            act = Act.refine if previous is not None or form else Act.recommend
+        elif has_request or count is not None or relax:
             act = Act.clarify
         else:
-            return Intent(act=Act.chit_chat), details
-        intent = Intent(act=act, genres=genres, exclude_genres=excluded, titles=title_ids, years=years,
-                        keywords=keywords, count=count)
-        return intent, details
+            off = self._off_topic(text, words, consumed)
+            if off:
+                unused.append(UnusedPart(text=_short(off), why="off_topic"))
+            return Intent(act=Act.chit_chat, exclude_titles=rejected), details, unused
+        intent = Intent(act=act, genres=genres, exclude_genres=excluded, titles=positive,
+                        exclude_titles=rejected, years=years, keywords=keywords, count=count,
+                        replace=replace, relax=relax, adjust=adjust, card_ref=card)
+        return intent, details, unused
+
+    # ----------------------------------------------------------------------- what cannot be used
+    def _foreign(self, text: str, words: list[str]) -> bool:
+        """Not English: mostly letters outside the Latin script, or most words (of three or more)
+        outside the English word list and the catalog's titles."""
+        letters = [c for c in text if c.isalpha()]
+        if letters and sum(not ("a" <= c.lower() <= "z") and not ("\u00c0" <= c <= "\u024f") for c in letters) > len(letters) / 2:
+            return True
+        vocabulary = english_words()
+        alpha = [w for w in words if w.isalpha()]
+        if len(alpha) < 4 or not vocabulary:
+            return False
+        # English has its small words everywhere; a foreign message borrows a few English-looking
+        # ones ("film", "terror") but its own small words are not in the English word list
+        common = sum(w in self._english_common for w in alpha) / len(alpha)
+        outside = sum(w not in vocabulary and w not in self._known_text for w in alpha) / len(alpha)
+        return outside > FOREIGN_SHARE or (common < FOREIGN_COMMON_SHARE and outside >= FOREIGN_OUTSIDE_SHARE)
+
+    def _names(self, tokens, words, consumed, text) -> list[tuple[int, int, str]]:
+        """People and films the catalog cannot place, as (start, end, why): capitalised names of
+        two or three words that are no catalog title ("Tom Hanks", "Stephen King type movies"), a
+        capitalised name before or after a person cue ("a JLo film", "with Streep"), and an
+        unmatched capitalised title after "like" ("something like Donnie Darko")."""
+        n = len(tokens)
+        alpha = [t for t in tokens if t.raw[:1].isalpha() and t.raw != "I"]
+        if not alpha or (len(alpha) >= 5 and sum(t.raw[:1].isupper() for t in alpha) > 0.6 * len(alpha)):
+            return []  # Title Case Or ALL CAPS: capitals say nothing
+        name = [i not in consumed and self._is_name_word(tokens[i]) for i in range(n)]
+        for i in range(n - 1):  # a sentence may open with a first name: "Chevy Chase always..."
+            t = tokens[i]
+            if (t.sentence_start and not name[i] and i not in consumed and t.raw[:1].isupper() and t.raw.isalpha()
+                    and t.raw != "I" and name[i + 1] and not tokens[i + 1].boundary_before
+                    and t.text not in self._fillers and t.text not in self._structure and t.text not in STOPWORDS
+                    and t.text not in self._strong_words and t.text not in self._calendar):
+                name[i] = True
+        out: list[tuple[int, int, str]] = []
+        i = 0
+        while i < n:
+            if not name[i]:
+                i += 1
+                continue
+            j = i + 1
+            while j < n and name[j] and not tokens[j].boundary_before:
+                j += 1
+            # a capitalised title after "like": words joined by "of", "the"... belong to it
+            k = j
+            while (k + 1 < n and words[k] in TITLE_JOINERS and not tokens[k].raw[:1].isupper() and name[k + 1]
+                   and not tokens[k].boundary_before and not tokens[k + 1].boundary_before):
+                k += 2
+                while k < n and name[k] and not tokens[k].boundary_before:
+                    k += 1
+            if all(words[x] in self._genre_words for x in range(i, j)):
+                i = j
+                continue  # "Romantic Comedy": genre words, capitalised
+            if self._like_before(words, i) or self._film_before(words, i):
+                out.append((i, k, "out_of_catalog"))
+                i = k
+                continue
+            before = self._person_before.find(words[max(0, i - 2):i])
+            cue_before = bool(before) and sum(before[-1]) == min(i, 2)
+            cue_after = j < n and words[j] in self._person_after and not tokens[j].boundary_before
+            if 2 <= j - i <= 3 or (j - i == 1 and (cue_before or (cue_after and words[j] in lx.MOVIE_NOUNS + ("films", "movies", "type"))) and not tokens[i].sentence_start):
+                out.append((i, j, "person"))
+            i = j
+        return out
+
+    @staticmethod
+    def _acts_in(words, end) -> bool:
+        return end + 1 < len(words) and words[end] == "in" and words[end + 1] in (
+            "it", "that", "this", "those", "these", "both", "his", "her", "their", "every", "all")
+
+    def _is_name_word(self, token: Token) -> bool:
+        raw = token.raw
+        if not raw[:1].isupper() or raw == "I" or not raw.isalpha() and "'" not in raw:
+            return False
+        if len(raw) > 1 and raw.isupper() and len(raw) <= 4:
+            return False  # an acronym: "LGBT", "WWII", "USA"
+        w = token.text
+        if w in self._strong_words or w in self._calendar or w in self._structure or w in self._fillers:
+            return False
+        return not token.sentence_start or w not in english_words() or w in self.titles.words
+
+    def _film_before(self, words, i) -> bool:
+        """A film's cue before word i: "seen X", "haven't seen X", "the X movies" (people take no article)."""
+        k = i - 1
+        if k >= 0 and words[k] == "the":
+            return True
+        while k >= 0 and words[k] in ("already", "yet", "also", "both", "all"):
+            k -= 1
+        return k >= 0 and words[k] in ("seen", "watched", "saw", "watch", "see")
+
+    def _like_before(self, words, i) -> bool:
+        """"like" as a preposition before word i ("movies like X"), not the verb ("I like X")."""
+        k = i - 1
+        if k >= 0 and words[k] in ("the", "a", "an"):
+            k -= 1
+        if k >= 0 and words[k] in ("to", "as") and k > 0 and words[k - 1] in ("similar", "such"):
+            return True
+        if k < 0 or words[k] != "like":
+            return False
+        j = k - 1
+        while j >= 0 and words[j] in lx.INTENSIFIERS + ("also", "just", "kinda", "kind", "of", "do", "still"):
+            j -= 1
+        # after a subject, an auxiliary or "and" it is the verb: "I like X", "and like them", "would like"
+        return j < 0 or words[j] not in ("i", "you", "we", "they", "he", "she", "dont", "didnt", "doesnt", "would",
+                                         "id", "wed", "also", "and", "but", "or", "to", "will", "might", "may",
+                                         "could", "should", "do", "did", "does", "people", "who", "ill", "youd")
+
+    def _plot(self, text, tokens, words, consumed, spans) -> tuple[str | None, set[int]]:
+        """Plot details the catalog cannot search: a relative clause after a film ("Alien where the
+        aliens eat people") or after "about a ..." ("about a dog who finds a home"). Its words
+        ask for no genre."""
+        n = len(words)
+        for i in range(n):
+            if i in consumed:
+                continue
+            start = None
+            if words[i] == "where" and any(end == i or (end == i - 1 and i - 1 in consumed) for _, end in spans):
+                start = i
+            elif words[i] in ("who", "whose", "which", "that") and i > 1:
+                k = i - 1
+                while k >= 0 and i - k <= 4 and words[k] != "about" and not tokens[k + 1].boundary_before:
+                    k -= 1
+                if k >= 0 and words[k] == "about" and i - k >= 2:
+                    start = i
+                    about = k
+            if start is None:
+                continue
+            end = start + 1
+            while end < n and not tokens[end].boundary_before:
+                end += 1
+            first = about if words[start] != "where" else start
+            return _raw(text, tokens, first, end), set(range(start, end))
+        return None, set()
+
+    def _off_topic(self, text, words, consumed) -> str | None:
+        """A question about something other than films ("what's the weather?"): the words of it.
+        Small talk ("how are you?") is no question of that kind."""
+        wh = ("what", "whats", "who", "whos", "where", "when", "how", "why", "do", "does", "can", "is", "are")
+        for sentence in re.split(r"(?<=[.!?])\s+|\n", text):
+            toks = tokenize(sentence)
+            ws = [t.text for t in toks]
+            if not ws or ("?" not in sentence and ws[0] not in wh):
+                continue
+            if any(w in ("it", "that", "this", "him", "his", "her", "them", "they", "one", "he", "she") for w in ws):
+                continue  # about the conversation's films or people
+            talk = {j for i, n in self._small_talk.find(ws) for j in range(i, i + n)}
+            content = [w for i, w in enumerate(ws) if i not in talk and w.isalpha() and w not in self._fillers
+                       and w not in self._structure and w not in STOPWORDS]
+            if content:
+                return sentence.strip()
+        return None
+
+    # ----------------------------------------------------------------------- titles seen or rejected
+    def _title_polarity(self, tokens, words, negated, titles: list[TitleMatch], unknown: list[OutOfCatalog],
+                        breaks: list[bool], pronouns: list[int] = ()) -> tuple[list[str], list[str], bool]:
+        """How the person speaks of each film named: "like" (a reference), "reject" ("not Star
+        Wars", "I hated Alien", "nothing like Alien"), "seen" ("I've already seen Titanic"),
+        "unseen" ("I haven't seen Fargo": no reference either way). A film listed right after
+        another ("seen X (1993) and Y (1996)", "not X or Y") shares its verdict. The third value:
+        a shown film is seen or rejected by a pointer ("I've seen that one", "I hated it")."""
+        n = len(words)
+        seen_scope, unseen_scope = [False] * n, [False] * n
+        for phrases, scope in ((self._seen, seen_scope), (self._unseen, unseen_scope)):
+            i = 0
+            while i < n:
+                length, _ = phrases.match(words, i)
+                if not length or (phrases is self._seen and (self._unseen_before(words, i) or self._asked(words, i))):
+                    i += 1
+                    continue
+                j = i + length
+                while j < n and not breaks[j]:
+                    scope[j] = True
+                    j += 1
+                i += length
+        spans = sorted([(m.start, m.end, ("t", k)) for k, m in enumerate(titles)]
+                       + [(u.start, u.end, ("u", k)) for k, u in enumerate(unknown)])
+        verdict: dict[tuple[str, int], str] = {}
+        prev_end, prev_verdict = None, None
+        for start, end, key in spans:
+            if unseen_scope[start]:
+                v = "unseen"
+            elif negated[start]:
+                v = "reject"
+            elif seen_scope[start]:
+                v = "seen"
+            else:
+                v = "like"
+            if v == "reject" and self._compared(words, start):
+                v = "like"  # "not as great as the original Star Wars": a comparison, not a rejection
+            if v == "like" and prev_end is not None and prev_verdict != "like" and not tokens[start].sentence_start:
+                gap = [w for w, t in zip(words[prev_end:start], tokens[prev_end:start]) if not t.bracketed]
+                if all(w in ("and", "or", "nor", "also") for w in gap):
+                    v = prev_verdict
+            # "we watched Die Hard (1988) and I hated it": the pronoun takes the film before it
+            if v == "like" and any(p >= end and not any(tokens[x].sentence_start for x in range(end, p + 1))
+                                   and not any(s2 > start and s2 < p for s2, _, _ in spans) for p in pronouns):
+                v = "reject"
+            verdict[key] = v
+            prev_end, prev_verdict = end, v
+        pointer = False
+        for i in range(n):
+            # "I've seen that one", "I hated it", "not the others you mentioned"
+            # the pointer must be the object itself, right after the cue ("I hated that one", "not
+            # a fan of those"), not a word further on ("I hate when that happens")
+            if (negated[i] or seen_scope[i]) and not unseen_scope[i] and self._deictic.match(words, i)[0] and (
+                    i + 1 >= n or words[i + 1] not in ("kind", "type", "sort", "genre")) and (
+                    i == 0 or not (negated[i - 1] or seen_scope[i - 1])
+                    or words[i - 1] in ("of", "with", "on", "for", "about", "seen", "watched", "all", "both")) and \
+                    not any(x in THIRD_PERSON for x in words[max(0, i - 5):i]):
+                pointer = True
+        return ([verdict[("t", k)] for k in range(len(titles))], [verdict[("u", k)] for k in range(len(unknown))],
+                pointer)
+
+    def _rejected_pronouns(self, tokens, words, negated) -> list[int]:
+        """Positions of "it" / "them" / "those" that the speaker rejects right after a negation cue
+        ("I can't stand them", "and I hated it"): they take the genre or film named just before, in
+        the same sentence. Only the speaker's own rejections ("my wife hates it" says nothing of theirs)."""
+        out = []
+        for i, w in enumerate(words):
+            if w not in ("it", "them", "those", "these") or not negated[i] or (i > 0 and negated[i - 1]):
+                continue
+            before = words[max(0, i - 5):i]
+            if any(x in ("i", "we", "im", "ive", "id") for x in before) and not any(x in THIRD_PERSON for x in before):
+                out.append(i)
+        return out
+
+    @staticmethod
+    def _compared(words, start) -> bool:
+        k = start - 1
+        while k >= 0 and words[k] in ("the", "a", "original", "first", "old"):
+            k -= 1
+        return k >= 0 and words[k] in ("as", "than")
+
+    @staticmethod
+    def _asked(words, i) -> bool:
+        """"have you seen X?": the other person is asked, the speaker has not said they saw it."""
+        return any(w in ("you", "u", "ya", "anyone", "anybody") for w in words[max(0, i - 3):i])
+
+    def _unseen_before(self, words, i) -> bool:
+        """"seen" inside "haven't seen", "not seen", "never seen"."""
+        return i > 0 and words[i - 1] in ("not", "never", "havent", "hasnt", "hadnt", "didnt", "yet", "really")
+
+    def _hedge_scopes(self, tokens, words) -> list[bool]:
+        n = len(words)
+        hedged = [False] * n
+        for i, length in self._hedge.find(words):
+            j = i + length
+            while j < n and not tokens[j].boundary_before and not self._breakers.match(words, j)[0]:
+                hedged[j] = True
+                j += 1
+        return hedged
+
+    # ----------------------------------------------------------------------- questions about a shown film
+    def _question_about_shown(self, text, tokens, words, consumed) -> tuple[set[int], bool]:
+        """Tokens of the sentences that ask about a film shown ("what is it about?", "who's in it?",
+        "is it scary?", "what is Fargo about?"), and whether they point at it ("it", "that one")."""
+        covered: set[int] = set()
+        deictic = False
+        joined, owner = _norm_text(tokens)
+        for m in self._QUESTION_RE.finditer(joined):
+            first, last = owner[m.start()], owner[m.end() - 1]
+            # "is it ...": a question only where it ends the sentence with "?" or opens it
+            if m.group("is_it") is not None:
+                if any(tokens[x].boundary_before for x in range(first + 1, last + 1)) or (
+                        first > 0 and words[first - 1] in ("how", "what", "where", "when", "who", "why")
+                        and not tokens[first].boundary_before):
+                    continue  # "I did. That was...", "how is it going?"
+                end = last
+                while end + 1 < len(tokens) and not tokens[end + 1].boundary_before:
+                    end += 1
+                closes = text[tokens[end].end:tokens[end].end + 3].lstrip().startswith("?") or end == len(tokens) - 1
+                if not (closes or tokens[first].sentence_start) or end - last > 4:
+                    continue
+                last = end
+            # the whole sentence: "so scary! what is it about" asks, it does not request
+            s = first
+            while s > 0 and not tokens[s].sentence_start:
+                s -= 1
+            e = last
+            while e + 1 < len(tokens) and not tokens[e + 1].sentence_start:
+                e += 1
+            covered.update(range(s, e + 1))
+            deictic = deictic or any(m.group(g) for g in ("pointer", "pointer2", "pointer3", "pointer4"))
+        return covered, deictic
+
+    _QUESTION_RE = re.compile(
+        r"\b(?:what(?: is| s| was| are| were|s)? (?:(?P<pointer>it|that|this|that one|this one|them|they|those|these)|[a-z0-9 ]{1,60}?)"
+        r"(?: (?:is|was|are|s))? about\b"
+        r"|(?:tell|say) (?:me |us )?(?:a (?:bit|little) |some(?:thing)? |(?:a )?(?:little )?more )*(?:more )?about"
+        r" (?:(?P<pointer2>it|that|this|them|those|these|that one|this one)|the (?:plot|story|movie|film|first|second|third))\b"
+        r"|whats? (?:is )?the (?:plot|story|premise|storyline|synopsis|subject)\b"
+        r"|what (?:genre|kind of movie|kind of film|type of movie) is (?:it|that|this)\b"
+        r"|who(?: is| s| are|s)? (?:in|starring in|stars in|plays in|acts in) (?P<pointer3>it|that|this|them|those|these|that one)\b"
+        r"|who (?:stars|plays|acts) in\b"
+        r"|(?P<is_it>\b(?:is|was|are|does|did) (?P<pointer4>it|that|this|that one|this one|they|those)\b))")
+
+    # ----------------------------------------------------------------------- per-turn operations
+    def _operations(self, tokens, words, consumed) -> tuple[list[str], list[str], set[int]]:
+        """(adjustments, relaxed slots, tokens used): "darker", "less violent", "something
+        different" -> ``adjust``; "any year is fine", "no matter the genre" -> ``relax``."""
+        adjust: list[str] = []
+        used: set[int] = set()
+        i = 0
+        while i < len(words):
+            if i in consumed:
+                i += 1
+                continue
+            length, value = self._adjust.match(words, i, consumed)
+            if length:
+                direction, keep_genre = value
+                adjust.append(direction)
+                if not keep_genre:
+                    used.update(range(i, i + length))
+                i += length
+            else:
+                i += 1
+        joined, owner = _norm_text(tokens)
+        relax: list[str] = []
+        for slot, patterns in self._relax.items():
+            for pattern in patterns:
+                for m in pattern.finditer(joined):
+                    relax.append(slot)
+                    used.update(range(owner[m.start()], owner[m.end() - 1] + 1))
+        return list(dict.fromkeys(adjust)), list(dict.fromkeys(relax)), used
+
+    def _card_ref(self, words, consumed) -> int | None:
+        """"more like the second one" -> 2, "like that one" / "similar to it" -> 0."""
+        for i, w in enumerate(words):
+            if w not in ("like", "to", "than") or (w == "to" and (i == 0 or words[i - 1] != "similar")):
+                continue
+            if w == "like" and not self._like_before(words, i + 1):
+                continue  # "I like them": the verb
+            k = i + 1
+            if k < len(words) and words[k] == "the":
+                length, rank = self._ordinals.match(words, k + 1)
+                if length:
+                    return int(rank)
+            if k < len(words) and self._deictic.match(words, k)[0] and words[k] not in ("they", "these"):
+                if words[k] in ("that", "this") and k + 1 < len(words) and words[k + 1] not in ("one", "movie", "film") and (
+                        words[k + 1] not in self._fillers or words[k + 1] in ("kind", "sort", "type", "stuff", "genre", "style")):
+                    continue  # "like that kind of thing"
+                return 0
+        return None
+
+    def _more_request(self, words, consumed) -> bool:
+        if any(w == "more" and i > 0 and (words[i - 1].isdecimal() or words[i - 1] in lx.NUMBER_WORDS)
+               for i, w in enumerate(words)):
+            return True  # "just 1 more suggestion?"
+        return any(not any(j in consumed for j in range(i, i + n)) for i, n in self._more_requests.find(words))
 
     # ----------------------------------------------------------------------- negation
-    def _negation_scopes(self, tokens: Sequence[Token], words: list[str]) -> tuple[list[bool], list[bool]]:
-        """Per word: inside an exclusion scope; and whether that scope is a soft one ("less")."""
+    def _clause_breaks(self, text: str, tokens: Sequence[Token]) -> list[bool]:
+        """Per word: a new clause starts here. Clause punctuation does it (quotes do not:
+        'avoid anything "kiddie"'), and so does a capitalised clause opener after a lower-case word,
+        the way people chain sentences without punctuation ("I don't like action Do you know...")."""
+        out = [False] * len(tokens)
+        for i, t in enumerate(tokens):
+            if i == 0:
+                continue
+            if t.boundary_before:
+                gap = text[tokens[i - 1].end:t.start]
+                out[i] = bool(gap.strip(" \"“”'‘’"))
+            elif (t.raw[:1].isupper() and t.text in self._clause_openers and tokens[i - 1].raw[:1].islower()):
+                out[i] = True
+        return out
+
+    def _negation_scopes(self, tokens: Sequence[Token], words: list[str], breaks: list[bool] | None = None,
+                         objects: set[int] = frozenset()) -> tuple[list[bool], list[bool]]:
+        """Per word: inside an exclusion scope; and whether that scope is a soft one ("less").
+        ``objects``: ends of named things (people, films); a scope whose object is one ends after
+        it ("I don't like Chevy Chase as a person, his movies were funny"), unless a list goes on."""
         n = len(words)
+        breaks = breaks if breaks is not None else [t.boundary_before for t in tokens]
         negated, soft = [False] * n, [False] * n
         active, is_soft, seen_content = False, False, False
         i = 0
         while i < n:
-            if tokens[i].boundary_before:
+            if breaks[i]:
                 active = False
             length, _ = self._noops.match(words, i)
             if length:
@@ -358,13 +913,20 @@ class OfflineParser(IntentParser):
                 continue
             soft_len, _ = self._soft_neg.match(words, i)
             hard_len, _ = self._neg.match(words, i)
+            if hard_len == 1 and not soft_len and words[i] in ("no", "nope", "nah") and i + 1 < n and \
+                    words[i + 1] in ANSWER_FOLLOWERS:
+                i += 1  # "No I was looking for a scary movie": an answer, then a sentence of its own
+                continue
             length = max(soft_len, hard_len)
             if length:
-                opens = i + length < n and not tokens[i + length].boundary_before
+                opens = i + length < n and not breaks[i + length]
                 if opens:
                     active, is_soft, seen_content = True, soft_len >= hard_len, False
                 i += length
                 continue
+            if active and i in objects and \
+                    words[i] not in ("and", "or", "nor", "movies", "films", "movie", "film", "flicks", "type", "style"):
+                active = False
             if active:
                 brk, _ = self._breakers.match(words, i)
                 if brk and seen_content:
@@ -471,6 +1033,47 @@ class OfflineParser(IntentParser):
                     break
                 prev.negated, prev.soft = True, False
 
+    def _said_of_film(self, words, breaks, start: int) -> bool:
+        """The words at ``start`` describe a film already in the conversation: "it's a comedy",
+        "that was so funny", "it wasn't scary", "I loved that cartoon", "it's a classic". A
+        relative "that" ("something that is a thriller") is no pointer."""
+        if start > 0 and not breaks[start] and words[start - 1] in ("that", "this", "those", "these") and (
+                start < 2 or words[start - 2] not in ("like", "to", "as", "than", "of", "about", "for")):
+            return True  # "that cartoon", but not "something like that comedy"
+        k = start - 1
+        while k >= 0 and not breaks[k + 1] and (words[k] in self._fillers or words[k] in lx.INTENSIFIERS
+                                                 or words[k] in ("not", "so", "such", "pretty", "isnt", "wasnt")):
+            if words[k] in ("its", "it", "this") or (words[k] in ("that", "thats") and (k == 0 or breaks[k])):
+                break
+            k -= 1
+        if k < 0 or breaks[k + 1]:
+            return False
+        if words[k] == "its" or (words[k] == "thats" and (k == 0 or breaks[k])):
+            return True
+        return (words[k] in ("it", "this", "that") and k + 1 < start and words[k + 1] in ("is", "was", "s", "isnt", "wasnt")
+                and (words[k] != "that" or k == 0 or breaks[k]))
+
+    def _qualify(self, tokens, words, mentions: list[_Mention], negated, breaks) -> list[_Mention]:
+        """Genre words that ask for nothing: the genre a shown film is said to be ("I think it's
+        a comedy", "it wasn't scary", "that was so funny"), the other side of a comparison
+        ("more action than romance"), and a negated subtype ("no dirty comedies" bans those,
+        not comedies)."""
+        out = []
+        for m in mentions:
+            if self._said_of_film(words, breaks, m.start):
+                continue  # "it's a comedy", "I loved that cartoon"
+            if m.start > 0 and words[m.start - 1] == "than" and not breaks[m.start] and not m.negated:
+                continue  # "more action than romance" ("other than drama" is an exclusion)
+            if m.negated and m.start > 0 and not breaks[m.start] and negated[m.start - 1]:
+                prev = words[m.start - 1]
+                if (prev.isalpha() and prev not in self._fillers and prev not in self._neg_words
+                        and prev not in self._genre_words and prev not in STOPWORDS and prev not in lx.INTENSIFIERS
+                        and not self._typo(prev)):
+                    m = _Mention(m.start, m.end, m.genres, m.strong, negated=False, soft=m.soft, typo_of=m.typo_of)
+                    m.genres = ()  # "not grossout comedies": a subtype, neither wanted nor banned
+            out.append(m)
+        return out
+
     @staticmethod
     def _genres(mentions: list[_Mention]) -> tuple[list[str], list[str]]:
         """(wanted, excluded). A genre the message asks for is never also excluded by it: the
@@ -544,28 +1147,45 @@ class OfflineParser(IntentParser):
             return int(m.group(1) or 19) * 100 + int(m.group(2)) * 10
         return lx.DECADE_WORDS.get(word)
 
-    def _years(self, tokens, words, consumed, negated, previous) -> tuple[YearRange | None, set[int]]:
+    def _years(self, tokens, words, consumed, negated, breaks=None) -> tuple[YearRange | None, set[int], list[str], str | None]:
+        """(year window, its words, relative eras asked for ("older", "newer"), the words of an
+        era the catalog has no films of, e.g. "from 2017").
+
+        A decade is an era wherever it stands ("80s", "the eighties"); a bare year only where the
+        words make it one: a comparison ("before 1980"), a cue ("from 1994", "late 2017"), a film
+        noun after it ("a 1994 comedy"), or a link to another counted year ("1970 to 1980"). So
+        "1922 on Netflix" and "happy 2018" are no eras, and a title's "(1995)" never reaches here.
+        A relative era ("older", "more recent") is no fixed window: the dialogue manager moves
+        relative to what was shown (``Intent.adjust``)."""
+        breaks = breaks if breaks is not None else [t.boundary_before for t in tokens]
         used: set[int] = set()
         starts: list[int] = []
         ends: list[int] = []
         plain: list[tuple[int, int]] = []
+        counted: set[int] = set()
+        first_used: int | None = None
         for i, w in enumerate(words):
-            if i in consumed:
+            if i in consumed or tokens[i].bracketed:
                 continue
             year = self._year_value(w)
             decade = None if year is not None else self._decade_value(w)
             if year is None and decade is None:
                 continue
             lo, hi = (year, year) if year is not None else (decade, decade + 9)
-            used.add(i)
             j = i
+            local: set[int] = {i}
             if decade is not None and j > 0:
                 length, part = self._decade_parts.match(words, j - 1)
                 if length == 1 and part is not None:
                     lo, hi = decade + part[0], decade + part[1]
-                    used.add(j - 1)
+                    local.add(j - 1)
                     j -= 1
-            kind = self._comparator_before(words, j, used)
+            kind = self._comparator_before(words, j, local)
+            if kind is None and year is not None and not self._year_cued(tokens, words, i, counted, local):
+                continue  # a number, not an era: "1922 on Netflix", "happy 2018"
+            counted.add(i)
+            used |= local
+            first_used = min(local) if first_used is None else min(first_used, min(local))
             if kind is None:
                 if negated[i]:
                     continue  # "nothing from the 80s": a range cannot exclude years
@@ -585,10 +1205,15 @@ class OfflineParser(IntentParser):
             starts.append(min(lo for lo, _ in plain))
             ends.append(max(hi for _, hi in plain))
         if not starts and not ends:
-            return self._relative_years(words, consumed, negated, previous, used)
+            adjust, relative_used = self._relative_era(words, consumed, negated, breaks)
+            return None, used | relative_used, adjust, None
         start = max(starts) if starts else None
         end = min(ends) if ends else None
-        return self._year_range(start, end), used
+        if start is not None and start > self.max_year:
+            # "from 2017", "the 2000s": the catalog ends before that; a window would empty it
+            last = max(used)
+            return None, used, [], " ".join(t.raw for t in tokens[first_used:last + 1])
+        return self._year_range(start, end), used, [], None
 
     def _comparator_before(self, words, j, used) -> str | None:
         k = j - 1
@@ -604,28 +1229,46 @@ class OfflineParser(IntentParser):
                     return kind
         return None
 
-    def _relative_years(self, words, consumed, negated, previous, used) -> tuple[YearRange | None, set[int]]:
-        old = [(i, n) for i, n in self._old.find(words) if not any(j in consumed for j in range(i, i + n))]
-        recent = [(i, n) for i, n in self._recent.find(words) if not any(j in consumed for j in range(i, i + n))]
+    def _year_cued(self, tokens, words, i, counted: set[int], local: set[int]) -> bool:
+        """A bare year the words around make an era (see ``_years``)."""
+        k = i - 1
+        if k >= 0 and words[k] == "the":
+            k -= 1
+        if k >= 0 and not tokens[i].boundary_before:
+            for length in (2, 1):
+                if k - length + 1 >= 0 and tuple(words[k - length + 1:k + 1]) in self._year_cues:
+                    local.update(range(k - length + 1, k + 1))
+                    return True
+            # "1970 to 1980", "1990-1995", "late 2017 or early 2018"
+            if words[k] in lx.YEAR_LINKS or tokens[i].hyphen_before or (k - 1 >= 0 and words[k] in lx.DECADE_PARTS):
+                back = k - 1 if words[k] in lx.YEAR_LINKS else k
+                if words[k] in lx.DECADE_PARTS and words[k - 1] in lx.YEAR_LINKS:
+                    back = k - 2
+                if back in counted or (tokens[i].hyphen_before and i - 1 in counted):
+                    return True
+        nxt = i + 1
+        if nxt < len(words) and not tokens[nxt].boundary_before and (
+                words[nxt] in self._movie_nouns - {"one", "ones", "something", "anything", "stuff", "watch"}
+                or self._terms.match(words, nxt)[0]):
+            return True  # "a 1994 comedy", "1960s-style"... "1994 movies"
+        return False
+
+    def _relative_era(self, words, consumed, negated, breaks) -> tuple[list[str], set[int]]:
+        """"older" / "classic" -> ["older"], "more recent" / "newer" -> ["newer"]; a negated one
+        turns ("I don't watch newer movies" -> older); one said of a film ("it's a classic") asks
+        for nothing."""
+        old = [(i, n) for i, n in self._old.find(words) if not any(j in consumed for j in range(i, i + n))
+               and not self._said_of_film(words, breaks, i)]
+        recent = [(i, n) for i, n in self._recent.find(words) if not any(j in consumed for j in range(i, i + n))
+                  and not self._said_of_film(words, breaks, i)]
         if not old and not recent:
-            return None, used
-        prev = previous.years if previous is not None else None
-        recent_start = self.max_year - lx.RECENT_SPAN_YEARS + 1
+            return [], set()
         want_old = bool(old) and not (recent and len(recent) > len(old))
         hits = old if want_old else recent
-        for i, n in hits:
-            used.update(range(i, i + n))
+        used = {j for i, n in hits for j in range(i, i + n)}
         if any(negated[i] for i, _ in hits):  # "nothing old" = recent enough; "nothing recent" = old
             want_old = not want_old
-        if want_old:
-            if prev is not None and prev.start is not None:
-                return self._year_range(None, prev.start - 1), used
-            if prev is not None and prev.end is not None:
-                return self._year_range(None, prev.end - lx.OLDER_STEP_YEARS), used
-            return self._year_range(None, lx.OLD_END_YEAR), used
-        if prev is not None and prev.end is not None and prev.end < self.max_year:
-            return self._year_range(prev.end + 1, None), used
-        return self._year_range(recent_start, None), used
+        return ["older" if want_old else "newer"], used
 
     @staticmethod
     def _year_range(start: int | None, end: int | None) -> YearRange | None:
@@ -661,7 +1304,7 @@ class OfflineParser(IntentParser):
         return None, set()
 
     # ----------------------------------------------------------------------- acts
-    def _explain_request(self, text, tokens, words, has_title: bool) -> tuple[bool, int | None]:
+    def _explain_request(self, text, tokens, words, has_title: bool, consumed: set[int] = frozenset()) -> tuple[bool, int | None]:
         """(asks why a pick was made, 1-based rank of the card it points at or None).
 
         A "why" counts when it points at a pick: an ordinal ("the second one", "#3"), a named film
@@ -670,11 +1313,16 @@ class OfflineParser(IntentParser):
         if not cues:
             return False, None
         start, length = cues[0]
+        first = start
+        while first > 0 and not tokens[first].sentence_start:
+            first -= 1
+        if self._fresh.find(words[:first]):
+            return False, None  # "I'm looking for a comedy. Not sure why it typed that": a request
         after = words[start + length:start + length + 1]
         if after and after[0] in ("not", "dont", "wouldnt"):
             return False, None  # "why not a comedy?" is a suggestion
         rank = None
-        ordinals = self._ordinals.find(words)
+        ordinals = [(i, n) for i, n in self._ordinals.find(words) if i not in consumed]  # not "50 First Dates"
         if ordinals:
             rank = self._ordinals.match(words, ordinals[0][0])[1]
         else:
@@ -696,13 +1344,46 @@ class OfflineParser(IntentParser):
         return all(i in consumed or w in more_words or w in self._fillers or w.isdecimal() or w in lx.NUMBER_WORDS
                    for i, w in enumerate(words))
 
-    def _refine_or_recommend(self, words, previous: Intent | None, has_title: bool) -> Act:
+    def _refine_or_recommend(self, tokens, words, previous: Intent | None, has_title: bool, excluded: list[str],
+                             genres: list[str], adjust: list[str], more: bool, pointer: bool) -> Act:
         """With a standing request: ``refine`` when the message adjusts it (a follow-up cue, or no
-        sign of a fresh request such as "recommend" or a named film); else ``recommend``."""
-        if previous is None:
-            return Act.recommend
-        refine_cue = bool(self._refine.find(words))
+        sign of a fresh request such as "recommend" or a named film); else ``recommend``.
+
+        Without one (a first message, or the gold set's cases read alone) the form can still show
+        an adjustment of a list the person has seen: a relative change ("anything funnier?",
+        "more recent"), only exclusions ("I don't like sci-fi"), "any other comedies?", or a
+        pointer at a shown film ("I hated that one, ..."). The dialogue manager treats a refine
+        with nothing standing as a new request."""
         fresh_cue = bool(self._fresh.find(words))
-        if refine_cue or not (fresh_cue or has_title):
+        if previous is not None:
+            refine_cue = bool(self._refine.find(words))
+            if refine_cue or not (fresh_cue or has_title):
+                return Act.refine
+            return Act.recommend
+        tone = [a for a in adjust if a not in ("older", "newer")]
+        if fresh_cue or (has_title and not tone and not pointer):
+            return Act.recommend
+        if tone or more or pointer:  # "anything funnier?", "any other comedies?", "not the others"
+            return Act.refine
+        if self._opening.find(words):  # "watching some older movies" opens a request
+            return Act.recommend
+        if adjust:
+            return Act.refine
+        if excluded and not genres and not has_title and not self._wanted_any(words):
             return Act.refine
         return Act.recommend
+
+    def _refine_form(self, words, consumed) -> bool:
+        """A comparison asks to move from what was shown: "something more feminine", "a little
+        more action than romance", "more like Fargo" (not "more movies", "any more")."""
+        for i, w in enumerate(words[:-1]):
+            if w in ("more", "less") and i not in consumed and (i == 0 or words[i - 1] not in ("any", "some", "no", "one", "few")):
+                nxt = words[i + 1]
+                if nxt not in self._movie_nouns and nxt not in self._more_requests.words() and not nxt.isdecimal() \
+                        and nxt not in ("of", "than", "and", "or", "to", "please", "suggestions", "ideas", "options"):
+                    return True
+        return False
+
+    def _wanted_any(self, words) -> bool:
+        """Something wanted besides the exclusions: "anything except horror", or a genre asked for."""
+        return any(w in ("anything", "everything", "all", "mostly", "any") for w in words)

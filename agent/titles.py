@@ -17,6 +17,13 @@ of the request that spells a title is taken as a reference only with evidence:
 A one-word title must also stand alone in its phrase ("like Alien" yes, "like alien movies" no),
 and a one-word title that is also a genre word ("Ghost", "Scream") needs quotes or capitals.
 Small typos are forgiven after a cue or inside quotes (``FUZZY_CUTOFF``).
+
+A year in parentheses after a title ("Heat (1995)", the way ReDial's interface writes titles) is
+part of the title: the words before it are matched against the catalog first, and only a film of
+that title AND that year (one year off is the same film, listed a year apart) is taken. Anything
+else there is a film the catalog does not have (``OutOfCatalog``), a newer namesake included: The
+Heat (2013) is not Heat (1995). A title word inside a longer capitalised name ("Chris Rock",
+"Maid in Manhattan", "Avengers: Infinity War") is no reference to that title either.
 """
 from __future__ import annotations
 
@@ -67,6 +74,12 @@ _NUMBER_WORDS = {
 _ROMAN = {"ii": "2", "iii": "3", "iv": "4", "v": "5", "vi": "6", "vii": "7", "viii": "8", "ix": "9"}
 _TRAILING_ARTICLE = re.compile(r"^(?P<body>.+), (?P<article>The|A|An|Les|Le|La|L'|Il|El|Das|Der|Die|Det|Den)$")
 _PAREN = re.compile(r"\s*\(([^()]*)\)\s*")
+_YEAR = re.compile(r"(19|20)\d\d")
+YEAR_SLIP = 1                 # "Heat (1996)" is ML's Heat (1995): listings differ by a year at most
+# lower-case words that may stand inside a capitalised title ("Gone with the Wind")
+TITLE_JOINERS = frozenset("of the a an and in on at to for from with by vs or de la le".split())
+# gaps inside a title that clause punctuation would otherwise end ("Alien: Resurrection", "Face/Off")
+_TITLE_GAP = re.compile(r"^\s*(:|/|[-–—])?\s*$")
 
 
 # --------------------------------------------------------------------------- tokenizer
@@ -88,13 +101,14 @@ class Token:
     sentence_start: bool = False
     hyphen_before: bool = False
     quoted: bool = False
+    bracketed: bool = False   # alone in parentheses: "(1995)"
 
 
 _TOKEN = re.compile(r"(?:[^\W\d_]\.){2,}|[^\W_]+(?:['’][^\W_]+)*|&")
 _QUOTED = re.compile(r"\"([^\"]+)\"|“([^”]+)”|(?<!\w)'([^']+)'(?!\w)|‘([^’]+)’")
 _BOUNDARY_CHARS = set(",;:!?()[]{}\"“”…\n")
 _SENTENCE_END_CHARS = set(".!?\n")
-_ABBREVIATIONS = {"mr", "mrs", "ms", "dr", "st", "jr", "sr", "vs", "mt", "prof"}
+_ABBREVIATIONS = {"mr", "mrs", "ms", "dr", "st", "jr", "sr", "vs", "mt", "prof", "vol"}
 
 
 def tokenize(text: str) -> list[Token]:
@@ -113,8 +127,10 @@ def tokenize(text: str) -> list[Token]:
         boundary = bool(tokens) and (any(c in _BOUNDARY_CHARS for c in gap) or period_ends or dash_clause)
         sentence = not tokens or any(c in _SENTENCE_END_CHARS for c in gap.replace(".", "")) or period_ends
         quoted = any(a <= match.start() < b for a, b in quoted_ranges)
+        bracketed = stripped.endswith("(") and text[match.end():].lstrip().startswith(")")
         tokens.append(Token(norm, raw, match.start(), match.end(), boundary, sentence,
-                            hyphen_before=bool(tokens) and stripped == "-" and gap == "-", quoted=quoted))
+                            hyphen_before=bool(tokens) and stripped == "-" and gap == "-", quoted=quoted,
+                            bracketed=bracketed))
         prev_end, prev_text = match.end(), norm
     return tokens
 
@@ -179,11 +195,28 @@ class TitleMatch:
 
 
 @dataclass(frozen=True)
+class OutOfCatalog:
+    """A film named with its year ("The Babadook (2014)") that the catalog does not have: tokens
+    [start, end) including the year; ``text`` as typed."""
+
+    start: int
+    end: int
+    text: str
+    year: int
+
+
+@dataclass(frozen=True)
 class _Entry:
     priority: int
     popularity: int
     item_id: int
     year: int | None
+
+
+def _series(entries: list[_Entry]) -> bool:
+    """The typed words are only the shared short form of several films ("Star Trek" for Star
+    Trek: Generations, First Contact...): a series, not one film."""
+    return entries[0].priority == 2 and len({e.item_id for e in entries if e.priority == 2}) > 1
 
 
 class TitleIndex:
@@ -219,6 +252,7 @@ class TitleIndex:
                        | {w for w, n in df.items() if n >= COMMON_TITLE_WORD_DF})
         self.words = frozenset(df)  # every word of every title: real words, never typos
         self._cues = sorted({tuple(c) for c in cue_phrases if c}, key=len, reverse=True)
+        self._lead_words = (self._fillers | frozenset(w for c in self._cues for w in c)) - frozenset(_ARTICLES)
         self._movie_nouns = frozenset(movie_nouns)
         self.max_tokens = min(MAX_SPAN_TOKENS, max(len(k.split()) for k in self._keys) + 1)
         # longest key (in words) by its first word: most words of a message start no title
@@ -245,8 +279,11 @@ class TitleIndex:
         return entries[0].item_id
 
     # ----------------------------------------------------------------------- spotting in a message
-    def find(self, tokens: Sequence[Token], skip: set[int] = frozenset()) -> list[TitleMatch]:
-        """Titles named in a tokenised message, left to right, without overlaps."""
+    def find(self, tokens: Sequence[Token], skip: set[int] = frozenset(), text: str | None = None,
+             unknown: list[OutOfCatalog] | None = None) -> list[TitleMatch]:
+        """Titles named in a tokenised message, left to right, without overlaps. ``text``: the
+        message the tokens come from (to read the punctuation inside "Title: Subtitle (Year)");
+        ``unknown``: receives the films named with a year that the catalog does not have."""
         n = len(tokens)
         words = [t.text for t in tokens]
         cased = any(t.raw[:1].islower() for t in tokens) and any(t.raw[:1].isupper() for t in tokens)
@@ -254,6 +291,28 @@ class TitleIndex:
         significant = [i for i, t in enumerate(tokens) if t.text not in self._fillers]
         taken: set[int] = set(skip)
         found: list[TitleMatch] = []
+
+        # 0. "Title (Year)": the year decides, and the words before it are taken either way
+        for j, tok in enumerate(tokens):
+            if not tok.bracketed or j in taken or not _YEAR.fullmatch(tok.text):
+                continue
+            taken.add(j)
+            run = self._title_run(tokens, j, taken, text)
+            if run is None:
+                continue
+            year = int(tok.text)
+            match = self._match_with_year(tokens, words, run[0], j, year)
+            start = run[1]
+            if match is not None:
+                found.append(match)
+                taken.update(range(match.start, match.end))
+            else:
+                taken.update(range(start, j))
+                if unknown is not None:
+                    end_char = text.find(")", tok.end) + 1 if text is not None else 0
+                    raw = text[tokens[start].start:end_char or tok.end] if text is not None else " ".join(
+                        t.raw for t in tokens[start:j + 1])
+                    unknown.append(OutOfCatalog(start, j + 1, raw, year))
 
         # 1. exact spans, longest first at each position
         i = 0
@@ -268,6 +327,10 @@ class TitleIndex:
                     if not entries:
                         continue
                     evidence = self._exact_evidence(tokens, i, i + length, found, cased, significant)
+                    if evidence and cased and self._inside_longer_name(tokens, i, i + length, text):
+                        evidence = None
+                    if evidence and _series(entries):
+                        evidence = None
                     if evidence:
                         match = self._resolve(tokens, entries, i, i + length, 100.0, evidence)
                         break
@@ -283,12 +346,91 @@ class TitleIndex:
         # 2. typed with small typos: after a cue, or inside quotes
         for start in self._fuzzy_starts(tokens, found, taken)[:MAX_FUZZY_STARTS]:
             match = self._fuzzy_at(tokens, start, taken)
+            if match and cased and self._inside_longer_name(tokens, match.start, match.end, text):
+                match = None
             if match:
                 found.append(match)
                 taken.update(range(match.start, match.end))
                 if match.year_token is not None:
                     taken.add(match.year_token)
         return sorted(found, key=lambda m: m.start)
+
+    # ----------------------------------------------------------------------- titles with a year
+    def _name_capital(self, token: Token) -> bool:
+        """A capitalised word that belongs to a name or title, not just to the sentence: a sentence's
+        first word counts only when it is no ordinary word ("Fargo was great", not "Like Seven");
+        "I" never does."""
+        if not (token.raw[:1].isupper() or token.raw[:1].isdigit()) or token.raw == "I":
+            return False
+        return not token.sentence_start or token.text not in self.common
+
+    @staticmethod
+    def _joined(tokens: Sequence[Token], k: int, text: str | None) -> bool:
+        """Token k continues the title of token k-1 (no clause punctuation between, bar ":", "/", dashes)."""
+        if not tokens[k].boundary_before:
+            return True
+        if text is None or tokens[k].sentence_start:
+            return False
+        return bool(_TITLE_GAP.match(text[tokens[k - 1].end:tokens[k].start]))
+
+    def _title_run(self, tokens: Sequence[Token], j: int, taken: set[int], text: str | None) -> tuple[int, int] | None:
+        """(first token, first token without the sentence's own leading words) of the capitalised
+        title run that ends before the year at ``j``; None when there is none."""
+        k, start = j - 1, None
+        while k >= 0 and j - k <= MAX_SPAN_TOKENS + 2 and k not in taken:
+            tok = tokens[k]
+            capital = tok.raw[:1].isupper() or tok.raw[:1].isdigit()
+            if not capital and tok.text not in TITLE_JOINERS:
+                break
+            if capital:
+                start = k
+            if not self._joined(tokens, k, text):
+                break
+            k -= 1
+        if start is None:
+            return None
+        # leading words of the sentence around the title: "LOVED Rudy (1993)", "Like Seven (1995)"
+        trimmed = start
+        while trimmed < j - 1 and tokens[trimmed].text in self._lead_words and (
+                tokens[trimmed].sentence_start or tokens[trimmed].raw.isupper() or tokens[trimmed].raw[:1].islower()):
+            trimmed += 1
+        return start, trimmed
+
+    def _match_with_year(self, tokens, words, start: int, j: int, year: int) -> TitleMatch | None:
+        """The longest catalog title ending right before the year at ``j`` whose year matches."""
+        for s in range(start, j):
+            entries = self._entries.get(title_key(words[s:j]))
+            if not entries:
+                continue
+            close = [e for e in entries if e.year is not None and abs(e.year - year) <= YEAR_SLIP]
+            if close:
+                close.sort(key=lambda e: (abs(e.year - year), e.priority, -e.popularity, e.item_id))
+                return TitleMatch(close[0].item_id, s, j, 100.0, "year", j)
+        return None
+
+    def _inside_longer_name(self, tokens: Sequence[Token], start: int, end: int, text: str | None) -> bool:
+        """The capitalised span is part of a longer name: "Chris Rock", "Maid in Manhattan",
+        "Avengers: Infinity War" name neither The Rock nor Manhattan nor The Avengers."""
+        if not all(t.raw[:1].isupper() or t.raw[:1].isdigit() or t.text in STOPWORDS for t in tokens[start:end]):
+            return False
+        before, after = start - 1, end
+        if before >= 0 and self._joined(tokens, start, text):
+            if self._name_capital(tokens[before]) and tokens[before].text not in _ARTICLES:
+                return True
+            k = before
+            while (k > 0 and before - k < 2 and tokens[k].text in TITLE_JOINERS - {"and", "or"}
+                   and not tokens[k].raw[:1].isupper() and self._joined(tokens, k, text)):
+                k -= 1
+                if self._name_capital(tokens[k]):
+                    return True  # "Maid in Manhattan", "What We Do in the Shadows"
+        if after < len(tokens) and self._joined(tokens, after, text) and not tokens[after].bracketed:
+            if self._name_capital(tokens[after]):
+                return True
+            if (tokens[after].text in TITLE_JOINERS - {"and", "or"} and after + 1 < len(tokens)
+                    and not tokens[after].raw[:1].isupper() and self._joined(tokens, after + 1, text)
+                    and self._name_capital(tokens[after + 1])):
+                return True
+        return False
 
     def _longest_at(self, words: Sequence[str], i: int) -> int:
         """Most words a title starting at word ``i`` can span (0: none starts there)."""
@@ -333,6 +475,8 @@ class TitleIndex:
         if one_word:
             nxt = tokens[end] if end < len(tokens) else None
             prev = tokens[start - 1] if start > 0 else None
+            if not quoted and span[0].text in ("a", "an") and not capitals:
+                return None  # "not a fan of", "a ghost": a description, not The Fan
             if not quoted:
                 if nxt is not None and not nxt.boundary_before and (
                         nxt.text in self._movie_nouns or (nxt.text not in STOPWORDS and not capitals)):
@@ -384,4 +528,6 @@ class TitleIndex:
         if best is None:
             return None
         score, end, entries = best
+        if _series(entries):
+            return None
         return self._resolve(tokens, entries, start, end, float(score), "fuzzy")

@@ -2,13 +2,17 @@
 
 A gold case is ``{"id", "utterance", "expected": {"genres", "exclude_genres", "titles"}, "tags"}``
 with genres from the MovieLens vocabulary and titles as MovieLens item ids. ``expected`` may also
-hold ``"years": {"start", "end"}`` (either may be null) and ``"act"`` (an ``Act`` value); those are
-scored only over the cases that carry them. ``tags`` is optional.
+hold ``"years"`` (``{"start", "end"}``, either may be null, or ``null``: the message asks for no
+era), ``"act"`` (an ``Act`` value) and ``"exclude_titles"`` (item ids the person rejects or has
+seen); those are scored only over the cases that carry them. ``tags`` is optional. ``turns`` (optional)
+lists earlier messages of the same person, oldest first: they are parsed in order, each parse
+merged into the standing request (``agent.session.merge``), and the case's utterance is parsed
+with that request as ``previous``.
 
 Metrics of ``evaluate_gold``:
 
 - ``accuracy``: the predicted genre set equals the expected one (an empty set counts: chit-chat
-  must produce no genres).
+  must produce no genres). The whole parse is ``cases_correct``.
 - ``micro_precision`` / ``micro_recall`` / ``micro_f1``: over all (case, genre) pairs of wanted
   genres. A case with no expected and no predicted genres adds nothing; when no pair exists at
   all, all three are 1.0.
@@ -17,8 +21,14 @@ Metrics of ``evaluate_gold``:
 - ``title_accuracy``: exact match of the title id set, over the cases that expect a title OR
   where the parser predicted one, so false references count against it as much as missed ones;
   1.0 when no case is in scope. ``title_cases`` says how many were.
-- ``year_accuracy`` / ``act_accuracy``: exact match over the cases that carry ``years`` / ``act``
-  (None when none do).
+- ``year_accuracy`` / ``act_accuracy`` / ``exclude_title_accuracy``: exact match over the cases
+  that carry ``years`` / ``act`` / ``exclude_titles`` (None when none do). ``act_accuracy_no_refine``:
+  the same over the cases whose act is not ``refine`` (a message read alone rarely shows that it
+  adjusts a standing request).
+- ``unwanted_years``: cases expecting no era (``"years": null``, or ``{"start": null, "end": null}``)
+  that got a year window; ``year_errors``: cases with any year mismatch.
+- ``cases_correct`` (also as ``whole_parse``): the whole parse right (genres, exclusions and
+  titles, plus years, act and excluded titles where the case states them).
 - ``n`` and ``cases``: every case with its prediction and ``correct`` (genres, exclusions and
   titles all right, and years / act where expected).
 """
@@ -33,9 +43,9 @@ from data.movielens import GENRES
 
 
 EXPECTED_KEYS = ("genres", "exclude_genres", "titles")
-OPTIONAL_EXPECTED_KEYS = ("years", "act")
+OPTIONAL_EXPECTED_KEYS = ("years", "act", "exclude_titles")
 CASE_KEYS = ("id", "utterance", "expected")
-OPTIONAL_CASE_KEYS = ("tags",)
+OPTIONAL_CASE_KEYS = ("tags", "turns")
 
 
 class GoldSetError(ValueError):
@@ -117,25 +127,51 @@ def validate_case(item: object, where: str = "case") -> dict:
     if not isinstance(titles, list) or not all(isinstance(t, int) and not isinstance(t, bool) for t in titles):
         raise GoldSetError(f"{label}: expected.titles must be a list of MovieLens item ids (integers)")
     out_expected = {k: list(expected[k]) for k in EXPECTED_KEYS}
+    if "exclude_titles" in expected:
+        excluded = expected["exclude_titles"]
+        if not isinstance(excluded, list) or not all(isinstance(t, int) and not isinstance(t, bool) for t in excluded):
+            raise GoldSetError(f"{label}: expected.exclude_titles must be a list of MovieLens item ids (integers)")
+        out_expected["exclude_titles"] = list(excluded)
     if "years" in expected:
         years = expected["years"]
-        if not isinstance(years, dict) or set(years) - {"start", "end"} or not all(
-                v is None or (isinstance(v, int) and not isinstance(v, bool)) for v in years.values()):
-            raise GoldSetError(f"{label}: expected.years must be {{\"start\": int|null, \"end\": int|null}}")
-        out_expected["years"] = {"start": years.get("start"), "end": years.get("end")}
+        if years is not None and (not isinstance(years, dict) or set(years) - {"start", "end"} or not all(
+                v is None or (isinstance(v, int) and not isinstance(v, bool)) for v in years.values())):
+            raise GoldSetError(f"{label}: expected.years must be {{\"start\": int|null, \"end\": int|null}} or null")
+        # {"start": null, "end": null} and null both say: no era asked for
+        if years is not None and (years.get("start") is not None or years.get("end") is not None):
+            out_expected["years"] = {"start": years.get("start"), "end": years.get("end")}
+        else:
+            out_expected["years"] = None
     if "act" in expected:
         valid = [a.value for a in Act]
         if expected["act"] not in valid:
             raise GoldSetError(f"{label}: expected.act {expected['act']!r} is not one of {valid}")
         out_expected["act"] = expected["act"]
-    return {"id": str(item["id"]), "utterance": item["utterance"], "expected": out_expected, "tags": list(tags)}
+    turns = item.get("turns", [])
+    if not isinstance(turns, list) or not all(isinstance(t, str) for t in turns):
+        raise GoldSetError(f"{label}: turns must be a list of earlier messages (strings), oldest first")
+    out = {"id": str(item["id"]), "utterance": item["utterance"], "expected": out_expected, "tags": list(tags)}
+    if turns:
+        out["turns"] = list(turns)
+    return out
 
 
 # --------------------------------------------------------------------------- scoring
 def _prediction(intent: Intent) -> dict:
     years = None if intent.years is None else {"start": intent.years.start, "end": intent.years.end}
     return {"genres": list(intent.genres), "exclude_genres": list(intent.exclude_genres),
-            "titles": list(intent.titles), "years": years, "act": intent.act.value}
+            "titles": list(intent.titles), "exclude_titles": list(intent.exclude_titles),
+            "years": years, "act": intent.act.value}
+
+
+def _parse_case(case: dict, parser: IntentParser) -> Intent:
+    """The case's utterance parsed with its earlier turns (if any) as the standing request."""
+    from agent.session import merge
+
+    standing: Intent | None = None
+    for turn in case.get("turns", []):
+        standing = merge(standing, parser.parse(turn, standing).intent)
+    return parser.parse(case["utterance"], standing).intent
 
 
 def evaluate_gold(cases: Sequence[dict], parser: IntentParser) -> dict:
@@ -143,11 +179,12 @@ def evaluate_gold(cases: Sequence[dict], parser: IntentParser) -> dict:
     tp = fp = fn = 0
     genre_hits: dict[str, list[int]] = {}
     n_genre = n_excl = n_title = n_title_ok = n_years = n_years_ok = n_act = n_act_ok = 0
+    n_act_nr = n_act_nr_ok = n_xt = n_xt_ok = unwanted_years = 0
     rows = []
     for case in cases:
         case = validate_case(case, where=f"case {case.get('id', '?')!r}" if isinstance(case, dict) else "case")
         expected = case["expected"]
-        predicted = _prediction(parser.parse(case["utterance"]).intent)
+        predicted = _prediction(_parse_case(case, parser))
         exp_g, pred_g = set(expected["genres"]), set(predicted["genres"])
         tp += len(exp_g & pred_g)
         fp += len(pred_g - exp_g)
@@ -164,15 +201,24 @@ def evaluate_gold(cases: Sequence[dict], parser: IntentParser) -> dict:
             n_title_ok += titles_ok
         correct = genres_ok and excl_ok and titles_ok
         if "years" in expected:
-            years_ok = expected["years"] == (predicted["years"] or {"start": None, "end": None})
+            years_ok = expected["years"] == predicted["years"]
             n_years += 1
             n_years_ok += years_ok
+            unwanted_years += expected["years"] is None and predicted["years"] is not None
             correct = correct and years_ok
         if "act" in expected:
             act_ok = expected["act"] == predicted["act"]
             n_act += 1
             n_act_ok += act_ok
+            if expected["act"] != Act.refine.value:
+                n_act_nr += 1
+                n_act_nr_ok += act_ok
             correct = correct and act_ok
+        if "exclude_titles" in expected:
+            xt_ok = set(expected["exclude_titles"]) == set(predicted["exclude_titles"])
+            n_xt += 1
+            n_xt_ok += xt_ok
+            correct = correct and xt_ok
         rows.append({"id": case["id"], "utterance": case["utterance"], "expected": expected,
                      "predicted": predicted, "tags": case["tags"], "correct": correct})
     n = len(rows)
@@ -190,8 +236,13 @@ def evaluate_gold(cases: Sequence[dict], parser: IntentParser) -> dict:
         "title_accuracy": n_title_ok / n_title if n_title else 1.0,
         "title_cases": n_title,
         "year_accuracy": n_years_ok / n_years if n_years else None,
+        "year_errors": n_years - n_years_ok,
+        "unwanted_years": unwanted_years,
         "act_accuracy": n_act_ok / n_act if n_act else None,
+        "act_accuracy_no_refine": n_act_nr_ok / n_act_nr if n_act_nr else None,
+        "exclude_title_accuracy": n_xt_ok / n_xt if n_xt else None,
         "cases_correct": sum(r["correct"] for r in rows) / n if n else 0.0,
+        "whole_parse": sum(r["correct"] for r in rows) / n if n else 0.0,
         "cases": rows,
     }
 
@@ -216,11 +267,14 @@ def format_table(report: dict, only_failures: bool = False, width: int = 48) -> 
         if not row["correct"]:
             lines.append(f"{'':2}{'':<6} {'  expected:':<{width}} {_fmt(e['genres']):<24} {_fmt(e['exclude_genres']):<18} {_fmt(e['titles'])}"
                          + (f"  years {e['years']} got {p['years']}" if "years" in e and e["years"] != p["years"] else "")
-                         + (f"  act {e['act']} got {p['act']}" if "act" in e and e["act"] != p["act"] else ""))
+                         + (f"  act {e['act']} got {p['act']}" if "act" in e and e["act"] != p["act"] else "")
+                         + (f"  exclude_titles {_fmt(e['exclude_titles'])} got {_fmt(p['exclude_titles'])}"
+                            if "exclude_titles" in e and set(e["exclude_titles"]) != set(p["exclude_titles"]) else ""))
     lines.append("")
     keys = ("n", "accuracy", "micro_precision", "micro_recall", "micro_f1", "exclusion_accuracy",
-            "title_accuracy", "year_accuracy", "act_accuracy", "cases_correct")
+            "title_accuracy", "exclude_title_accuracy", "year_accuracy", "year_errors", "unwanted_years",
+            "act_accuracy", "act_accuracy_no_refine", "whole_parse")
     for key in keys:
         value = report.get(key)
-        lines.append(f"{key:<20} {value:.3f}" if isinstance(value, float) else f"{key:<20} {value}")
+        lines.append(f"{key:<24} {value:.3f}" if isinstance(value, float) else f"{key:<24} {value}")
     return "\n".join(lines)

@@ -103,6 +103,79 @@ def test_metrics_on_a_scripted_parser():
     assert first["predicted"]["genres"] == ["Comedy"] and first["expected"]["genres"] == ["Comedy", "Sci-Fi"]
 
 
+def test_full_schema_scores_exclude_titles_null_years_and_acts(tmp_path):
+    cases = [
+        case("a", "older westerns", ["Western"], years=None, act="recommend", exclude_titles=[]),
+        case("b", "seen Fargo, more please", exclude_titles=[100], years=None, act="more"),
+        case("c", "no horror", [], ["Horror"], act="refine", years={"start": None, "end": None}),
+        case("d", "80s drama", ["Drama"], years={"start": 1980, "end": 1989}, act="recommend"),
+    ]
+    path = tmp_path / "full.jsonl"
+    path.write_text("\n".join(json.dumps(c) for c in cases))
+    loaded = load_cases(path)
+    assert loaded[0]["expected"]["years"] is None and loaded[2]["expected"]["years"] is None
+    parser = ScriptedParser({
+        "older westerns": Intent(genres=["Western"], years=YearRange(end=1979)),   # a window nobody asked for
+        "seen Fargo, more please": Intent(act=Act.more, exclude_titles=[100]),
+        "no horror": Intent(act=Act.recommend, exclude_genres=["Horror"]),          # refine missed
+        "80s drama": Intent(genres=["Drama"], years=YearRange(start=1980, end=1989)),
+    })
+    report = evaluate_gold(loaded, parser)
+    assert report["unwanted_years"] == 1 and report["year_errors"] == 1
+    assert report["exclude_title_accuracy"] == 1.0
+    assert report["act_accuracy"] == pytest.approx(3 / 4) and report["act_accuracy_no_refine"] == 1.0
+    assert [r["correct"] for r in report["cases"]] == [False, True, False, True]
+    assert report["whole_parse"] == report["cases_correct"] == pytest.approx(2 / 4)
+    assert report["cases"][1]["predicted"]["exclude_titles"] == [100]
+    assert "unwanted_years" in format_table(report)
+
+
+def test_exclude_titles_must_be_ids(tmp_path):
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps([case("x", "hi", exclude_titles=["Fargo"])]))
+    with pytest.raises(GoldSetError, match="exclude_titles must be a list of MovieLens item ids"):
+        load_cases(path)
+
+
+def test_earlier_turns_are_parsed_and_merged_first(tmp_path):
+    seen: list[tuple[str, object]] = []
+
+    class Recording(IntentParser):
+        def parse(self, text, previous=None):
+            seen.append((text, previous))
+            intents = {"a comedy": Intent(genres=["Comedy"]),
+                       "no romance": Intent(act=Act.refine, exclude_genres=["Romance"]),
+                       "older please": Intent(act=Act.refine, adjust=["older"])}
+            return ParseResult(intent=intents[text], parser="rec")
+
+    item = case("t", "older please", act="refine")
+    item["turns"] = ["a comedy", "no romance"]
+    path = tmp_path / "turns.json"
+    path.write_text(json.dumps([item]))
+    report = evaluate_gold(load_cases(path), Recording())
+    assert [t for t, _ in seen] == ["a comedy", "no romance", "older please"]
+    assert seen[0][1] is None and seen[1][1].genres == ["Comedy"]
+    assert seen[2][1].genres == ["Comedy"] and seen[2][1].exclude_genres == ["Romance"]
+    assert report["act_accuracy"] == 1.0
+
+
+def test_turns_must_be_strings(tmp_path):
+    item = case("t", "hi")
+    item["turns"] = "a comedy"
+    path = tmp_path / "turns.json"
+    path.write_text(json.dumps([item]))
+    with pytest.raises(GoldSetError, match="turns must be a list"):
+        load_cases(path)
+
+
+def test_cli_missing_dataset_is_a_clear_error(tmp_path, capsys):
+    from cli import main
+
+    assert main(["eval", "gold", "--dataset", str(tmp_path / "missing.json")]) == 2
+    err = capsys.readouterr().err
+    assert "cannot read gold set" in err and "Traceback" not in err
+
+
 def test_no_title_in_scope_scores_one():
     report = evaluate_gold([case("1", "hi")], ScriptedParser({}))
     assert report["title_accuracy"] == 1.0 and report["title_cases"] == 0

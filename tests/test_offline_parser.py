@@ -217,18 +217,51 @@ def test_title_index_lookup_is_exact_after_normalisation():
     ("westerns between 1950 and 1970", 1950, 1970),
     ("movies from the 70s and 80s", 1970, 1989),
     ("nothing newer than 1970", None, 1970),
-    ("classic westerns", None, lexicon.OLD_END_YEAR),
-    ("something older", None, lexicon.OLD_END_YEAR),
-    ("recent thrillers", 1997 - lexicon.RECENT_SPAN_YEARS + 1, None),  # the small catalog ends in 1997
+    ("films made in 1975", 1975, 1975),
+    ("a 1994 comedy", 1994, 1994),
+    ("something from 1970 to 1975", 1970, 1975),
 ])
 def test_year_ranges(parser, text, start, end):
     assert parse(parser, text).years == YearRange(start=start, end=end)
 
 
-def test_older_after_a_dated_request_moves_before_it(parser):
+@pytest.mark.parametrize("text", [
+    "I watched 1984 on a plane and loved the book",   # a number, not an era
+    "happy 2019 everyone, any horror?",
+    "we watched it 1995 times",
+    "a comedy for my 1996 reunion party",
+])
+def test_a_bare_number_is_no_era(parser, text):
+    assert parse(parser, text).years is None
+
+
+@pytest.mark.parametrize("text, direction", [
+    ("classic westerns", "older"), ("something older", "older"), ("recent thrillers", "newer"),
+    ("anything more recent?", "newer"), ("I don't like newer films", "older"),
+])
+def test_relative_eras_are_adjustments_not_windows(parser, text, direction):
+    intent = parse(parser, text)
+    assert intent.years is None and intent.adjust == [direction]
+
+
+def test_a_new_movie_is_no_era(parser):
+    intent = parse(parser, "I want to see a new movie tonight")
+    assert intent.years is None and intent.adjust == []
+
+
+def test_older_after_a_dated_request_is_an_adjustment(parser):
     previous = Intent(genres=["Comedy"], years=YearRange(start=1990, end=1999))
     intent = parse(parser, "older please", previous)
-    assert intent.act == Act.refine and intent.years == YearRange(start=None, end=1989)
+    assert intent.act == Act.refine and intent.years is None and intent.adjust == ["older"]
+
+
+@pytest.mark.parametrize("text, words", [
+    ("any good horror from 2016?", "2016"), ("comedies from the 2000s", "2000s"),
+])
+def test_an_era_after_the_catalog_is_reported_not_filtered(parser, text, words):
+    result = parser.parse(text)
+    assert result.intent.years is None
+    assert [(u.why, words in u.text) for u in result.unused] == [("no_movies_in_era", True)]
 
 
 def test_a_title_year_is_not_a_year_filter(parser):
@@ -277,15 +310,258 @@ def test_more_carries_a_count(parser):
     ("no horror", Act.refine), ("make it funnier", Act.refine), ("what about thrillers", Act.refine),
     ("recommend me a western", Act.recommend), ("something like Fargo", Act.recommend),
 ])
-def test_refine_needs_a_standing_request(parser, text, act):
+def test_refine_with_a_standing_request(parser, text, act):
     previous = Intent(genres=["Comedy"])
     assert parse(parser, text, previous).act == act
-    assert parse(parser, text).act == Act.recommend
+
+
+@pytest.mark.parametrize("text, act", [
+    # read alone, the form still shows an adjustment of a list already shown
+    ("no horror", Act.refine), ("make it funnier", Act.refine), ("anything more recent?", Act.refine),
+    ("any other westerns?", Act.refine), ("that one was too violent", Act.refine),
+    # ... but a request in its own right, or exclusions around "anything", is a new request
+    ("what about thrillers", Act.recommend), ("recommend me a western", Act.recommend),
+    ("something like Fargo", Act.recommend), ("anything but horror", Act.recommend),
+    ("I'm looking for an older comedy", Act.recommend),
+])
+def test_refine_by_form_without_a_standing_request(parser, text, act):
+    assert parse(parser, text).act == act
 
 
 def test_refine_holds_only_the_adjustment(parser):
     intent = parse(parser, "make it funnier", Intent(genres=["Horror"]))
     assert intent.genres == ["Comedy"]
+
+
+# --------------------------------------------------------------------------- titles with a year, names
+@pytest.mark.parametrize("text, titles", [
+    ("I loved Fargo (1996) so much", [100]),
+    ("Heat (1996) is my favourite", [273]),            # listed a year apart: the same film
+    ("something like Sabrina (1954)", [486]),
+    ("something like Sabrina (1995)", [274]),
+    ("Like Toy Story (1995)", [1]),                     # "Like" opens the sentence, it is no title word
+])
+def test_a_title_with_its_year(parser, text, titles):
+    intent = parse(parser, text)
+    assert intent.titles == titles and intent.years is None
+
+
+@pytest.mark.parametrize("text, unknown", [
+    ("a thriller like The Heat (2013)", "The Heat (2013)"),   # a newer namesake, not Heat (1995)
+    ("I watched Speed (2008) yesterday", "Speed (2008)"),
+    ("something like Paddington (2014)", "Paddington (2014)"),
+])
+def test_a_title_whose_year_does_not_match_is_out_of_catalog(parser, text, unknown):
+    result = parser.parse(text)
+    assert result.intent.titles == [] and result.intent.years is None
+    assert [(u.text, u.why) for u in result.unused] == [(unknown, "out_of_catalog")]
+
+
+@pytest.mark.parametrize("text", [
+    "I think Chris Rock is hilarious",               # a person named like a film
+    "I loved Spy Kids as a child",                    # a word of a longer title
+    "My favourite is Pretty Ghost Town",
+])
+def test_a_word_of_a_longer_name_is_no_title(parser, text):
+    assert parse(parser, text).titles == []
+
+
+def test_people_are_reported_and_give_nothing(parser):
+    result = parser.parse("a comedy with Tom Hanks please")
+    assert result.intent.genres == ["Comedy"] and result.intent.titles == []
+    assert [(u.text, u.why) for u in result.unused] == [("Tom Hanks", "person")]
+    result = parser.parse("I can't stand Jim Carrey but I want a comedy")
+    assert result.intent.exclude_genres == [] and ("Jim Carrey", "person") in [(u.text, u.why) for u in result.unused]
+
+
+def test_plots_languages_and_off_topic_are_reported(parser):
+    plot = parser.parse("a family movie about a dog who learns to surf")
+    assert plot.intent.genres == ["Children's"] and [u.why for u in plot.unused] == ["plot"]
+    for text in ("¿Tienes una película de terror para esta noche, por favor?", "Привет, посоветуй фильм"):
+        foreign = parser.parse(text)
+        assert [u.why for u in foreign.unused] == ["language"] and foreign.intent.genres == []
+    weather = parser.parse("what's the weather like in Paris?")
+    assert weather.intent.act == Act.chit_chat and [u.why for u in weather.unused] == ["off_topic"]
+    assert parser.parse("hi, how are you?").unused == []
+
+
+# --------------------------------------------------------------------------- titles seen or rejected
+@pytest.mark.parametrize("text, titles, excluded, act", [
+    ("not Star Wars, anything else", [], [50], Act.more),
+    ("I've already seen Fargo and Heat. Any others?", [], [100, 273], Act.more),
+    ("I have seen Fargo (1996), Heat (1995) and Speed (1994)", [], [100, 273, 568], None),
+    ("nothing like Alien please", [], [183], Act.refine),
+    ("I hated Sabrina (1954)", [], [486], Act.more),
+    ("I haven't seen Fargo yet", [], [], None),          # unknown to them: no reference either way
+    ("I never saw Heat (1995). Toy Story (1995) was great", [1], [], None),
+])
+def test_seen_and_rejected_titles_are_exclusions(parser, text, titles, excluded, act):
+    intent = parse(parser, text)
+    assert intent.titles == titles and sorted(intent.exclude_titles) == sorted(excluded)
+    if act is not None:
+        assert intent.act == act
+
+
+@pytest.mark.parametrize("text, titles, excluded", [
+    ("have you seen Fargo (1996)? I loved it", [100], []),          # asked, not seen by the speaker
+    ("good, but not as great as the original Star Wars", [50], []),  # a comparison, not a rejection
+    ("No, I was looking for a scary movie like Alien", [183], []),   # an answer, then a request
+])
+def test_seen_and_rejection_traps(parser, text, titles, excluded):
+    intent = parse(parser, text)
+    assert intent.titles == titles and intent.exclude_titles == excluded and intent.exclude_genres == []
+
+
+def test_a_rejected_pronoun_takes_what_was_just_named(parser):
+    intent = parse(parser, "My husband loves westerns but I can't stand them.\n\nWe watched Heat (1995) and I hated it. "
+                           "Tonight I'd like a comedy from the 80s")
+    assert intent.genres == ["Comedy"] and intent.exclude_genres == ["Western"] and intent.exclude_titles == [273]
+    assert intent.years == YearRange(start=1980, end=1989)
+    # someone else's dislike is not the speaker's
+    intent = parse(parser, "I liked Fargo but my wife hated it")
+    assert intent.titles == [100] and intent.exclude_titles == [] and intent.act == Act.recommend
+    assert parse(parser, "westerns are fine but my son hates them").genres == ["Western"]
+
+
+# --------------------------------------------------------------------------- questions about a shown film
+@pytest.mark.parametrize("text, titles, card", [
+    ("is it scary?", [], 0), ("What is it about?", [], 0), ("who's in it?", [], 0),
+    ("I haven't seen that one, is it good?", [], 0), ("hmm what is Fargo (1996) about", [100], None),
+    ("can you tell me more about them?", [], 0),
+])
+def test_questions_about_a_shown_film_are_explain(parser, text, titles, card):
+    intent = parse(parser, text)
+    assert intent.act == Act.explain and intent.titles == titles and intent.card_ref == card
+    assert intent.genres == [] and intent.exclude_genres == []
+
+
+@pytest.mark.parametrize("text", [
+    "hey, how is it going?",              # small talk
+    "I did. That was a fun one",          # no question across a full stop
+])
+def test_small_talk_is_no_question_about_a_film(parser, text):
+    assert parse(parser, text).act != Act.explain
+
+
+def test_names_that_are_films_or_acronyms(parser):
+    whys = lambda text: [(u.text, u.why) for u in parser.parse(text).unused]  # noqa: E731
+    assert whys("I haven't seen Purple Meadow Blues yet") == [("Purple Meadow Blues", "out_of_catalog")]
+    assert whys("any good LGBT films?") == []
+    assert whys("I loved all the Mighty Rangers movies") == [("Mighty Rangers", "out_of_catalog")]
+
+
+def test_a_question_next_to_a_request_is_no_explain(parser):
+    intent = parse(parser, "Is that a musical? I want a western")
+    assert intent.act == Act.recommend and intent.genres == ["Western"]
+
+
+# --------------------------------------------------------------------------- clauses, hedges, degrees
+@pytest.mark.parametrize("text, genres, excluded", [
+    ("a western, not necessarily a romantic one", ["Western"], []),
+    ("I don't really like westerns. Do you know a good comedy?", ["Comedy"], ["Western"]),
+    ("I don't like westerns Do you have a comedy", ["Comedy"], ["Western"]),   # no punctuation
+    ("a thriller but not too scary", ["Thriller"], []),
+    ("that was a bit too scary for me", [], []),
+    ("more action than romance please", ["Action"], []),
+    ("no cheesy comedies", [], []),                    # a subtype, not the genre
+    ("I want to avoid anything \"cartoony\"", [], ["Animation"]),
+    ("it wasn't scary at all, I liked it", [], []),     # a comment on a film, no exclusion
+    ("I think it's a comedy actually", [], []),
+    ("a kids movie that isn't animated", ["Children's"], ["Animation"]),
+])
+def test_clauses_hedges_and_degrees(parser, text, genres, excluded):
+    intent = parse(parser, text)
+    assert sorted(intent.genres) == sorted(genres) and intent.exclude_genres == excluded
+
+
+@pytest.mark.parametrize("text, genres, adjust", [
+    ("oh I loved that cartoon growing up", [], []),                # said of a film shown
+    ("It's a classic for sure! Any others like it?", [], []),       # not a request for old films
+    ("something that's like a thriller", ["Thriller"], []),        # a relative "that" points at nothing
+    ("something like that comedy but older", ["Comedy"], ["older"]),
+])
+def test_words_said_of_a_shown_film_ask_for_nothing(parser, text, genres, adjust):
+    intent = parse(parser, text)
+    assert intent.genres == genres and intent.adjust == adjust
+
+
+# --------------------------------------------------------------------------- per-turn operations
+@pytest.mark.parametrize("text, field, value", [
+    ("something darker", "adjust", ["darker"]),
+    ("anything lighter?", "adjust", ["lighter"]),
+    ("maybe something not as dark", "adjust", ["lighter"]),
+    ("less violent please", "adjust", ["less_violent"]),
+    ("something different", "adjust", ["different"]),
+    ("any year is fine", "relax", ["years"]),
+    ("past or present is fine", "relax", ["years"]),
+    ("it doesn't have to be a comedy", "relax", ["genres"]),
+    ("no matter the genre", "relax", ["genres"]),
+    ("more like the second one", "card_ref", 2),
+    ("more like that one", "card_ref", 0),
+    ("something like that kind of thing", "card_ref", None),
+])
+def test_operations(parser, text, field, value):
+    assert getattr(parse(parser, text), field) == value
+
+
+def test_card_ref_traps(parser):
+    assert parse(parser, "I liked Toy Story (1995). Anything similar to that?").card_ref is None  # that = Toy Story
+    assert parse(parser, "I really like them. Another one?").card_ref is None  # "like" the verb
+
+
+def test_a_card_seen_or_rejected_is_pointed_at(parser):
+    result = parser.parse("I've already seen that one, any others?")
+    assert result.intent.act == Act.more and result.intent.card_ref == 0 and result.details["rejected_card"]
+    intent = parse(parser, "more like the second one", Intent(genres=["Comedy"]))
+    assert intent.act == Act.refine and intent.card_ref == 2 and "rejected_card" not in parser.parse("more like it").details
+
+
+def test_a_negated_person_ends_the_scope(parser):
+    intent = parse(parser, "I don't like Tom Hanks as a person but his comedies are great")
+    assert intent.exclude_genres == [] and intent.genres == ["Comedy"]
+    assert parse(parser, "not Fargo or Heat, and no horror").exclude_titles == [100, 273]
+
+
+def test_funnier_keeps_its_genre_and_hedged_genre_is_not_wanted(parser):
+    intent = parse(parser, "anything funnier?")
+    assert intent.adjust == ["funnier"] and intent.genres == ["Comedy"]
+    intent = parse(parser, "it doesn't have to be a comedy")
+    assert intent.genres == [] and intent.exclude_genres == []
+
+
+@pytest.mark.parametrize("text, act", [
+    ("I forgot about that one, it was fun", Act.chit_chat),      # "that one" points, asks for nothing
+    ("it's not funny other than the ending", Act.chit_chat),   # "other than" asks for no others
+    ("I've seen that one. Any other suggestions?", Act.more),
+    ("any others? perhaps more recent", Act.refine),
+    ("can you suggest a good Tom Hanks movie?", Act.recommend),   # a request the catalog cannot serve
+    ("hmm, I haven't seen Fargo (1996). I'll check it out", Act.chit_chat),
+])
+def test_chatty_acts(parser, text, act):
+    assert parse(parser, text).act == act
+
+
+@pytest.mark.parametrize("text, act", [
+    ("I don't like that last suggestion.", Act.more),               # rejects a card shown
+    ("I hate when that happens lol", Act.chit_chat),               # "that" is no card here
+    ("I'm looking for a western. Not sure why it typed that", Act.recommend),
+    ("why did you recommend that?", Act.explain),
+])
+def test_pointers_and_why(parser, text, act):
+    assert parse(parser, text).act == act
+
+
+def test_a_capitalised_title_word_is_not_trimmed_from_an_unknown_title(parser):
+    result = parser.parse("I liked Toy Story (1995) and Another Ghost Town (2011)")
+    assert result.intent.titles == [1] and result.intent.act == Act.recommend
+    assert [u.text for u in result.unused] == ["Another Ghost Town (2011)"]
+
+
+def test_replace(parser):
+    previous = Intent(genres=["Comedy"])
+    intent = parse(parser, "actually, make it a horror", previous)
+    assert intent.replace and intent.genres == ["Horror"] and intent.act == Act.refine
+    assert not parse(parser, "and a horror too", previous).replace
 
 
 # --------------------------------------------------------------------------- hostile and broken input
@@ -386,6 +662,22 @@ def real_parser(movielens):
 ])
 def test_real_titles(real_parser, text, titles):
     assert real_parser.parse(text).intent.titles == titles
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("text, titles, excluded", [
+    ("I liked Jumanji (1995) a lot", [755], []),
+    ("something like Jumanji (2017)", [], []),          # a newer namesake
+    ("I enjoyed The Heat (2013)", [], []),               # not Heat (1995)
+    ("Heat (1996) is great", [273], []),                 # listed a year apart: the same film
+    ("I loved Maid in Manhattan", [], []),               # a word of a longer title
+    ("I'm not into Star Trek, any other ideas", [], []),  # a series, not one film
+    ("I've already seen Titanic (1997), anything else?", [], [313]),
+])
+def test_real_titles_with_years_and_names(real_parser, text, titles, excluded):
+    intent = real_parser.parse(text).intent
+    assert intent.titles == titles and intent.exclude_titles == excluded and intent.years is None
+
 
 
 @pytest.mark.integration

@@ -157,3 +157,12 @@ def test_remove_user_rewrites_the_log_without_them_and_writers_keep_appending(tm
     assert [r.user_id for r in records if r.user_id != "carol"] == ["bob"] * 5
     assert sum(r.user_id == "carol" for r in records) == len(written), "no concurrent swipe was lost"
     assert log.remove_user("nobody") == 0
+
+
+def test_user_keys_have_one_spelling(movielens):
+    from agent.users import UnknownUser, resolve_user
+
+    assert resolve_user("196", movielens).key == resolve_user(196, movielens).key == "196"
+    for loose in (True, False, "0196", " 196", "196 ", "\t196"):
+        with pytest.raises(UnknownUser):
+            resolve_user(loose, movielens)

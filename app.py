@@ -60,6 +60,7 @@ from agent import metrics
 from agent.dialogue import MAX_MESSAGE_CHARS, BadRequest, DialogueManager, TurnResult
 from agent.intent import MAX_COUNT
 from agent.users import UnknownUser, resolve_user
+from data.store import KeyedLocks
 from data.feedback import FeedbackError, FeedbackLog, FeedbackRecord, iter_feedback, make_record
 from data.people import InvalidPerson, InvalidToken, Person, SQLitePeopleStore, is_person_id
 from web.auth import OPERATOR_COOKIE, Forbidden, Operator, Unauthorized, bearer_token
@@ -163,6 +164,8 @@ class Runtime:
         self.people = SQLitePeopleStore()
         self.limits = Limits.from_settings(RateSettings.from_env())
         self.operator = Operator.from_env()
+        # one person's swipes and their deletion, in order (many stripes: people rarely share one)
+        self._person_locks = KeyedLocks(1024)
         self.turns = RecentTurns(settings.recent_turns)
         self.agent: DialogueManager | None = None
         self.error: str | None = None
@@ -286,9 +289,14 @@ class Runtime:
             raise UnknownTurn(trace_id, item_id)
         record = make_record(user_id=person.key, session_id=session_id, item_id=item_id, action=action,
                              trace_id=trace_id, rank=rank, query=query)
-        # the log first: it is the durable record the profile can always be rebuilt from
-        self.feedback_log.append(record)
-        agent.feedback(person.key, item_id, liked=action == "like", trace_id=trace_id)
+        # under the person's lock, which ``delete`` takes too: a swipe racing their deletion is
+        # either removed with the rest or refused, never left behind
+        with self._person_locks(person.key):
+            if is_person_id(person.key) and self.people.get(person.key) is None:
+                raise InvalidToken()
+            # the log first: it is the durable record the profile can always be rebuilt from
+            self.feedback_log.append(record)
+            agent.feedback(person.key, item_id, liked=action == "like", trace_id=trace_id)
         metrics.observe_feedback(action)
         return record
 
@@ -350,11 +358,12 @@ class Runtime:
         swipes, profile, sessions and caches. The trace log keeps their turns under the random
         person id only, which nothing maps to a person any more."""
         agent = self.require()
-        self.people.delete(person.id)
-        removed = {"swipes": self.feedback_log.remove_user(person.id),
-                   "sessions": agent.sessions.discard_user(person.id),
-                   "profile": agent.profiles.delete(person.id)}
-        agent.forget(person.id)
+        with self._person_locks(person.id):
+            self.people.delete(person.id)
+            removed = {"swipes": self.feedback_log.remove_user(person.id),
+                       "sessions": agent.sessions.discard_user(person.id),
+                       "profile": agent.profiles.delete(person.id)}
+            agent.forget(person.id)
         self.turns.drop_user(person.id)
         self.limits.forget_person(person.id)
         return removed

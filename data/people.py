@@ -217,8 +217,10 @@ class SQLitePeopleStore:
         ``max_turns`` are pruned)."""
         payload = json.dumps([int(i) for i in items])
         with self._write() as db:
-            db.execute("INSERT OR IGNORE INTO turns (trace_id, person, items, ts) VALUES (?, ?, ?, ?)",
-                       (trace_id, person_id, payload, time.time()))
+            # only for someone who still exists: a turn racing its person's deletion leaves nothing
+            db.execute("INSERT OR IGNORE INTO turns (trace_id, person, items, ts) "
+                       "SELECT ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM people WHERE id = ?)",
+                       (trace_id, person_id, payload, time.time(), person_id))
             self._inserts += 1
             if self._inserts % PRUNE_EVERY == 0:
                 db.execute("DELETE FROM turns WHERE seq <= (SELECT MAX(seq) FROM turns) - ?", (self.max_turns,))

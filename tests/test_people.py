@@ -67,6 +67,8 @@ def test_delete_removes_the_person_and_their_turns_and_revokes_the_token(store):
     with pytest.raises(InvalidToken):
         store.authenticate(token)
     assert store.get(person.id) is None and store.turns_of(person.id) == []
+    store.record_turn("d" * 32, person.id, [7])   # a turn that finished after the deletion
+    assert store.turns_of(person.id) == []
 
 
 def test_token_buckets_refill_at_their_rate():

@@ -60,9 +60,9 @@ from agent import metrics
 from agent.dialogue import MAX_MESSAGE_CHARS, BadRequest, DialogueManager, TurnResult
 from agent.intent import MAX_COUNT
 from agent.users import UnknownUser, resolve_user
-from data.store import KeyedLocks
 from data.feedback import FeedbackError, FeedbackLog, FeedbackRecord, iter_feedback, make_record
 from data.people import InvalidPerson, InvalidToken, Person, SQLitePeopleStore, is_person_id
+from data.store import KeyedLocks
 from web.auth import OPERATOR_COOKIE, Forbidden, Operator, Unauthorized, bearer_token
 from web.gate import Gate
 from web.limits import Limits, RateLimited, RateSettings
@@ -166,6 +166,7 @@ class Runtime:
         self.operator = Operator.from_env()
         # one person's swipes and their deletion, in order (many stripes: people rarely share one)
         self._person_locks = KeyedLocks(1024)
+        self.persona_choices: list[tuple[str, str]] | None = None   # the UI's, once the models are up
         self.turns = RecentTurns(settings.recent_turns)
         self.agent: DialogueManager | None = None
         self.error: str | None = None
@@ -848,13 +849,12 @@ FRESH = "Start from scratch (no history)"
 
 def persona_choices(runtime: Runtime) -> list[tuple[str, str]]:
     """(label, value) pairs: from scratch, then a varied set of MovieLens raters by taste (cached)."""
-    cached = getattr(runtime, "_persona_choices", None)
-    if cached is None:
+    if runtime.persona_choices is None:
         from data.personas import featured
 
-        cached = [(FRESH, "")] + [(p.describe(), str(p.user_id)) for p in featured(runtime.require().data)]
-        runtime._persona_choices = cached
-    return cached
+        runtime.persona_choices = [(FRESH, "")] + [(p.describe(), str(p.user_id))
+                                                   for p in featured(runtime.require().data)]
+    return runtime.persona_choices
 def card_markdown(rank: int, card: dict) -> str:
     year = f" ({card['year']})" if card["year"] else ""
     return f"**{rank}. {card['title']}**{year} · _{', '.join(card['genres'])}_\n\n{card['explanation']}"

@@ -297,6 +297,14 @@ def test_the_traces_event_shows_nothing_without_the_operator(client, victims, ta
     assert wrong.status_code == 401
 
 
+def test_metrics_are_open_and_name_nobody(client, victims, tally):
+    text = client.get("/metrics").text
+    for person in (victims["alice"], victims["bob"]):
+        for secret in (person["user_id"], person["token"], person["name"]):
+            tally.attempt("metrics name a person", secret in text)
+            assert secret not in text
+
+
 def test_zz_report(tally, record_property):
     """Runs last in this module: the tally of every attack above."""
     record_property("attacks_attempted", tally.attempted)

@@ -573,8 +573,9 @@ def build_api(runtime: Runtime) -> FastAPI:
         return {"user_id": person.id, "token": token, "name": person.name, "seed_from": person.seed_from}
 
     @api.get("/api/people/me/export", response_model=ExportResponse, responses=TURN_ERRORS, tags=["people"])
-    def export_me(me: Me, rt: Ready) -> dict:
+    def export_me(me: Me, request: Request, rt: Ready) -> dict:
         """Everything held about the token's person: record, profile, swipes, sessions, turns, traces."""
+        rt.limits.turn(me.id, client_of(request))  # it reads the whole swipe and trace logs: limited like a turn
         return rt.export(me)
 
     @api.delete("/api/people/me", response_model=DeleteResponse, responses=TURN_ERRORS, tags=["people"])

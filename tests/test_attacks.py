@@ -326,6 +326,7 @@ def test_rate_limits_answer_429_with_retry_after(tmp_path):
                  for _ in range(4)]
         assert [t.status_code for t in turns] == [200, 200, 200, 429]
         assert int(turns[-1].headers["retry-after"]) >= 1 and "too many turns" in turns[-1].json()["error"]
+        assert c.get("/api/people/me/export", headers=first["headers"]).status_code == 429  # costs like a turn
         # one person's limit is theirs alone
         assert c.post("/api/recommend", json={"query": "a comedy"}, headers=second["headers"]).status_code == 200
         shown = turns[0].json()

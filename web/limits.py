@@ -10,7 +10,7 @@ bucket starts full again, which only errs toward letting a real person in).
 Configuration (environment; ``0`` turns a limit off):
 
 - ``CINEAGENT_RATE_TURNS_PERSON`` (default 30) / ``CINEAGENT_RATE_TURNS_CLIENT`` (default 120):
-  chat and recommend turns a minute, per person / per client address.
+  chat and recommend turns (and data exports, which cost more) a minute, per person / per client.
 - ``CINEAGENT_RATE_SWIPES_PERSON`` (default 120) / ``CINEAGENT_RATE_SWIPES_CLIENT`` (default 600):
   likes and dislikes a minute.
 - ``CINEAGENT_RATE_PEOPLE_CLIENT`` (default 10): people created a minute per client address.

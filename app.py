@@ -967,6 +967,38 @@ def ui_start_over(runtime: Runtime, persona: str | None, request: gr.Request):
             return gr.update(), gr.update(), gr.update(), gr.update(), gr.update(), gr.update(), f"**Sorry:** {exc}"
 
 
+def ui_export(runtime: Runtime, stored: dict | None, request: gr.Request):
+    """"Show everything held about me" -> (the export as JSON, status line)."""
+    with observed("ui/export") as outcome:
+        try:
+            person, _ = ui_person(runtime, stored, request, create=False)
+            if person is None:
+                outcome["status"] = 200
+                return {}, "Nothing is held about you yet: you have not said anything."
+            runtime.limits.turn(person.id, ui_client(request))
+            data = runtime.export(person)
+            outcome["status"] = 200
+            return data, ""
+        except PEOPLE_ERRORS as exc:
+            outcome["status"] = status_of(exc)
+            return gr.update(), f"**Sorry:** {exc}"
+
+
+def ui_delete(runtime: Runtime, stored: dict | None, request: gr.Request):
+    """"Delete my data" -> (browser state, who, chat, cards, session, history, export view, status line)."""
+    with observed("ui/delete") as outcome:
+        try:
+            person, _ = ui_person(runtime, stored, request, create=False)
+            if person is not None:
+                runtime.delete(person)
+            outcome["status"] = 200
+            return (None, describe_person(runtime, None), [], [], None, [], {},
+                    "Deleted: your profile, swipes and conversations are gone, and this browser forgot you.")
+        except PEOPLE_ERRORS as exc:
+            outcome["status"] = status_of(exc)
+            return (gr.update(),) * 7 + (f"**Sorry:** {exc}",)
+
+
 def ui_chat(runtime: Runtime, stored: dict | None, message: str, history: list, session: dict | None,
             request: gr.Request):
     """Send one message from the UI -> (chat, cleared box, cards, session, history, status, who, browser state)."""
@@ -1091,6 +1123,13 @@ def build_ui(runtime: Runtime) -> gr.Blocks:
                         persona = gr.Dropdown(choices=[(FRESH, "")], value="", label="Persona", scale=4,
                                               elem_id="persona", interactive=True)
                         start = gr.Button("Start over as this persona", scale=1, elem_id="start-over")
+                with gr.Accordion("Your data", open=False, elem_id="data-panel"):
+                    gr.Markdown("Everything held about you (profile, swipes, conversations, the turns you were "
+                                "shown), and a way to delete all of it. Nobody else can see it.")
+                    with gr.Row():
+                        show_data = gr.Button("Show everything held about me", size="sm", elem_id="export-me")
+                        delete_me = gr.Button("Delete my data", size="sm", variant="stop", elem_id="delete-me")
+                    exported = gr.JSON(label="Held about you", elem_id="export-view")
                 chatbot = gr.Chatbot(label="Chat", elem_id="chat", height=340)
                 with gr.Row():
                     message = gr.Textbox(show_label=False, placeholder="What would you like to watch?", scale=5,
@@ -1119,6 +1158,11 @@ def build_ui(runtime: Runtime) -> gr.Blocks:
         poll.tick(partial(banner, runtime), outputs=[note, poll, persona], api_visibility="private")
         start.click(with_request(ui_start_over, runtime), inputs=[persona],
                     outputs=[person, who, chatbot, cards, session, history, status], api_visibility="private")
+        show_data.click(with_request(ui_export, runtime), inputs=[person], outputs=[exported, status],
+                        api_visibility="private")
+        delete_me.click(with_request(ui_delete, runtime), inputs=[person],
+                        outputs=[person, who, chatbot, cards, session, history, exported, status],
+                        api_visibility="private")
         for trigger in (send.click, message.submit):
             trigger(with_request(ui_chat, runtime), [person, message, history, session],
                     [chatbot, message, cards, session, history, status, who, person], api_visibility="private")

@@ -111,6 +111,17 @@ def test_a_visitor_is_a_new_person_who_asks_swipes_and_asks_again(server, page, 
     assert {r.user_id for r in read_feedback(server.state / "feedback.jsonl")} == {person}
     expect(traces_tab(page)).to_have_count(0)
 
+    # their data: shown to them, then deleted everywhere, and the browser forgets them
+    page.locator("#data-panel").get_by_text("Your data").first.click()
+    page.locator("#export-me").click()
+    expect(page.locator("#export-view")).to_contain_text(person, timeout=TIMEOUT_MS)
+    page.locator("#delete-me").click()
+    page.locator("#swipe-status").get_by_text("Deleted").wait_for()
+    page.locator("#who").get_by_text("new visitor").wait_for()
+    assert read_feedback(server.state / "feedback.jsonl") == []
+    page.reload()
+    page.locator("#who").get_by_text("new visitor").wait_for()
+
 
 def test_a_visitor_may_start_from_a_persona_described_by_taste(server, page):
     page.goto(server.url)

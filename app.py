@@ -17,10 +17,16 @@ Configuration (environment, all optional):
   LLM), the rest wait their turn (default 2 x CPUs). API turns with the offline parser run on the
   event loop, one at a time (``Runtime.turns_inline``).
 - ``CINEAGENT_ACCESS_LOG``: ``1`` for uvicorn's line per request (read by ``cineagent serve``).
+- ``CINEAGENT_ADMIN_TOKEN``: the operator credential (``web.auth``); unset, operator views are off.
+- ``CINEAGENT_RATE_*``: abuse limits on turns, swipes and sign-ups (``web.limits``).
+
+Who may do what is ``web.auth``: every person-scoped route acts on the person of the bearer token
+(``data.people``), and MovieLens users are read-only personas a person may start from.
 """
 from __future__ import annotations
 
 import gc
+import inspect
 import logging
 import os
 import sys
@@ -31,7 +37,7 @@ from collections import deque
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Annotated, Any, Iterator, Literal
+from typing import Annotated, Any, Callable, Iterator, Literal
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no phoning home from a local service
 # Turns run on the server's worker threads, and OpenMP (FAISS, torch) gives every new thread the
@@ -41,19 +47,25 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no phoning home fr
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import gradio as gr
-from fastapi import Depends, FastAPI, Path, Request
+from fastapi import Depends, FastAPI, Form, Path, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from agent import metrics
 from agent.dialogue import MAX_MESSAGE_CHARS, BadRequest, DialogueManager, TurnResult
 from agent.intent import MAX_COUNT
 from agent.users import UnknownUser, resolve_user
-from data.feedback import FeedbackError, FeedbackLog, FeedbackRecord, make_record
+from data.feedback import FeedbackError, FeedbackLog, FeedbackRecord, iter_feedback, make_record
+from data.people import InvalidPerson, InvalidToken, Person, SQLitePeopleStore, is_person_id
+from data.store import KeyedLocks
+from web.auth import OPERATOR_COOKIE, Forbidden, Operator, Unauthorized, bearer_token
+from web.gate import Gate
+from web.limits import Limits, RateLimited, RateSettings
 
 log = logging.getLogger("cineagent.app")
 
@@ -87,6 +99,18 @@ class Settings(BaseModel):
 # ---------------------------------------------------------------------------------------- runtime
 class NotReady(RuntimeError):
     """The models are still loading (or failed to load); the message says which."""
+
+
+class UnknownTurn(LookupError):
+    """A swipe names a turn that did not show this card to this person (or no turn at all)."""
+
+    def __init__(self, trace_id: str, item_id: int) -> None:
+        super().__init__(f"trace {trace_id} is not one of your turns that showed item {item_id}: send the "
+                         "trace_id of the turn whose card you swiped, or leave it out")
+
+
+class UnknownPersona(ValueError):
+    """``seed_from`` names no MovieLens user."""
 
 
 @dataclass
@@ -124,6 +148,12 @@ class RecentTurns:
         with self._lock:
             return list(reversed(self._turns))
 
+    def drop_user(self, user: str) -> None:
+        with self._lock:
+            kept = [t for t in self._turns if t.user != user]
+            self._turns.clear()
+            self._turns.extend(kept)
+
 
 class Runtime:
     """What the app serves from: the agent once loaded, the swipe log, recent turns."""
@@ -131,6 +161,12 @@ class Runtime:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.feedback_log = FeedbackLog()
+        self.people = SQLitePeopleStore()
+        self.limits = Limits.from_settings(RateSettings.from_env())
+        self.operator = Operator.from_env()
+        # one person's swipes and their deletion, in order (many stripes: people rarely share one)
+        self._person_locks = KeyedLocks(1024)
+        self.persona_choices: list[tuple[str, str]] | None = None   # the UI's, once the models are up
         self.turns = RecentTurns(settings.recent_turns)
         self.agent: DialogueManager | None = None
         self.error: str | None = None
@@ -226,6 +262,9 @@ class Runtime:
         self.turns.add(record)
 
     def _record_result(self, record: TurnRecord, started: float, result: TurnResult) -> TurnResult:
+        if is_person_id(result.user.key):
+            # what a swipe may later name: this turn, for this person, and these cards only
+            self.people.record_turn(result.trace_id, result.user.key, [c.item_id for c in result.cards])
         record.trace_id, record.total_ms = result.trace_id, (time.perf_counter() - started) * 1000
         record.act, record.items = result.act, len(result.cards)
         record.parser = result.parse.parser if result.parse else None
@@ -238,17 +277,27 @@ class Runtime:
 
     def swipe(self, user: object, session_id: str, item_id: int, action: str, trace_id: str | None = None,
               rank: int | None = None, query: str | None = None) -> FeedbackRecord:
-        """Log the swipe durably, then fold it into the person's profile and vectors at once."""
+        """Log the swipe durably, then fold it into the person's profile and vectors at once.
+
+        A ``trace_id`` must be a turn that showed this card to this person (else UnknownTurn):
+        only then is the swipe scored on that trace."""
         agent = self.require()
         person = resolve_user(user, agent.data)
         if item_id not in agent.data.movies:
             raise BadRequest(f"item {item_id} is not in the catalog (MovieLens item ids "
                              f"{min(agent.data.movies)}-{max(agent.data.movies)})")
+        if trace_id is not None and item_id not in (self.people.shown(trace_id, person.key) or ()):
+            raise UnknownTurn(trace_id, item_id)
         record = make_record(user_id=person.key, session_id=session_id, item_id=item_id, action=action,
                              trace_id=trace_id, rank=rank, query=query)
-        # the log first: it is the durable record the profile can always be rebuilt from
-        self.feedback_log.append(record)
-        agent.feedback(person.key, item_id, liked=action == "like", trace_id=trace_id)
+        # under the person's lock, which ``delete`` takes too: a swipe racing their deletion is
+        # either removed with the rest or refused, never left behind
+        with self._person_locks(person.key):
+            if is_person_id(person.key) and self.people.get(person.key) is None:
+                raise InvalidToken()
+            # the log first: it is the durable record the profile can always be rebuilt from
+            self.feedback_log.append(record)
+            agent.feedback(person.key, item_id, liked=action == "like", trace_id=trace_id)
         metrics.observe_feedback(action)
         return record
 
@@ -263,40 +312,111 @@ class Runtime:
                   "source": "swipe" if i in swipes else "movielens",
                   "swipe": ("dislike" if i in disliked else "like") if i in swipes else None}
                  for i, r in sorted(ratings.items()) if i in agent.data.movies]
-        return {"user_id": person.key, "known": person.known, "ratings": items,
-                "likes": sorted(i for i in swipes if i not in disliked), "dislikes": sorted(disliked)}
+        seed = agent.profiles.seeded_from(person.key)
+        return {"user_id": person.key, "known": person.known, "seed_from": int(seed) if seed else None,
+                "ratings": items, "likes": sorted(i for i in swipes if i not in disliked), "dislikes": sorted(disliked)}
+
+    # ------------------------------------------------------------ people
+    def create_person(self, name: str | None, seed_from: int | None, client: str) -> tuple[Person, str]:
+        agent = self.require()
+        self.limits.new_person(client)
+        if seed_from is not None and seed_from not in agent.data.user_id_set:
+            ids = agent.data.user_id_set
+            raise UnknownPersona(f"seed_from: {seed_from} is not a MovieLens user ({min(ids)}-{max(ids)}); "
+                                 "leave it out to start from scratch")
+        person, token = self.people.create(name, seed_from)
+        self._seed(person)
+        return person, token
+
+    def authenticate(self, token: str) -> Person:
+        """The person holding ``token`` (raises InvalidToken), their persona seed in place."""
+        person = self.people.authenticate(token)
+        self._seed(person)
+        return person
+
+    def _seed(self, person: Person) -> None:
+        # after a restart the profile store learns each person's persona on their first call
+        if person.seed_from is not None and self.agent is not None:
+            self.agent.profiles.seed(person.id, str(person.seed_from))
+
+    def export(self, person: Person) -> dict:
+        """Everything held about the person: who they are, their swipes, profile, live sessions,
+        the turns they were shown and those turns' records in the trace log."""
+        from agent.tracing import iter_traces
+
+        agent = self.require()
+        stored = self.people.export(person.id)
+        swipes = [r.model_dump(mode="json") for r in iter_feedback(self.feedback_log.path) if r.user_id == person.id]
+        sessions = [{"session_id": s.session_id, "turns": s.turns, "shown": list(s.shown),
+                     "standing": s.standing.model_dump(mode="json") if s.standing else None}
+                    for s in agent.sessions.of_user(person.id)]
+        traces = [t for t in iter_traces() if t.get("user") == person.id]
+        return {"person": stored["person"], "profile": self.profile(person.id), "swipes": swipes,
+                "sessions": sessions, "turns": stored["turns"], "traces": traces}
+
+    def delete(self, person: Person) -> dict:
+        """Forget the person: their token first (so nothing more is done in their name), then their
+        swipes, profile, sessions and caches. The trace log keeps their turns under the random
+        person id only, which nothing maps to a person any more."""
+        agent = self.require()
+        with self._person_locks(person.id):
+            self.people.delete(person.id)
+            removed = {"swipes": self.feedback_log.remove_user(person.id),
+                       "sessions": agent.sessions.discard_user(person.id),
+                       "profile": agent.profiles.delete(person.id)}
+            agent.forget(person.id)
+        self.turns.drop_user(person.id)
+        self.limits.forget_person(person.id)
+        return removed
 
 
 # ---------------------------------------------------------------------------------------- API models
-UserKey = Annotated[int | str, Field(description="a MovieLens user id (1-943) or a new person's name",
-                                     examples=["196", "alice"])]
+SessionId = Annotated[StrictStr, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$",
+                                       description="refinements accumulate within a session (yours alone)")]
+TraceId = Annotated[StrictStr, Field(min_length=32, max_length=32, pattern=r"^[0-9a-f]{32}$",
+                                     description="the turn that showed the card (its `trace_id`)")]
 
 
 class Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")  # a misspelt field is an error, not silently ignored
+    # a misspelt field is an error, not silently ignored; strict: `true` is not the number 1 and
+    # "0196" is not 196
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class PersonRequest(Body):
+    name: StrictStr | None = Field(default=None, min_length=1, max_length=64,
+                                   description="a display name, kept with the person only (never in traces)")
+    seed_from: StrictInt | None = Field(default=None, ge=1, le=943, description=(
+        "a MovieLens user id (1-943): the new profile starts with that persona's ratings (a copy: "
+        "your swipes never change the persona)"))
+
+
+class PersonCreated(BaseModel):
+    user_id: str
+    token: str = Field(description="send as `Authorization: Bearer <token>`; shown once, only its hash is stored")
+    name: str | None
+    seed_from: int | None
 
 
 class ChatRequest(Body):
-    user_id: UserKey
-    session_id: str = Field(min_length=1, max_length=128, description="refinements accumulate within a session")
-    message: str = Field(max_length=MAX_MESSAGE_CHARS)
+    session_id: SessionId
+    message: StrictStr = Field(max_length=MAX_MESSAGE_CHARS)
 
 
 class RecommendRequest(Body):
-    user_id: UserKey
-    query: str = Field(max_length=MAX_MESSAGE_CHARS, examples=["a funny sci-fi like Men in Black, nothing scary"])
-    n: int | None = Field(default=None, ge=1, le=MAX_COUNT,
-                          description="at most this many items (the request's own count, else 10, bounds it)")
+    query: StrictStr = Field(max_length=MAX_MESSAGE_CHARS, examples=["a funny sci-fi like Men in Black, nothing scary"])
+    n: StrictInt | None = Field(default=None, ge=1, le=MAX_COUNT,
+                                description="at most this many items (the request's own count, else 10, bounds it)")
 
 
 class FeedbackRequest(Body):
-    user_id: UserKey
-    session_id: str = Field(min_length=1, max_length=128)
-    item_id: int = Field(ge=1, description="MovieLens item id of the swiped card")
+    session_id: SessionId
+    item_id: StrictInt = Field(ge=1, le=1_000_000, description="MovieLens item id of the swiped card")
     action: Literal["like", "dislike"]
-    trace_id: str | None = Field(default=None, max_length=128, description="the turn that showed the card")
-    rank: int | None = Field(default=None, ge=1, description="1-based position of the card in that turn")
-    query: str | None = Field(default=None, max_length=MAX_MESSAGE_CHARS)
+    trace_id: TraceId | None = None
+    rank: StrictInt | None = Field(default=None, ge=1, le=MAX_COUNT,
+                                   description="1-based position of the card in that turn")
+    query: StrictStr | None = Field(default=None, max_length=MAX_MESSAGE_CHARS)
 
 
 class CardOut(BaseModel):
@@ -344,9 +464,26 @@ class ProfileItem(BaseModel):
 class ProfileResponse(BaseModel):
     user_id: str
     known: bool
+    seed_from: int | None = Field(description="the MovieLens persona the profile started from")
     ratings: list[ProfileItem]
     likes: list[int]
     dislikes: list[int]
+
+
+class ExportResponse(BaseModel):
+    person: dict[str, Any]
+    profile: ProfileResponse
+    swipes: list[dict[str, Any]]
+    sessions: list[dict[str, Any]]
+    turns: list[dict[str, Any]]
+    traces: list[dict[str, Any]]
+
+
+class DeleteResponse(BaseModel):
+    deleted: bool
+    swipes: int
+    sessions: int
+    profile: bool
 
 
 class ErrorBody(BaseModel):
@@ -354,11 +491,24 @@ class ErrorBody(BaseModel):
     details: list[dict[str, Any]] | None = None
 
 
-ERRORS = {400: {"model": ErrorBody, "description": "the request cannot be served as sent"},
-          404: {"model": ErrorBody, "description": "unknown user"},
-          413: {"model": ErrorBody, "description": "request body too large"},
-          422: {"model": ErrorBody, "description": "invalid fields; `details` lists each"},
-          503: {"model": ErrorBody, "description": "models loading or failed to load"}}
+def _error(description: str, headers: dict | None = None) -> dict:
+    answer: dict[str, Any] = {"model": ErrorBody, "description": description}
+    if headers:
+        answer["headers"] = {name: {"description": text, "schema": {"type": "string"}} for name, text in headers.items()}
+    return answer
+
+
+ERRORS = {400: _error("the request cannot be served as sent"),
+          413: _error("request body too large"),
+          422: _error("invalid fields; `details` lists each"),
+          431: _error("request headers too large"),
+          503: _error("models loading or failed to load", {"Retry-After": "seconds"})}
+PERSON_ERRORS = {**ERRORS,
+                 401: _error("missing or invalid bearer token", {"WWW-Authenticate": "Bearer"}),
+                 403: _error("the token's person may not act on this data"),
+                 429: _error("rate limit: too many turns or swipes", {"Retry-After": "seconds"})}
+TURN_ERRORS = {k: v for k, v in PERSON_ERRORS.items() if k != 403}
+SWIPE_ERRORS = {**TURN_ERRORS, 404: _error("the trace_id is not a turn of yours that showed this card")}
 
 
 # ---------------------------------------------------------------------------------------- API
@@ -371,6 +521,22 @@ async def agent_ready(request: Request) -> Runtime:
 
 
 Ready = Annotated[Runtime, Depends(agent_ready)]
+bearer = HTTPBearer(auto_error=False, description="the token from POST /api/people")
+
+
+async def current_person(request: Request,
+                         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> Person:
+    """Dependency of person-scoped routes: the bearer token's person, else 401."""
+    bearer_token(request.headers.get("authorization"))  # says what is wrong with a missing/malformed header
+    runtime: Runtime = request.app.state.runtime
+    return runtime.authenticate(credentials.credentials if credentials else "")
+
+
+Me = Annotated[Person, Depends(current_person)]
+
+
+def client_of(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
 
 
 def build_api(runtime: Runtime) -> FastAPI:
@@ -395,34 +561,62 @@ def build_api(runtime: Runtime) -> FastAPI:
     api.state.runtime = runtime
     install_error_handlers(api)
     api.add_middleware(RequestMetrics)
-    api.add_middleware(BodySizeLimit, max_bytes=runtime.settings.max_body_bytes)  # outermost of the two
+    api.add_middleware(BodySizeLimit, max_bytes=runtime.settings.max_body_bytes)
+    api.add_middleware(Gate)  # outermost: unused routes and oversized headers never reach the rest
 
-    @api.post("/api/chat", response_model=ChatResponse, responses=ERRORS, tags=["agent"])
-    async def chat(body: ChatRequest, rt: Ready) -> dict:
+    @api.post("/api/people", response_model=PersonCreated, status_code=201, tags=["people"],
+              responses={**ERRORS, 429: PERSON_ERRORS[429]})
+    async def create_person(body: PersonRequest, request: Request, rt: Ready) -> dict:
+        """A new person and their bearer token (shown once). ``seed_from`` starts the profile from a
+        MovieLens persona's ratings; without it the person starts from scratch."""
+        person, token = rt.create_person(body.name, body.seed_from, client_of(request))
+        return {"user_id": person.id, "token": token, "name": person.name, "seed_from": person.seed_from}
+
+    @api.get("/api/people/me/export", response_model=ExportResponse, responses=TURN_ERRORS, tags=["people"])
+    def export_me(me: Me, request: Request, rt: Ready) -> dict:
+        """Everything held about the token's person: record, profile, swipes, sessions, turns, traces."""
+        rt.limits.turn(me.id, client_of(request))  # it reads the whole swipe and trace logs: limited like a turn
+        return rt.export(me)
+
+    @api.delete("/api/people/me", response_model=DeleteResponse, responses=TURN_ERRORS, tags=["people"])
+    def delete_me(me: Me, rt: Ready) -> dict:
+        """Delete the token's person everywhere; the token stops working at once."""
+        return {"deleted": True, **rt.delete(me)}
+
+    @api.post("/api/chat", response_model=ChatResponse, responses=TURN_ERRORS, tags=["agent"])
+    async def chat(body: ChatRequest, me: Me, request: Request, rt: Ready) -> dict:
         """One chat turn: text plus recommendation cards with their evidence."""
-        result = await rt.chat_from_loop(body.user_id, body.session_id, body.message, channel="api")
+        rt.limits.turn(me.id, client_of(request))
+        result = await rt.chat_from_loop(me.id, body.session_id, body.message, channel="api")
         return {**result.as_dict(), "session_id": result.session_id}
 
-    @api.post("/api/recommend", response_model=RecommendResponse, responses=ERRORS, tags=["agent"])
-    async def recommend(body: RecommendRequest, rt: Ready) -> dict:
+    @api.post("/api/recommend", response_model=RecommendResponse, responses=TURN_ERRORS, tags=["agent"])
+    async def recommend(body: RecommendRequest, me: Me, request: Request, rt: Ready) -> dict:
         """One stand-alone request (its own session): the parsed intent and the ranked items."""
-        result = await rt.chat_from_loop(body.user_id, f"recommend-{uuid.uuid4().hex}", body.query, channel="api")
+        rt.limits.turn(me.id, client_of(request))
+        result = await rt.chat_from_loop(me.id, f"recommend-{uuid.uuid4().hex}", body.query, channel="api")
         # a one-off request: its session must not push live conversations out of the bounded store
         rt.require().sessions.discard(result.session_id, result.user.key)
         items = [c.as_dict() for c in result.cards][: body.n]
         return {"intent": result.intent.model_dump(mode="json"), "items": items, "text": result.text,
                 "trace_id": result.trace_id}
 
-    @api.post("/api/feedback", response_model=FeedbackResponse, responses=ERRORS, tags=["agent"])
-    def feedback(body: FeedbackRequest, rt: Ready) -> dict:
+    @api.post("/api/feedback", response_model=FeedbackResponse, responses=SWIPE_ERRORS, tags=["agent"])
+    def feedback(body: FeedbackRequest, me: Me, request: Request, rt: Ready) -> dict:
         """A like/dislike swipe: logged durably, then folded into the person's profile at once."""
-        return {"recorded": rt.swipe(body.user_id, body.session_id, body.item_id, body.action, body.trace_id,
+        rt.limits.swipe(me.id, client_of(request))
+        return {"recorded": rt.swipe(me.id, body.session_id, body.item_id, body.action, body.trace_id,
                                      body.rank, body.query)}
 
-    @api.get("/api/users/{user_id}/profile", response_model=ProfileResponse, responses=ERRORS, tags=["agent"])
-    def profile(user_id: Annotated[str, Path(min_length=1, max_length=64)], rt: Ready) -> dict:
-        """This person's own ratings and swipes (never anyone else's), with titles."""
-        return rt.profile(user_id)
+    @api.get("/api/users/{user_id}/profile", response_model=ProfileResponse, responses=PERSON_ERRORS, tags=["agent"])
+    def profile(user_id: Annotated[str, Path(min_length=1, max_length=64)], me: Me, rt: Ready) -> dict:
+        """The token's person's own ratings and swipes, with titles (``me`` names them too); anyone
+        else's is 403, whether they exist or not."""
+        if user_id not in ("me", me.id):
+            raise Forbidden()
+        return rt.profile(me.id)
+
+    install_operator_routes(api, runtime.operator)
 
     @api.get("/healthz", tags=["ops"], responses={503: {"description": "loading or failed"}})
     async def healthz(request: Request) -> JSONResponse:  # async: never queues behind busy worker threads
@@ -439,6 +633,49 @@ def build_api(runtime: Runtime) -> FastAPI:
         return PlainTextResponse(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     return api
+
+
+OPERATOR_PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>CineAgent operator</title></head>
+<body style="font-family: sans-serif; max-width: 32em; margin: 3em auto">
+<h2>CineAgent: operator sign-in</h2>
+<p>{message}</p>
+<form method="post" action="/operator"><label>Admin token <input type="password" name="token" id="admin-token"
+ autocomplete="off" maxlength="256" required></label> <button type="submit" id="operator-login">Sign in</button></form>
+<form method="post" action="/operator/logout"><button type="submit">Sign out</button></form>
+<p><a href="/">Back to the chat</a></p></body></html>"""
+
+
+def install_operator_routes(api: FastAPI, operator: Operator) -> None:
+    """``/operator``: the operator signs in with ``CINEAGENT_ADMIN_TOKEN`` and gets a cookie (an HMAC
+    of the token, HttpOnly, SameSite=Strict) that shows them the UI's Traces tab. Off (404) without
+    the token configured. Not in the OpenAPI schema: it is for a person at a browser."""
+
+    def page(message: str, status: int = 200) -> HTMLResponse:
+        return HTMLResponse(OPERATOR_PAGE.format(message=message), status_code=status,
+                            headers={"Cache-Control": "no-store"})
+
+    @api.get("/operator", include_in_schema=False)
+    async def operator_form() -> HTMLResponse:
+        if not operator.enabled:
+            return page("Operator views are off: set CINEAGENT_ADMIN_TOKEN and restart.", 404)
+        return page("Sign in to see the Traces tab.")
+
+    @api.post("/operator", include_in_schema=False)
+    async def operator_login(token: Annotated[str, Form(max_length=256)]) -> HTMLResponse:
+        if not operator.enabled:
+            return page("Operator views are off: set CINEAGENT_ADMIN_TOKEN and restart.", 404)
+        if not operator.check_token(token):
+            return page("That is not the admin token.", 401)
+        answer = RedirectResponse("/", status_code=303)
+        answer.set_cookie(OPERATOR_COOKIE, operator.cookie_value(), httponly=True, samesite="strict",
+                          max_age=12 * 3600)
+        return answer
+
+    @api.post("/operator/logout", include_in_schema=False)
+    async def operator_logout() -> RedirectResponse:
+        answer = RedirectResponse("/", status_code=303)
+        answer.delete_cookie(OPERATOR_COOKIE)
+        return answer
 
 
 def error_response(status: int, message: str, details: list | None = None, headers: dict | None = None) -> JSONResponse:
@@ -475,6 +712,28 @@ def install_error_handlers(api: FastAPI) -> None:
     @api.exception_handler(UnknownUser)
     async def unknown_user(_: Request, exc: UnknownUser) -> JSONResponse:
         return error_response(404, str(exc))
+
+    @api.exception_handler(Unauthorized)
+    @api.exception_handler(InvalidToken)
+    async def unauthorized(_: Request, exc: Exception) -> JSONResponse:
+        return error_response(401, str(exc), headers={"WWW-Authenticate": "Bearer"})
+
+    @api.exception_handler(Forbidden)
+    async def forbidden(_: Request, exc: Forbidden) -> JSONResponse:
+        return error_response(403, str(exc))
+
+    @api.exception_handler(UnknownTurn)
+    async def unknown_turn(_: Request, exc: UnknownTurn) -> JSONResponse:
+        return error_response(404, str(exc))
+
+    @api.exception_handler(UnknownPersona)
+    @api.exception_handler(InvalidPerson)
+    async def bad_person(_: Request, exc: ValueError) -> JSONResponse:
+        return error_response(400, str(exc))
+
+    @api.exception_handler(RateLimited)
+    async def rate_limited(_: Request, exc: RateLimited) -> JSONResponse:
+        return error_response(429, str(exc), headers={"Retry-After": str(exc.retry_after_s)})
 
     @api.exception_handler(NotReady)
     async def not_ready(_: Request, exc: NotReady) -> JSONResponse:
@@ -569,20 +828,34 @@ CSS = """
 """
 
 
-def banner(runtime: Runtime) -> tuple[str, gr.Timer]:
-    """Models/parser status line; the timer stops polling once the models are up (or failed)."""
+def banner(runtime: Runtime) -> tuple[str, gr.Timer, gr.Dropdown]:
+    """Models/parser status line; the timer stops polling once the models are up (or failed), and
+    the persona choices fill in then (describing them needs the ratings)."""
     if runtime.status == "loading":
-        return f"**Loading models…** ({time.monotonic() - runtime.created:.0f} s)", gr.Timer(active=True)
+        return (f"**Loading models…** ({time.monotonic() - runtime.created:.0f} s)", gr.Timer(active=True),
+                gr.Dropdown())
     if runtime.status == "failed":
-        return f"**The models failed to load:** {runtime.error}", gr.Timer(active=False)
+        return f"**The models failed to load:** {runtime.error}", gr.Timer(active=False), gr.Dropdown()
     if runtime.agent.parser.name == "offline":
         note = ("**No LLM is configured** (set `CINEAGENT_LLM_BASE_URL` to use one): the offline parser "
                 "(genre lexicon, sentence embeddings, fuzzy title matching) is reading your requests.")
     else:
         note = "**An LLM reads your requests**; if it fails or times out, the offline parser answers instead."
-    return f"{note} Models `{runtime.model_version}`.", gr.Timer(active=False)
+    return (f"{note} Models `{runtime.model_version}`.", gr.Timer(active=False),
+            gr.Dropdown(choices=persona_choices(runtime)))
 
 
+FRESH = "Start from scratch (no history)"
+
+
+def persona_choices(runtime: Runtime) -> list[tuple[str, str]]:
+    """(label, value) pairs: from scratch, then a varied set of MovieLens raters by taste (cached)."""
+    if runtime.persona_choices is None:
+        from data.personas import featured
+
+        runtime.persona_choices = [(FRESH, "")] + [(p.describe(), str(p.user_id))
+                                                   for p in featured(runtime.require().data)]
+    return runtime.persona_choices
 def card_markdown(rank: int, card: dict) -> str:
     year = f" ({card['year']})" if card["year"] else ""
     return f"**{rank}. {card['title']}**{year} · _{', '.join(card['genres'])}_\n\n{card['explanation']}"
@@ -609,19 +882,56 @@ def reply_markdown(result: TurnResult) -> str:
     return f"{result.text}{notes}\n{picks}" if picks else f"{result.text}{notes}"
 
 
-def describe_user(runtime: Runtime, key: str) -> str:
+PERSON_KEY = "cineagent-person"
+# Gradio encrypts BrowserState with this in the page itself: it only keeps the value from being
+# plain text in local storage. What protects the token is the browser's same-origin rule, as for
+# any bearer token kept by a web page. Fixed, so a visitor stays the same person across restarts.
+PERSON_STORAGE_SECRET = "cineagent-person-v1"
+
+
+def describe_person(runtime: Runtime, person: Person | None) -> str:
+    if person is None:
+        return ("You're a **new visitor**: your first message creates your own private profile, kept in this "
+                "browser. Or start from a MovieLens persona below.")
     agent = runtime.require()
-    person = resolve_user(key, agent.data)
-    rated = len(agent.profiles.ratings(person.key))
-    kind = "MovieLens user" if person.known else "new user"
-    return f"Chatting as **{person.key}** ({kind}, {rated} ratings and swipes on record)."
+    rated = len(agent.profiles.ratings(person.id))
+    origin = f"started from MovieLens persona #{person.seed_from}" if person.seed_from else "started from scratch"
+    return f"Your private profile ({origin}): **{rated}** ratings and swipes on record."
 
 
-PEOPLE_ERRORS = (BadRequest, UnknownUser, NotReady, FeedbackError)  # shown to the person, never a crash
+def ui_person(runtime: Runtime, stored: dict | None, request: gr.Request | None, create: bool = True
+              ) -> tuple[Person | None, dict | None]:
+    """The person whose token this browser keeps; a new one (unseeded) when it keeps none or a
+    token that no longer works (deleted, or another server's), if ``create``."""
+    token = stored.get("token") if isinstance(stored, dict) else None
+    if isinstance(token, str):
+        try:
+            return runtime.authenticate(token), stored
+        except InvalidToken:
+            pass
+    if not create:
+        return None, None
+    person, token = runtime.create_person(None, None, ui_client(request))
+    return person, {"token": token, "user_id": person.id}
+
+
+def ui_client(request: gr.Request | None) -> str:
+    client = getattr(request, "client", None) if request is not None else None
+    return getattr(client, "host", None) or "unknown"
+
+
+PEOPLE_ERRORS = (BadRequest, UnknownUser, NotReady, FeedbackError, InvalidToken, RateLimited, UnknownTurn,
+                 UnknownPersona, InvalidPerson)  # shown to the person, never a crash
 
 
 def status_of(exc: Exception) -> int:
-    return 503 if isinstance(exc, NotReady) else 404 if isinstance(exc, UnknownUser) else 400
+    if isinstance(exc, NotReady):
+        return 503
+    if isinstance(exc, InvalidToken):
+        return 401
+    if isinstance(exc, RateLimited):
+        return 429
+    return 404 if isinstance(exc, (UnknownUser, UnknownTurn)) else 400
 
 
 @contextmanager
@@ -634,33 +944,95 @@ def observed(endpoint: str) -> Iterator[dict]:
         metrics.observe_request(endpoint, outcome["status"], time.perf_counter() - started)
 
 
-def ui_chat(runtime: Runtime, user: str, message: str, history: list, session: dict | None):
-    """Send one message from the UI -> (chat, cleared box, cards, session, history, status, who)."""
+def ui_load(runtime: Runtime, stored: dict | None, request: gr.Request):
+    """On page load: who this browser is, and the Traces tab for an operator only."""
+    operator = runtime.operator.is_operator(dict(request.headers), dict(request.cookies)) if request else False
+    try:
+        who = describe_person(runtime, ui_person(runtime, stored, request, create=False)[0])
+    except NotReady:
+        who = "Models are loading…"
+    return who, gr.Tab(visible=operator)
+
+
+def ui_start_over(runtime: Runtime, persona: str | None, request: gr.Request):
+    """A new person, from a persona or from scratch -> (browser state, who, chat, cards, session, history)."""
+    with observed("ui/people") as outcome:
+        try:
+            seed = int(persona) if persona and persona.isdecimal() and persona.isascii() else None
+            person, token = runtime.create_person(None, seed, ui_client(request))
+            outcome["status"] = 201
+            return ({"token": token, "user_id": person.id}, describe_person(runtime, person), [], [], None, [], "")
+        except PEOPLE_ERRORS as exc:
+            outcome["status"] = status_of(exc)
+            return gr.update(), gr.update(), gr.update(), gr.update(), gr.update(), gr.update(), f"**Sorry:** {exc}"
+
+
+def ui_export(runtime: Runtime, stored: dict | None, request: gr.Request):
+    """"Show everything held about me" -> (the export as JSON, status line)."""
+    with observed("ui/export") as outcome:
+        try:
+            person, _ = ui_person(runtime, stored, request, create=False)
+            if person is None:
+                outcome["status"] = 200
+                return {}, "Nothing is held about you yet: you have not said anything."
+            runtime.limits.turn(person.id, ui_client(request))
+            data = runtime.export(person)
+            outcome["status"] = 200
+            return data, ""
+        except PEOPLE_ERRORS as exc:
+            outcome["status"] = status_of(exc)
+            return gr.update(), f"**Sorry:** {exc}"
+
+
+def ui_delete(runtime: Runtime, stored: dict | None, request: gr.Request):
+    """"Delete my data" -> (browser state, who, chat, cards, session, history, export view, status line)."""
+    with observed("ui/delete") as outcome:
+        try:
+            person, _ = ui_person(runtime, stored, request, create=False)
+            if person is not None:
+                runtime.delete(person)
+            outcome["status"] = 200
+            return (None, describe_person(runtime, None), [], [], None, [], {},
+                    "Deleted: your profile, swipes and conversations are gone, and this browser forgot you.")
+        except PEOPLE_ERRORS as exc:
+            outcome["status"] = status_of(exc)
+            return (gr.update(),) * 7 + (f"**Sorry:** {exc}",)
+
+
+def ui_chat(runtime: Runtime, stored: dict | None, message: str, history: list, session: dict | None,
+            request: gr.Request):
+    """Send one message from the UI -> (chat, cleared box, cards, session, history, status, who, browser state)."""
     history, cards, who = list(history or []), [], gr.update()
     with observed("ui/chat") as outcome:
         try:
-            key = resolve_user(user, runtime.require().data).key
-            if not session or session["user"] != key:
-                session = {"user": key, "session_id": uuid.uuid4().hex}
+            person, stored = ui_person(runtime, stored, request)
+            runtime.limits.turn(person.id, ui_client(request))
+            if not session or session["user"] != person.id:
+                session = {"user": person.id, "session_id": uuid.uuid4().hex}
                 history = []  # a different person: a fresh conversation
             history.append({"role": "user", "content": message})
-            result = runtime.chat(key, session["session_id"], message, channel="ui")
+            result = runtime.chat(person.id, session["session_id"], message, channel="ui")
             history.append({"role": "assistant", "content": reply_markdown(result)})
-            cards = [{**c.as_dict(), "rank": i, "trace_id": result.trace_id, "query": message, "user": key,
+            # what a swipe needs besides the person, who comes from the browser's token at click time
+            cards = [{**c.as_dict(), "rank": i, "trace_id": result.trace_id, "query": message,
                       "session_id": session["session_id"]} for i, c in enumerate(result.cards, 1)]
-            who = describe_user(runtime, key)
+            who = describe_person(runtime, person)
             outcome["status"] = 200
         except PEOPLE_ERRORS as exc:
             outcome["status"] = status_of(exc)
             history.append({"role": "assistant", "content": f"**Sorry:** {exc}"})
-    return history, "", cards, session, history, "", who
+    return history, "", cards, session, history, "", who, stored if stored is not None else gr.update()
 
 
-def ui_swipe(runtime: Runtime, card: dict, action: str):
+def ui_swipe(runtime: Runtime, card: dict, action: str, stored: dict | None, request: gr.Request):
     """A Like/Dislike click on one card -> (status line, like button, dislike button)."""
     with observed("ui/feedback") as outcome:
         try:
-            runtime.swipe(card["user"], card["session_id"], card["item_id"], action, card["trace_id"], card["rank"],
+            person, _ = ui_person(runtime, stored, request, create=False)
+            if person is None:
+                raise InvalidToken()
+            runtime.limits.swipe(person.id, ui_client(request))
+            runtime.swipe(person.id, card["session_id"], card["item_id"], action, card["trace_id"], card["rank"],
                           card["query"])
             outcome["status"] = 200
         except PEOPLE_ERRORS as exc:
@@ -673,10 +1045,14 @@ def ui_swipe(runtime: Runtime, card: dict, action: str):
             gr.update(value="Disliked" if not liked else "Dislike", variant="stop" if not liked else "secondary"))
 
 
-def trace_tables(runtime: Runtime) -> tuple[list[list], list[list]]:
-    """The local trace log (agent.tracing): this server's turns and any other process's (CLI)."""
+def trace_tables(runtime: Runtime, request: gr.Request) -> tuple[list[list], list[list]]:
+    """The local trace log (agent.tracing): this server's turns and any other process's (CLI).
+    Every person's turns: for the operator only (checked here, on every call: Gradio's queue
+    runs this event for anyone who names it)."""
     from agent.tracing import recent_traces
 
+    if request is None or not runtime.operator.is_operator(dict(request.headers), dict(request.cookies)):
+        return [], []
     channels = {t.trace_id: t.channel for t in runtime.turns.latest()}
     traces = recent_traces(runtime.settings.recent_turns)
     rows = [[time.strftime("%H:%M:%S", time.localtime(t["ts"])), t["trace_id"][:12], channels.get(t["trace_id"], "cli"),
@@ -705,8 +1081,31 @@ def render_card(card: dict) -> tuple[gr.Button, gr.Button]:
     return like, dislike
 
 
+def with_request(fn: Callable, *bound: Any) -> Callable:
+    """``partial(fn, *bound)`` that Gradio still hands the ``gr.Request`` (``fn``'s last argument):
+    Gradio finds that argument by the handler's type hints and positions, which a ``partial`` hides."""
+
+    def handler(*args: Any) -> Any:
+        return fn(*bound, *args)
+
+    inputs = list(inspect.signature(fn).parameters)[len(bound):-1]
+    handler.__signature__ = inspect.Signature(
+        [inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD) for name in inputs]
+        + [inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD)])
+    handler.__annotations__ = {"request": gr.Request}
+    return handler
+
+
+PERSONA_NOTE = ("**Start from a MovieLens persona?** MovieLens 100k is 100,000 ratings by 943 anonymous "
+                "film fans. Starting from one of them copies their ratings into a new profile of your own, so "
+                "your very first picks are personal; your likes and dislikes then change only your copy, never "
+                "theirs. Starting over gives you a new profile; the old one stays in this browser no more.")
+
+
 def build_ui(runtime: Runtime) -> gr.Blocks:
     with gr.Blocks(title="CineAgent") as demo:
+        # {"token", "user_id"}: who this browser is; the token is checked by every event
+        person = gr.BrowserState(None, storage_key=PERSON_KEY, secret=PERSON_STORAGE_SECRET)
         session = gr.State(None)   # {"user", "session_id"}: a new person starts a new session
         history = gr.State([])     # openai-style {"role", "content"} messages
         cards = gr.State([])       # the last turn's cards, with what a swipe must log
@@ -717,11 +1116,20 @@ def build_ui(runtime: Runtime) -> gr.Blocks:
         poll = gr.Timer(1.0)
         with gr.Tabs():
             with gr.Tab("Chat", id="chat-tab"):
-                with gr.Row():
-                    user = gr.Textbox(value="196", label="Who's watching?", elem_id="user-box", scale=1,
-                                      info="A MovieLens user id (1-943) for personalised picks, or a new name to "
-                                           "start from scratch")
-                    who = gr.Markdown(elem_id="who")
+                who = gr.Markdown(elem_id="who")
+                with gr.Accordion("Start from a MovieLens persona", open=False, elem_id="persona-panel"):
+                    gr.Markdown(PERSONA_NOTE)
+                    with gr.Row():
+                        persona = gr.Dropdown(choices=[(FRESH, "")], value="", label="Persona", scale=4,
+                                              elem_id="persona", interactive=True)
+                        start = gr.Button("Start over as this persona", scale=1, elem_id="start-over")
+                with gr.Accordion("Your data", open=False, elem_id="data-panel"):
+                    gr.Markdown("Everything held about you (profile, swipes, conversations, the turns you were "
+                                "shown), and a way to delete all of it. Nobody else can see it.")
+                    with gr.Row():
+                        show_data = gr.Button("Show everything held about me", size="sm", elem_id="export-me")
+                        delete_me = gr.Button("Delete my data", size="sm", variant="stop", elem_id="delete-me")
+                    exported = gr.JSON(label="Held about you", elem_id="export-view")
                 chatbot = gr.Chatbot(label="Chat", elem_id="chat", height=340)
                 with gr.Row():
                     message = gr.Textbox(show_label=False, placeholder="What would you like to watch?", scale=5,
@@ -734,21 +1142,32 @@ def build_ui(runtime: Runtime) -> gr.Blocks:
                     for card in shown:
                         like, dislike = render_card(card)
                         for button, action in ((like, "like"), (dislike, "dislike")):
-                            button.click(partial(ui_swipe, runtime, card, action), outputs=[status, like, dislike],
-                                         api_visibility="private")
+                            button.click(with_request(ui_swipe, runtime, card, action), inputs=[person],
+                                         outputs=[status, like, dislike], api_visibility="private")
 
-            with gr.Tab("Traces", id="traces-tab") as traces_tab:
+            # rendered for everyone but shown to an operator only (ui_load); its data is checked
+            # per call in trace_tables
+            with gr.Tab("Traces", id="traces-tab", visible=False, elem_id="traces-tab") as traces_tab:
                 gr.Markdown("Recent turns (newest first) and the steps of each: parse, merge, recommend…")
                 refresh = gr.Button("Refresh", size="sm", elem_id="refresh-traces")
                 turns_table = gr.Dataframe(headers=TURN_COLUMNS, label="Turns", elem_id="turns", interactive=False)
                 steps_table = gr.Dataframe(headers=STEP_COLUMNS, label="Steps", elem_id="steps", interactive=False)
+        gr.Markdown("Operator? [Sign in](/operator) to see traces.", elem_id="operator-link")
 
-        poll.tick(partial(banner, runtime), outputs=[note, poll], api_visibility="private")
+        demo.load(with_request(ui_load, runtime), inputs=[person], outputs=[who, traces_tab], api_visibility="private")
+        poll.tick(partial(banner, runtime), outputs=[note, poll, persona], api_visibility="private")
+        start.click(with_request(ui_start_over, runtime), inputs=[persona],
+                    outputs=[person, who, chatbot, cards, session, history, status], api_visibility="private")
+        show_data.click(with_request(ui_export, runtime), inputs=[person], outputs=[exported, status],
+                        api_visibility="private")
+        delete_me.click(with_request(ui_delete, runtime), inputs=[person],
+                        outputs=[person, who, chatbot, cards, session, history, exported, status],
+                        api_visibility="private")
         for trigger in (send.click, message.submit):
-            trigger(partial(ui_chat, runtime), [user, message, history, session],
-                    [chatbot, message, cards, session, history, status, who], api_visibility="private")
+            trigger(with_request(ui_chat, runtime), [person, message, history, session],
+                    [chatbot, message, cards, session, history, status, who, person], api_visibility="private")
         for trigger in (refresh.click, traces_tab.select):
-            trigger(partial(trace_tables, runtime), outputs=[turns_table, steps_table], api_visibility="private")
+            trigger(with_request(trace_tables, runtime), outputs=[turns_table, steps_table], api_visibility="private")
     # turns are CPU-bound on a small machine: a few at once, the rest queue in Gradio
     demo.queue(default_concurrency_limit=4)
     relax_queue_polling(demo)

@@ -246,6 +246,13 @@ class DialogueManager:
             self.tracer.record_feedback(trace_id, user, int(item_id), liked)
         return ratings
 
+    def forget(self, user_key: str) -> None:
+        """Drop what this process caches about a person (their data is deleted elsewhere). Their
+        folded-in model rows stay until restart, under a model id nothing maps to any more."""
+        with self._model_lock:
+            self.ranker.forget(user_key)
+            self._folded.discard(user_key)
+
     # ---------------------------------------------------------------- graph
     def _build_graph(self):
         graph = StateGraph(TurnState)
@@ -552,8 +559,8 @@ class DialogueManager:
         """After a restart, swipes persisted in the profile store are folded in on first contact."""
         if user.key in self._folded:
             return
-        swipes = self.profiles.swipes(user.key)
-        if swipes:
+        # a person seeded from a MovieLens persona is personalised from their first turn
+        if self.profiles.swipes(user.key) or self.profiles.seeded_from(user.key):
             with self._model_lock:
                 self.bundle.fusion.fold_in(user.model_id, self.profiles.ratings(user.key))
                 self.ranker.forget(user.key)

@@ -133,5 +133,18 @@ class SessionStore:
         with self._lock:
             self._sessions.pop(f"{user_key}\x00{session_id}", None)
 
+    def of_user(self, user_key: str) -> list[Session]:
+        """This person's live sessions (for their data export)."""
+        with self._lock:
+            return [s for s in self._sessions.values() if s.user_key == user_key]
+
+    def discard_user(self, user_key: str) -> int:
+        """Drop every session of this person; returns how many there were."""
+        with self._lock:
+            keys = [k for k, s in self._sessions.items() if s.user_key == user_key]
+            for key in keys:
+                del self._sessions[key]
+            return len(keys)
+
     def __len__(self) -> int:
         return len(self._sessions)

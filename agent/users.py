@@ -23,9 +23,18 @@ class User:
 
 
 def resolve_user(raw: object, data: MovieLens) -> User:
-    """Map a user key to a User; numbers must be MovieLens users, names start a new profile."""
-    key = str(raw).strip() if raw is not None else ""
+    """Map a user key to a User; numbers must be MovieLens users, names start a new profile.
+
+    Strict: one user has one spelling. ``True`` is not user 1, and ``"0196"`` or ``" 196"`` are
+    not user 196 (loose coercion let one key reach another person's profile)."""
+    if isinstance(raw, bool):
+        raise UnknownUser("a user is a MovieLens user id (1-943) or a name, not true/false")
+    key = str(raw) if raw is not None else ""
+    if key != key.strip():
+        raise UnknownUser(f"user {key!r} has spaces around it: send it without them")
     if key.isdecimal() and key.isascii():
+        if key != str(int(key)):
+            raise UnknownUser(f"user {key} has leading zeros: send {int(key)}")
         uid = int(key)
         if uid not in data.user_id_set:
             lo, hi = int(data.users["user_id"].min()), int(data.users["user_id"].max())

@@ -23,7 +23,7 @@ from typing import Iterator, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from data.store import home
+from data.store import home, write_bytes_atomic
 
 log = logging.getLogger(__name__)
 
@@ -89,10 +89,8 @@ class FeedbackLog:
         """Write ``record`` as one line and fsync it; returns the record as written."""
         line = record.to_line()
         with self._lock:
-            # read access only to peek at the last byte (torn-line repair); writes always append
-            fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+            fd = self._open_locked()
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX)  # other processes; released when fd closes
                 if _ends_torn(fd):
                     line = b"\n" + line  # a killed writer left half a line: keep it on its own line
                 written = os.write(fd, line)
@@ -103,6 +101,53 @@ class FeedbackLog:
             finally:
                 os.close(fd)
         return record
+
+    def _open_locked(self) -> int:
+        """The log's descriptor, exclusively flocked (other processes; released when it closes).
+
+        ``remove_user`` replaces the file by a rename: a writer that opened the old file before
+        the rename finds, once it holds the lock, that the path names another file, and opens again
+        (else its line would go to the unlinked old file and be lost)."""
+        while True:
+            # read access only to peek at the last byte (torn-line repair); writes always append
+            fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                current = os.stat(self.path)
+            except FileNotFoundError:
+                os.close(fd)
+                continue
+            except BaseException:
+                os.close(fd)
+                raise
+            if current.st_ino == os.fstat(fd).st_ino:
+                return fd
+            os.close(fd)
+
+    def remove_user(self, user_id: str) -> int:
+        """Rewrite the log without this person's swipes (their right to be forgotten); returns how
+        many were removed. Atomic: a crash leaves the old log or the new one, never half of one."""
+        with self._lock:
+            fd = self._open_locked()
+            try:
+                size = os.fstat(fd).st_size
+                kept, removed = [], 0
+                for raw in os.pread(fd, size, 0).split(b"\n") if size else []:
+                    if not raw.strip():
+                        continue
+                    try:
+                        owner = json.loads(raw).get("user_id")
+                    except ValueError:
+                        owner = None  # a torn or unreadable line: kept as it was, as readers skip it
+                    if owner == user_id:
+                        removed += 1
+                    else:
+                        kept.append(raw + b"\n")
+                if removed:
+                    write_bytes_atomic(self.path, b"".join(kept))
+                return removed
+            finally:
+                os.close(fd)
 
     def log(self, **fields: object) -> FeedbackRecord:
         """Validate and append in one call (raises FeedbackError on bad fields)."""

@@ -5,11 +5,15 @@ free 127.0.0.1 port, in a scratch state directory that borrows the current home'
 and caches (so 1,000 benchmark swipes never land in a real feedback log), and measures:
 
 - time from process start to ``/healthz`` answering 200 (models loaded);
+Every simulated user is a person of its own (``POST /api/people``, before any timing), mostly
+started from a MovieLens persona, and sends its token; rate limits are off for the benchmark.
+
 - ``users`` concurrent users x ``turns`` chat turns each (``POST /api/chat``, gold-set
   utterances, one session per user): errors, p50/p95/p99 latency, throughput, the app
   process's CPU per turn (all its threads, from /proc), and how many turns waited for a phrase
   embedded off the event loop (from the app's trace log);
-- ``swipes`` likes/dislikes from ``users`` concurrent writers (``POST /api/feedback``): errors,
+- ``swipes`` likes/dislikes from ``users`` concurrent writers (``POST /api/feedback``, on the cards
+  of a turn each writer had first, untimed, naming its trace): errors,
   latency, and whether ``feedback.jsonl`` holds exactly one valid line per acknowledged swipe;
 - graceful shutdown: seconds from SIGTERM to exit, and the exit status.
 
@@ -38,6 +42,7 @@ from data import GOLD_SET
 from data.feedback import FILE_NAME, read_feedback
 from data.store import home
 from eval.bench import percentiles
+from web.limits import limits_off_env
 
 log = logging.getLogger(__name__)
 
@@ -191,26 +196,47 @@ def _run_concurrently(workers: int, jobs_per_worker: int, url: str, request, dea
             "stopped_early": len(latencies) + len(errors) < workers * jobs_per_worker}
 
 
+def create_people(url: str, seeds: list[int | None]) -> list[dict[str, str]]:
+    """One person per seed (None: from scratch); returns each one's Authorization header."""
+    headers = []
+    with httpx.Client(base_url=url, timeout=REQUEST_TIMEOUT_S) as client:
+        for seed in seeds:
+            reply = client.post("/api/people", json={} if seed is None else {"seed_from": seed})
+            reply.raise_for_status()
+            headers.append({"Authorization": f"Bearer {reply.json()['token']}"})
+    return headers
+
+
 def chat_phase(url: str, users: int, turns: int, deadline: float) -> dict:
     utterances = [case["utterance"] for case in json.loads(GOLD_SET.read_text())]
+    # mostly people started from a MovieLens persona (personalised path), every fifth from scratch (cold start)
+    people = create_people(url, [None if user % 5 == 4 else 1 + (user * 47) % 943 for user in range(users)])
 
     def turn(client: httpx.Client, user: int, i: int) -> httpx.Response:
-        # mostly MovieLens users (personalised path), every fifth a new person (cold start)
-        who = f"load-user-{user}" if user % 5 == 4 else str(1 + (user * 47) % 943)
-        return client.post("/api/chat", json={"user_id": who, "session_id": f"load-{user}",
-                                              "message": utterances[(user * turns + i) % len(utterances)]})
+        return client.post("/api/chat", json={"session_id": f"load-{user}",
+                                              "message": utterances[(user * turns + i) % len(utterances)]},
+                           headers=people[user])
 
     return _run_concurrently(users, turns, url, turn, deadline)
 
 
 def swipe_phase(url: str, state: Path, writers: int, swipes: int, deadline: float) -> dict:
     per_writer = swipes // writers
+    people = create_people(url, [1 + writer for writer in range(writers)])
+    # a swipe names the turn that showed its card: each writer has one turn first (untimed)
+    shown: list[tuple[str, list[int]]] = []
+    with httpx.Client(base_url=url, timeout=REQUEST_TIMEOUT_S) as client:
+        for writer in range(writers):
+            reply = client.post("/api/chat", json={"session_id": f"swipes-{writer}", "message": "a comedy"},
+                                headers=people[writer])
+            reply.raise_for_status()
+            shown.append((reply.json()["trace_id"], [item["item_id"] for item in reply.json()["items"]]))
 
     def swipe(client: httpx.Client, writer: int, i: int) -> httpx.Response:
+        trace_id, items = shown[writer]
         return client.post("/api/feedback", json={
-            "user_id": str(1 + writer), "session_id": f"swipes-{writer}", "item_id": 1 + (writer * 83 + i * 7) % 1682,
-            "action": "like" if i % 3 else "dislike", "trace_id": f"load-{writer}-{i}", "rank": i % 10 + 1,
-            "query": "load test"})
+            "session_id": f"swipes-{writer}", "item_id": items[i % len(items)], "action": "like" if i % 3 else "dislike",
+            "trace_id": trace_id, "rank": i % len(items) + 1, "query": "load test"}, headers=people[writer])
 
     result = _run_concurrently(writers, per_writer, url, swipe, deadline)
     path = state / FILE_NAME
@@ -230,7 +256,7 @@ def run_load_test(users: int = 20, turns: int = 50, swipes: int = 1000, time_lim
         report: dict = {"machine": {"cpus": os.cpu_count(), "load_avg_at_start": [round(x, 2) for x in os.getloadavg()]},
                         "config": {"users": users, "turns_per_user": turns, "swipes": swipes, "parser": "offline",
                                    "time_limit_s": time_limit_s}}
-        with AppProcess(state, env={"CINEAGENT_PARSER": "offline"}) as app:
+        with AppProcess(state, env={"CINEAGENT_PARSER": "offline", **limits_off_env()}) as app:
             report["ready_s"] = round(app.wait_ready(), 2)
             deadline = time.monotonic() + time_limit_s
             cpu_before = app.cpu_seconds()

@@ -55,6 +55,9 @@ class ProfileStore:
         # swipes read from disk once per user, then kept current by record_swipe (this process is
         # the profiles' only writer); a turn consults them a dozen times
         self._swipes: dict[str, dict[int, int]] = {}
+        # person key -> the MovieLens persona whose ratings their profile starts from (read-only:
+        # a person's swipes go to their own table, never to the persona's)
+        self._seeds: dict[str, str] = {}
         self._cache_size = cache_size
         self._lock = threading.RLock()  # the in-memory tables; never held across a disk write
         self._writers = KeyedLocks()    # one person's swipes are written one at a time, in order
@@ -83,8 +86,34 @@ class ProfileStore:
         return {int(k): int(v) for k, v in state["ratings"].items()}
 
     def ratings(self, user_key: str) -> dict[int, int]:
-        """Everything known about the person: base ratings overridden by swipes."""
-        return {**{int(k): int(v) for k, v in self.base.get(user_key, {}).items()}, **self.swipes(user_key)}
+        """Everything known about the person: base ratings (their own, or their persona's) overridden
+        by swipes."""
+        base = self.base.get(self._seeds.get(user_key, user_key), {})
+        return {**{int(k): int(v) for k, v in base.items()}, **self.swipes(user_key)}
+
+    def seed(self, user_key: str, persona_key: str) -> None:
+        """Start ``user_key``'s profile from ``persona_key``'s base ratings (the persona is not changed)."""
+        if persona_key not in self.base:
+            raise KeyError(f"{persona_key} has no base ratings to start from")
+        with self._lock:
+            if self._seeds.get(user_key) != persona_key:
+                self._seeds[user_key] = persona_key
+                self._indexes.pop(user_key, None)
+
+    def seeded_from(self, user_key: str) -> str | None:
+        return self._seeds.get(user_key)
+
+    def delete(self, user_key: str) -> bool:
+        """Forget a person: their swipe file, seed and cached index. True if a file was removed."""
+        with self._writers(user_key):
+            path = self._swipes_path(user_key)
+            removed = path.exists()
+            path.unlink(missing_ok=True)
+            with self._lock:
+                self._swipes.pop(user_key, None)
+                self._seeds.pop(user_key, None)
+                self._indexes.pop(user_key, None)
+            return removed
 
     def record_swipe(self, user_key: str, item_id: int, liked: bool) -> dict[int, int]:
         """Add a like/dislike, durably; the index is rebuilt on next search. Returns the new ratings.

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Iterator
 
 from eval.load_test import REPO, AppProcess, scratch_home
+from web.limits import limits_off_env
 
 TRAIN_TIMEOUT_S = 1200  # a cold train on a busy 2-core machine; a warm one returns at once
 
@@ -34,7 +35,8 @@ def running_app(tmp: Path, env: dict[str, str] | None = None, wait: bool = True)
     test_home = Path(os.environ["CINEAGENT_HOME"])  # set by tests/conftest.py
     ensure_artifacts(test_home)
     state = scratch_home(Path(tmp) / "home", test_home)
-    with AppProcess(state, env={"CINEAGENT_PARSER": "offline", **(env or {})}) as app:
+    # tests send requests far faster than a person: limits are off unless a test turns them on
+    with AppProcess(state, env={"CINEAGENT_PARSER": "offline", **limits_off_env(), **(env or {})}) as app:
         if wait:
             app.wait_ready()
         yield app

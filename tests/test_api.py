@@ -12,6 +12,8 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from prometheus_client.parser import text_string_to_metric_families
 from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import (content_type_conformance, response_headers_conformance,
+                                               response_schema_conformance, status_code_conformance)
 from schemathesis.generation import GenerationMode
 
 from data.feedback import read_feedback
@@ -32,8 +34,23 @@ def client(server):
         yield c
 
 
-def chat(client, user, session, message) -> dict:
-    reply = client.post("/api/chat", json={"user_id": user, "session_id": session, "message": message})
+def new_person(client, seed_from: int | None = None, name: str | None = None) -> dict:
+    """POST /api/people -> {"user_id", "token", "headers"} (the Authorization header to send)."""
+    body = {k: v for k, v in (("seed_from", seed_from), ("name", name)) if v is not None}
+    reply = client.post("/api/people", json=body)
+    assert reply.status_code == 201, reply.text
+    created = reply.json()
+    return {**created, "headers": {"Authorization": f"Bearer {created['token']}"}}
+
+
+@pytest.fixture(scope="module")
+def p196(client) -> dict:
+    """A person who started from MovieLens user 196."""
+    return new_person(client, seed_from=196)
+
+
+def chat(client, person, session, message) -> dict:
+    reply = client.post("/api/chat", json={"session_id": session, "message": message}, headers=person["headers"])
     assert reply.status_code == 200, reply.text
     return reply.json()
 
@@ -51,20 +68,21 @@ def test_healthz_reports_models_and_parser(client):
     assert body["models"] and body["load_seconds"] > 0
 
 
-def test_chat_answers_with_explained_cards(client):
-    body = chat(client, "196", "api-chat", "a funny sci-fi movie")
+def test_chat_answers_with_explained_cards(client, p196):
+    body = chat(client, p196, "api-chat", "a funny sci-fi movie")
     assert body["act"] == "recommend" and body["parser"] == "offline" and body["trace_id"]
     assert set(body["intent"]["genres"]) == {"Comedy", "Sci-Fi"}
     assert len(body["items"]) >= 5
     for item in body["items"]:
         assert item["title"] and item["explanation"] and {"Comedy", "Sci-Fi"} & set(item["genres"])
         assert set(item["evidence"]) >= {"profile_items", "genres", "sources"}
-    refined = chat(client, "196", "api-chat", "no horror please")
+    refined = chat(client, p196, "api-chat", "no horror please")
     assert refined["act"] == "refine" and "Sci-Fi" in refined["intent"]["genres"]
 
 
 def test_recommend_follows_the_design_contract(client):
-    reply = client.post("/api/recommend", json={"user_id": 42, "query": "a 90s thriller", "n": 3})
+    reply = client.post("/api/recommend", json={"query": "a 90s thriller", "n": 3},
+                        headers=new_person(client, seed_from=42)["headers"])
     assert reply.status_code == 200, reply.text
     body = reply.json()
     assert body["intent"]["genres"] == ["Thriller"]
@@ -75,90 +93,104 @@ def test_recommend_follows_the_design_contract(client):
 
 
 def test_a_disliked_movie_never_comes_back_and_swipes_are_logged(client, server):
-    first = chat(client, "carol-api", "s1", "a comedy")
+    carol = new_person(client, name="Carol")
+    first = chat(client, carol, "s1", "a comedy")
     disliked, liked = first["items"][0], first["items"][1]
     for item, action, rank in ((disliked, "dislike", 1), (liked, "like", 2)):
         reply = client.post("/api/feedback", json={
-            "user_id": "Carol-API", "session_id": "s1", "item_id": item["item_id"], "action": action,
-            "trace_id": first["trace_id"], "rank": rank, "query": "a comedy"})
+            "session_id": "s1", "item_id": item["item_id"], "action": action,
+            "trace_id": first["trace_id"], "rank": rank, "query": "a comedy"}, headers=carol["headers"])
         assert reply.status_code == 200, reply.text
-        assert reply.json()["recorded"]["user_id"] == "carol-api"  # the resolved key, as the profile has it
+        assert reply.json()["recorded"]["user_id"] == carol["user_id"]  # the pseudonymous id, never the name
 
-    again = chat(client, "carol-api", "s2", "a comedy")
+    again = chat(client, carol, "s2", "a comedy")
     assert disliked["item_id"] not in {i["item_id"] for i in again["items"]}
     assert any(p["item_id"] == liked["item_id"] for i in again["items"] for p in i["evidence"]["profile_items"]), \
         "the liked movie becomes evidence for the next picks"
 
-    mine = [r for r in read_feedback(server.state / "feedback.jsonl") if r.user_id == "carol-api"]
+    mine = [r for r in read_feedback(server.state / "feedback.jsonl") if r.user_id == carol["user_id"]]
     assert [(r.item_id, r.action, r.rank, r.trace_id, r.query) for r in mine] == [
         (disliked["item_id"], "dislike", 1, first["trace_id"], "a comedy"),
         (liked["item_id"], "like", 2, first["trace_id"], "a comedy")]
 
 
-def test_profiles_hold_only_their_owners_data(client, movielens):
-    assert client.post("/api/feedback", json={"user_id": "alice-api", "session_id": "s", "item_id": 50,
-                                              "action": "like"}).status_code == 200
-    alice = client.get("/api/users/alice-api/profile").json()
-    assert alice["likes"] == [50] and alice["dislikes"] == []
-    assert [(r["item_id"], r["title"], r["source"], r["swipe"]) for r in alice["ratings"]] == [
+def test_profiles_hold_only_their_owners_data(client, movielens, p196):
+    alice, bob = new_person(client), new_person(client)
+    assert client.post("/api/feedback", json={"session_id": "s", "item_id": 50, "action": "like"},
+                       headers=alice["headers"]).status_code == 200
+    mine = client.get(f"/api/users/{alice['user_id']}/profile", headers=alice["headers"]).json()
+    assert mine == client.get("/api/users/me/profile", headers=alice["headers"]).json()
+    assert mine["likes"] == [50] and mine["dislikes"] == []
+    assert [(r["item_id"], r["title"], r["source"], r["swipe"]) for r in mine["ratings"]] == [
         (50, movielens.movies[50].title, "swipe", "like")]
 
-    bob = client.get("/api/users/bob-api/profile").json()
-    assert bob == {"user_id": "bob-api", "known": False, "ratings": [], "likes": [], "dislikes": []}
+    assert client.get("/api/users/me/profile", headers=bob["headers"]).json() == {
+        "user_id": bob["user_id"], "known": False, "seed_from": None, "ratings": [], "likes": [], "dislikes": []}
 
     own = movielens.ratings[movielens.ratings["user_id"] == 196]
-    profile = client.get("/api/users/196/profile").json()
-    assert profile["known"] and {r["item_id"]: r["rating"] for r in profile["ratings"]} == dict(
+    profile = client.get("/api/users/me/profile", headers=p196["headers"]).json()
+    assert profile["seed_from"] == 196 and {r["item_id"]: r["rating"] for r in profile["ratings"]
+                                            if r["source"] == "movielens"} == dict(
         zip(own["item_id"].tolist(), own["rating"].tolist()))
 
 
 @pytest.mark.parametrize("method, path, body, status, names", [
-    ("post", "/api/chat", {"user_id": "196", "session_id": "s"}, 422, "message"),
-    ("post", "/api/chat", {"user_id": "196", "session_id": "s", "message": "x" * 2001}, 422, "message"),
-    ("post", "/api/chat", {"user_id": "196", "session_id": "", "message": "hi"}, 422, "session_id"),
-    ("post", "/api/chat", {"user_id": "196", "session_id": "s", "message": "hi", "colour": 1}, 422, "colour"),
-    ("post", "/api/chat", {"user_id": "5000", "session_id": "s", "message": "hi"}, 404, "not a MovieLens user"),
-    ("post", "/api/chat", {"user_id": "!!", "session_id": "s", "message": "hi"}, 404, "a name"),
-    ("post", "/api/recommend", {"user_id": "196", "query": "comedy", "n": 0}, 422, "n:"),
-    ("post", "/api/feedback", {"user_id": "196", "session_id": "s", "item_id": 50, "action": "love"}, 422, "action"),
-    ("post", "/api/feedback", {"user_id": "196", "session_id": "s", "item_id": 99999, "action": "like"}, 400,
-     "not in the catalog"),
-    ("get", "/api/users/5000/profile", None, 404, "not a MovieLens user"),
-    # digits that str.isdigit() accepts but int() refuses (found by the fuzzer below)
-    ("post", "/api/chat", {"user_id": "²", "session_id": "s", "message": "hi"}, 404, "a name"),
+    ("post", "/api/chat", {"session_id": "s"}, 422, "message"),
+    ("post", "/api/chat", {"session_id": "s", "message": "x" * 2001}, 422, "message"),
+    ("post", "/api/chat", {"session_id": "", "message": "hi"}, 422, "session_id"),
+    ("post", "/api/chat", {"session_id": "s", "message": "hi", "colour": 1}, 422, "colour"),
+    # the token says who: a user_id in the body is a mistake, not a way to act as someone
+    ("post", "/api/chat", {"user_id": "196", "session_id": "s", "message": "hi"}, 422, "user_id"),
+    ("post", "/api/recommend", {"query": "comedy", "n": 0}, 422, "n:"),
+    ("post", "/api/feedback", {"session_id": "s", "item_id": 50, "action": "love"}, 422, "action"),
+    ("post", "/api/feedback", {"session_id": "s", "item_id": 99999, "action": "like"}, 400, "not in the catalog"),
+    # strict types: a boolean, a padded string or a huge number is not an id
+    ("post", "/api/feedback", {"session_id": "s", "item_id": True, "action": "like"}, 422, "item_id"),
+    ("post", "/api/feedback", {"session_id": "s", "item_id": "0050", "action": "like"}, 422, "item_id"),
+    ("post", "/api/feedback", {"session_id": "s", "item_id": 50, "action": "like", "rank": 10**30}, 422, "rank"),
+    ("post", "/api/feedback", {"session_id": "s", "item_id": 50, "action": "like", "trace_id": "x"}, 422, "trace_id"),
+    ("post", "/api/people", {"seed_from": True}, 422, "seed_from"),
+    ("post", "/api/people", {"seed_from": " 196"}, 422, "seed_from"),
+    ("post", "/api/people", {"seed_from": 5000}, 422, "seed_from"),
+    ("post", "/api/people", {"name": "x" * 65}, 422, "name"),
 ])
-def test_bad_input_gets_a_4xx_that_names_the_problem(client, method, path, body, status, names):
-    reply = client.request(method.upper(), path, json=body)
+def test_bad_input_gets_a_4xx_that_names_the_problem(client, p196, method, path, body, status, names):
+    reply = client.request(method.upper(), path, json=body, headers=p196["headers"])
     assert reply.status_code == status, reply.text
     assert names in reply.json()["error"]
 
 
-def test_unusual_text_is_answered_not_crashed_on(client):
+def test_unusual_text_is_answered_not_crashed_on(client, p196):
     for query in ("a film for my ¹² year old", "\u0016\u00b9_\u00bb*\u0013 ½ ٣ comedies", "🎬🍿 " * 50):
-        reply = client.post("/api/recommend", json={"user_id": "196", "query": query})
+        reply = client.post("/api/recommend", json={"query": query}, headers=p196["headers"])
         assert reply.status_code == 200, (query, reply.text)
 
 
-def test_malformed_json_and_oversized_bodies(client):
-    reply = client.post("/api/chat", content=b'{"user_id": "196",', headers={"content-type": "application/json"})
+def test_malformed_json_and_oversized_bodies(client, p196):
+    json_headers = {"content-type": "application/json", **p196["headers"]}
+    reply = client.post("/api/chat", content=b'{"session_id": "s",', headers=json_headers)
     assert reply.status_code == 422 and "body: not valid JSON" in reply.json()["error"]
-    huge = json.dumps({"user_id": "196", "session_id": "s", "message": "x" * 70_000}).encode()
-    reply = client.post("/api/chat", content=huge, headers={"content-type": "application/json"})
+    huge = json.dumps({"session_id": "s", "message": "x" * 70_000}).encode()
+    reply = client.post("/api/chat", content=huge, headers=json_headers)
     assert reply.status_code == 413 and "65536 bytes" in reply.json()["error"]
 
     def chunks():  # no Content-Length: the limit must hold on a streamed body too
         for _ in range(20):
             yield b"x" * 8192
 
-    reply = client.post("/api/chat", content=chunks(), headers={"content-type": "application/json"})
+    reply = client.post("/api/chat", content=chunks(), headers=json_headers)
     assert reply.status_code == 413
+    reply = client.get("/api/users/me/profile", headers={"X-Junk": "x" * 9000, **p196["headers"]})
+    assert reply.status_code == 431, reply.text
 
 
 def test_metrics_move_with_traffic(client):
+    seven = new_person(client, seed_from=7)
     before = metric_samples(client)
-    body = chat(client, "7", "api-metrics", "a western")
-    assert client.post("/api/feedback", json={"user_id": "7", "session_id": "api-metrics", "action": "like",
-                                              "item_id": body["items"][0]["item_id"]}).status_code == 200
+    body = chat(client, seven, "api-metrics", "a western")
+    assert client.post("/api/feedback", json={"session_id": "api-metrics", "action": "like",
+                                              "item_id": body["items"][0]["item_id"], "trace_id": body["trace_id"]},
+                       headers=seven["headers"]).status_code == 200
     after = metric_samples(client)
 
     def moved(name, **labels):
@@ -175,7 +207,8 @@ def test_metrics_move_with_traffic(client):
 
 
 # ------------------------------------------------------------------------------- fuzzing
-OPERATIONS = [("POST", "/api/chat"), ("POST", "/api/recommend"), ("POST", "/api/feedback"),
+OPERATIONS = [("POST", "/api/people"), ("GET", "/api/people/me/export"), ("DELETE", "/api/people/me"),
+              ("POST", "/api/chat"), ("POST", "/api/recommend"), ("POST", "/api/feedback"),
               ("GET", "/api/users/{user_id}/profile"), ("GET", "/healthz"), ("GET", "/metrics")]
 
 
@@ -190,16 +223,28 @@ def test_the_schema_documents_every_operation(api_schema):
 
 @pytest.mark.parametrize("method, path, mode", [(m, p, GenerationMode.POSITIVE) for m, p in OPERATIONS] + [
     (m, p, GenerationMode.NEGATIVE) for m, p in OPERATIONS if p.startswith("/api/")])  # the ones with inputs
-def test_fuzzed_requests_never_get_a_server_error(api_schema, method, path, mode):
-    """~30 generated requests per operation and mode, valid and invalid by the schema: no 5xx."""
+def test_fuzzed_requests_never_get_a_server_error(api_schema, client, method, path, mode):
+    """~30 generated requests per operation and mode, valid and invalid by the schema, with a valid
+    token: no 5xx, and every response (401/403/429 included) is one the schema declares."""
     operation = api_schema[path][method]
+    person = new_person(client, seed_from=196)
+    statuses: list[int] = []
 
     @given(case=operation.as_strategy(generation_mode=mode))
     @settings(max_examples=30, deadline=None, database=None, suppress_health_check=list(HealthCheck))
     def no_server_error(case):
-        case.call_and_validate(checks=[not_a_server_error])
+        if method == "DELETE":  # deleting the person would leave the rest of the examples nobody to act as
+            case.headers = {**(case.headers or {}), **new_person(client)["headers"]}
+        else:
+            case.headers = {**(case.headers or {}), **person["headers"]}
+        response = case.call_and_validate(checks=[not_a_server_error, status_code_conformance,
+                                                  response_schema_conformance, content_type_conformance,
+                                                  response_headers_conformance])
+        statuses.append(response.status_code)
 
     no_server_error()
+    if mode == GenerationMode.POSITIVE and "{user_id}" not in path:  # a generated id is someone else's: 403
+        assert any(200 <= s < 300 for s in statuses), statuses  # the token was sent: not only 401s
 
 
 # ------------------------------------------------------------------------------- lifecycle
@@ -213,9 +258,11 @@ def test_loading_then_ready_then_shutdown_loses_no_acknowledged_swipe(tmp_path):
                 assert app.proc.poll() is None, app.log_tail()
                 time.sleep(0.05)
         assert first.status_code == 503 and first.json()["status"] == "loading"
-        early = httpx.post(f"{app.url}/api/chat", json={"user_id": "1", "session_id": "s", "message": "hi"})
+        early = httpx.post(f"{app.url}/api/people", json={})
         assert early.status_code == 503 and early.headers["retry-after"] and "loading" in early.json()["error"]
         app.wait_ready()
+        with httpx.Client(base_url=app.url, timeout=30) as c:
+            writers = [new_person(c, seed_from=w + 1) for w in range(4)]
 
         acknowledged: list[str] = []
         stop = threading.Event()
@@ -227,9 +274,9 @@ def test_loading_then_ready_then_shutdown_loses_no_acknowledged_swipe(tmp_path):
                         return
                     trace = f"{writer}-{i}"
                     try:
-                        reply = c.post("/api/feedback", json={"user_id": str(writer + 1), "session_id": "s",
-                                                              "item_id": i % 1682 + 1, "action": "like",
-                                                              "trace_id": trace})
+                        reply = c.post("/api/feedback", json={"session_id": "s", "item_id": i % 1682 + 1,
+                                                              "action": "like", "query": trace},
+                                       headers=writers[writer]["headers"])
                     except httpx.TransportError:
                         return  # the server has gone: only answered swipes count
                     if reply.status_code == 200:
@@ -247,5 +294,5 @@ def test_loading_then_ready_then_shutdown_loses_no_acknowledged_swipe(tmp_path):
         stop.set()
         for t in threads:
             t.join()
-        logged = {r.trace_id for r in read_feedback(app.state / "feedback.jsonl")}
+        logged = {r.query for r in read_feedback(app.state / "feedback.jsonl")}
         assert set(acknowledged) <= logged

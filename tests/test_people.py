@@ -1,0 +1,170 @@
+"""The people store (tokens hashed, bindings of turns to people), abuse limits, the operator
+credential and the swipe log's per-person removal: no server, no models."""
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+import threading
+
+import pytest
+
+from data.feedback import FeedbackLog, read_feedback
+from data.people import InvalidPerson, InvalidToken, SQLitePeopleStore, is_person_id
+from web.auth import AdminTokenTooShort, Operator, Unauthorized, bearer_token
+from web.gate import allowed
+from web.limits import Limits, RateLimited, RateSettings, TokenBuckets, limits_off_env
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = SQLitePeopleStore(tmp_path / "people.sqlite3", max_turns=5)
+    yield s
+    s.close()
+
+
+def test_a_token_authenticates_its_person_and_is_stored_only_as_a_hash(store, tmp_path):
+    person, token = store.create("Ann", 196)
+    assert is_person_id(person.id) and person.name == "Ann" and person.seed_from == 196
+    assert store.authenticate(token) == person == store.get(person.id)
+    for bad in ("", token[:-1], token + "x", token.upper(), "x" * 43, None):
+        with pytest.raises(InvalidToken):
+            store.authenticate(bad)
+    with sqlite3.connect(tmp_path / "people.sqlite3") as conn:
+        rows = conn.execute("SELECT * FROM people").fetchall()
+    assert token not in repr(rows) and rows[0][1] == hashlib.sha256(token.encode()).digest()
+    for path in tmp_path.glob("people.sqlite3*"):
+        assert token.encode() not in path.read_bytes()
+
+
+def test_names_are_bounded(store):
+    for bad in ("", "   ", "x" * 65, "tab\there"):
+        with pytest.raises(InvalidPerson):
+            store.create(bad)
+
+
+def test_a_turn_is_bound_to_its_person_and_the_bindings_are_bounded(store):
+    alice, _ = store.create()
+    bob, _ = store.create()
+    store.record_turn("a" * 32, alice.id, [1, 2, 3])
+    assert store.shown("a" * 32, alice.id) == [1, 2, 3]
+    assert store.shown("a" * 32, bob.id) is None and store.shown("b" * 32, alice.id) is None
+    import data.people as people
+
+    people.PRUNE_EVERY, before = 4, people.PRUNE_EVERY
+    try:
+        for i in range(20):
+            store.record_turn(f"{i:032x}", alice.id, [i])
+    finally:
+        people.PRUNE_EVERY = before
+    assert len(store.turns_of(alice.id)) <= 5 + 4
+
+
+def test_delete_removes_the_person_and_their_turns_and_revokes_the_token(store):
+    person, token = store.create("Ann")
+    store.record_turn("c" * 32, person.id, [7])
+    assert store.export(person.id)["turns"][0]["items"] == [7]
+    assert store.delete(person.id) and not store.delete(person.id)
+    with pytest.raises(InvalidToken):
+        store.authenticate(token)
+    assert store.get(person.id) is None and store.turns_of(person.id) == []
+    store.record_turn("d" * 32, person.id, [7])   # a turn that finished after the deletion
+    assert store.turns_of(person.id) == []
+
+
+def test_token_buckets_refill_at_their_rate():
+    now = [0.0]
+    bucket = TokenBuckets("turns", "person", per_minute=2, clock=lambda: now[0])
+    bucket.take("a")
+    bucket.take("a")
+    with pytest.raises(RateLimited) as refused:
+        bucket.take("a")
+    assert refused.value.retry_after_s == 30 and "retry in 30 s" in str(refused.value)
+    bucket.take("b")   # another key has its own bucket
+    now[0] = 30.0
+    bucket.take("a")
+    off = TokenBuckets("turns", "person", per_minute=0)
+    for _ in range(1000):
+        off.take("a")
+
+
+def test_buckets_are_bounded_in_number():
+    bucket = TokenBuckets("turns", "client", per_minute=1, max_keys=10)
+    for i in range(100):
+        bucket.take(str(i))
+    assert len(bucket._buckets) == 10
+
+
+def test_rate_settings_from_the_environment():
+    assert RateSettings.from_env({}).turns_person == 30
+    assert RateSettings.from_env({"CINEAGENT_RATE_TURNS_PERSON": "5"}).turns_person == 5
+    assert all(v == 0 for v in RateSettings.from_env(limits_off_env()).model_dump().values())
+    with pytest.raises(ValueError, match="CINEAGENT_RATE_SWIPES_CLIENT"):
+        RateSettings.from_env({"CINEAGENT_RATE_SWIPES_CLIENT": "-1"})
+    limits = Limits.from_settings(RateSettings(turns_person=1, turns_client=100))
+    limits.turn("alice", "127.0.0.1")
+    with pytest.raises(RateLimited, match="person"):
+        limits.turn("alice", "127.0.0.1")
+    limits.turn("bob", "127.0.0.1")
+
+
+def test_the_operator_credential():
+    with pytest.raises(AdminTokenTooShort):
+        Operator("short")
+    off = Operator(None)
+    assert not off.enabled and not off.is_operator({"authorization": "Bearer x"}, {})
+    op = Operator("s" * 32)
+    assert op.check_token("s" * 32) and not op.check_token("s" * 31) and not op.check_token("")
+    assert op.is_operator({"authorization": "Bearer " + "s" * 32}, {})
+    assert op.is_operator({}, {"cineagent_operator": op.cookie_value()})
+    assert op.cookie_value() != "s" * 32 and not op.is_operator({}, {"cineagent_operator": "s" * 32})
+
+
+def test_bearer_header_parsing():
+    assert bearer_token("Bearer abc") == "abc" and bearer_token("bearer  abc ") == "abc"
+    for bad in (None, "", "Bearer", "Bearer ", "Basic abc", "abc", "Bearer " + "a" * 300):
+        with pytest.raises(Unauthorized):
+            bearer_token(bad)
+
+
+def test_only_the_routes_the_app_uses_are_open():
+    for path in ("/", "/config", "/api/chat", "/gradio_api/queue/join", "/gradio_api/heartbeat/x", "/assets/a.js"):
+        assert allowed(path), path
+    for path in ("/gradio_api/upload", "/gradio_api/file=/etc/passwd", "/gradio_api/file/x", "/monitoring",
+                 "/gradio_api/run/predict", "/gradio_api/call/x", "//gradio_api/upload", "/login"):
+        assert not allowed(path), path
+
+
+def test_remove_user_rewrites_the_log_without_them_and_writers_keep_appending(tmp_path):
+    log = FeedbackLog(tmp_path / "feedback.jsonl")
+    for i in range(10):
+        log.log(user_id="alice" if i % 2 else "bob", session_id="s", item_id=i + 1, action="like")
+    stop, written = threading.Event(), []
+    other = FeedbackLog(tmp_path / "feedback.jsonl")   # as another process would: its own lock, flock only
+
+    def writer():
+        n = 0
+        while not stop.is_set() or n < 20:
+            other.log(user_id="carol", session_id="s", item_id=n % 1000 + 1, action="like")
+            written.append(n)
+            n += 1
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        assert log.remove_user("alice") == 5
+    finally:
+        stop.set()
+        thread.join()
+    records = read_feedback(tmp_path / "feedback.jsonl")
+    assert [r.user_id for r in records if r.user_id != "carol"] == ["bob"] * 5
+    assert sum(r.user_id == "carol" for r in records) == len(written), "no concurrent swipe was lost"
+    assert log.remove_user("nobody") == 0
+
+
+def test_user_keys_have_one_spelling(movielens):
+    from agent.users import UnknownUser, resolve_user
+
+    assert resolve_user("196", movielens).key == resolve_user(196, movielens).key == "196"
+    for loose in (True, False, "0196", " 196", "196 ", "\t196"):
+        with pytest.raises(UnknownUser):
+            resolve_user(loose, movielens)

@@ -1,0 +1,1 @@
+"""The web side of CineAgent: who is calling (auth), abuse limits, and which routes are open."""

@@ -58,7 +58,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from agent import metrics
 from agent.dialogue import MAX_MESSAGE_CHARS, BadRequest, DialogueManager, TurnResult
-from agent.intent import MAX_COUNT
+from agent.intent import MAX_COUNT, UnusedPart
 from agent.users import UnknownUser, resolve_user
 from data.feedback import FeedbackError, FeedbackLog, FeedbackRecord, iter_feedback, make_record
 from data.people import InvalidPerson, InvalidToken, Person, SQLitePeopleStore, is_person_id
@@ -435,6 +435,8 @@ class ChatResponse(BaseModel):
     intent: dict[str, Any]
     items: list[CardOut]
     notices: list[str]
+    unused: list[UnusedPart] = Field(description="parts of the message that could not be used, and why "
+                                     "(the catalog has no people or plots, ends in 1998, is English only)")
     parser: str | None
     fallback_reason: str | None
     trace_id: str
@@ -445,6 +447,7 @@ class RecommendResponse(BaseModel):
     intent: dict[str, Any]
     items: list[CardOut]
     text: str
+    unused: list[UnusedPart]
     trace_id: str
 
 
@@ -599,7 +602,7 @@ def build_api(runtime: Runtime) -> FastAPI:
         rt.require().sessions.discard(result.session_id, result.user.key)
         items = [c.as_dict() for c in result.cards][: body.n]
         return {"intent": result.intent.model_dump(mode="json"), "items": items, "text": result.text,
-                "trace_id": result.trace_id}
+                "unused": [u.model_dump() for u in result.unused], "trace_id": result.trace_id}
 
     @api.post("/api/feedback", response_model=FeedbackResponse, responses=SWIPE_ERRORS, tags=["agent"])
     def feedback(body: FeedbackRequest, me: Me, request: Request, rt: Ready) -> dict:

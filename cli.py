@@ -135,11 +135,16 @@ def cmd_eval_conversational(args) -> int:
 
 def cmd_eval_dialogues(args) -> int:
     from agent.runtime import load_agent
-    from eval.dialogues import agent_replay, evaluate_dialogues, format_report, load_dialogues
+    from eval.dialogues import agent_replay, api_replay, evaluate_dialogues, format_report, load_dialogues
 
     cases = load_dialogues(args.dataset)[: args.limit or None]
-    agent = load_agent(parser=args.parser)
-    report = evaluate_dialogues(cases, agent.data, agent_replay(agent))
+    if args.url:  # through a served app, as people reach it (the catalog for the baselines: local)
+        from data import movielens
+
+        report = evaluate_dialogues(cases, movielens.load(), api_replay(args.url))
+    else:
+        agent = load_agent(parser=args.parser)
+        report = evaluate_dialogues(cases, agent.data, agent_replay(agent))
     print(format_report(report))
     _write_json(args.json, report)
     return 0
@@ -320,6 +325,8 @@ def build_parser() -> argparse.ArgumentParser:
                            "seeker_mentioned, targets per case (ReDial mapped to MovieLens)")
     dialogues.add_argument("--parser", choices=["auto", "offline", "llm"], default="offline")
     dialogues.add_argument("--limit", type=int, help="only the first N cases")
+    dialogues.add_argument("--url", help="replay through a served app's JSON API (e.g. http://127.0.0.1:7860) "
+                           "instead of in-process: a new person per case, bearer tokens")
     dialogues.add_argument("--json", help="write the report (metrics and every case) here")
     dialogues.set_defaults(func=cmd_eval_dialogues)
     nightly = ev.add_parser("nightly", help="gold set, offline benchmark and feedback stats: history, HTML "

@@ -75,6 +75,7 @@ class TurnResult:
     def as_dict(self) -> dict:
         return {"trace_id": self.trace_id, "text": self.text, "act": self.act, "intent": self.intent.model_dump(mode="json"),
                 "items": [c.as_dict() for c in self.cards], "notices": self.notices,
+                "unused": [u.model_dump() for u in self.unused],
                 "parser": self.parse.parser if self.parse else None,
                 "fallback_reason": self.parse.fallback_reason if self.parse else None}
 

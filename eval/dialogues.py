@@ -24,6 +24,8 @@ from __future__ import annotations
 import json
 import logging
 import time
+import urllib.error
+import urllib.request
 import uuid
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
@@ -139,6 +141,48 @@ def agent_replay(agent) -> Replay:
                 last = cards
             replies.append({"message": message[:200], "act": result.act, "items": cards[:10], "text": result.text,
                             "unused": [u.model_dump() for u in result.unused]})
+        return last, {"replies": replies, "last_reply_had_cards": last_had_cards}
+
+    return replay
+
+
+def api_replay(base_url: str, timeout_s: float = 30.0) -> Replay:
+    """Replay one case through a served app's JSON API, as a person would: ``POST /api/people``
+    for a new person, then each message to ``POST /api/chat`` with that person's bearer token. A
+    429 waits the ``Retry-After`` it names (start the app with higher ``CINEAGENT_RATE_*`` limits
+    to go faster). The person is deleted afterwards (``DELETE /api/people/me``)."""
+    base = base_url.rstrip("/")
+
+    def call(method: str, path: str, body: dict | None = None, token: str | None = None) -> dict:
+        data = json.dumps(body).encode() if body is not None else None
+        headers = {"Content-Type": "application/json", **({"Authorization": f"Bearer {token}"} if token else {})}
+        for _ in range(20):
+            request = urllib.request.Request(base + path, data=data, headers=headers, method=method)
+            try:
+                with urllib.request.urlopen(request, timeout=timeout_s) as response:
+                    raw = response.read()
+                    return json.loads(raw) if raw else {}
+            except urllib.error.HTTPError as exc:
+                if exc.code != 429:
+                    raise DialogueSetError(f"{method} {path}: HTTP {exc.code} {exc.read()[:300]!r}") from None
+                time.sleep(float(exc.headers.get("Retry-After") or 1))
+        raise DialogueSetError(f"{method} {path}: still rate limited after 20 tries; raise the app's limits")
+
+    def replay(case: dict) -> tuple[list[int], dict]:
+        person = call("POST", "/api/people", {"name": f"dialogue {case['id']}"[:60]})
+        token, session = person["token"], uuid.uuid4().hex
+        last: list[int] = []
+        replies, last_had_cards = [], False
+        try:
+            for message in case["seeker_messages"]:
+                reply = call("POST", "/api/chat", {"session_id": session, "message": message[:2000]}, token)
+                cards = [int(c["item_id"]) for c in reply["items"]]
+                last_had_cards = bool(cards)
+                last = cards or last
+                replies.append({"message": message[:200], "act": reply.get("intent", {}).get("act"),
+                                "items": cards[:10], "text": reply["text"], "unused": reply.get("unused", [])})
+        finally:
+            call("DELETE", "/api/people/me", token=token)
         return last, {"replies": replies, "last_reply_had_cards": last_had_cards}
 
     return replay

@@ -68,3 +68,24 @@ def test_bad_cases_are_refused_with_the_field(tmp_path, bad, problem):
 def test_missing_file_says_what_to_pass(tmp_path):
     with pytest.raises(DialogueSetError, match="--dataset"):
         load_dialogues(tmp_path / "nope.jsonl")
+
+
+@pytest.mark.integration
+def test_replay_through_the_authenticated_api_matches_the_in_process_agent(tmp_path):
+    """The same cases through a served app (a new person and token per case, deleted afterwards)."""
+    from data import movielens
+    from eval.dialogues import api_replay
+    from tests.app_server import running_app
+
+    cases = load_dialogues(write_cases(tmp_path / "d.jsonl", [
+        {"id": "api-1", "seeker_messages": ["hello!", "a sci-fi movie like Star Wars please"], "mentioned": [50],
+         "seeker_mentioned": [50], "targets": [181]},
+        {"id": "api-2", "seeker_messages": ["movies with Tom Hanks"], "mentioned": [], "seeker_mentioned": [],
+         "targets": [1]},
+    ]))
+    with running_app(tmp_path) as app:
+        report = evaluate_dialogues(cases, movielens.load(), api_replay(app.url))
+    first, second = report["cases"]
+    assert first["cineagent"] and first["replies"][1]["act"] in ("recommend", "refine")
+    assert second["replies"][0]["unused"] == [{"text": "Tom Hanks", "why": "person"}]
+    assert report["no_cards"] == 0

@@ -495,10 +495,11 @@ class OfflineParser(IntentParser):
         similar_rejected = any(pol == "reject" and self._like_before(words, m.start)
                                for m, pol in zip(titles, polarity[0]))
         liked_unknown = any(pol == "like" for pol in polarity[1]) or any(why == "person" for _, _, why in names)
+        liked_film = any(pol == "like" for pol in polarity[1])
         form = self._refine_form(words, consumed) or similar_rejected
         if not constrained and not similar_rejected and not (liked_unknown and not more) and (
                 more or self._is_more(words, mentions, consumed) or (rejected and not has_request)
-                or (rejected_unknown and not has_request) or (polarity[2] and any(negated))):
+                or (rejected_unknown and not has_request) or polarity[2] == "reject"):
             # "any others?", "I've seen it, what else?", "I hated Willow (1988)": the next page
             if polarity[2] and card is None:
                 card = 0
@@ -509,8 +510,8 @@ class OfflineParser(IntentParser):
             return Intent(act=Act.refine, count=count, exclude_titles=rejected, relax=relax, card_ref=card,
                           keywords=keywords), details, unused
         if constrained or (keywords and context) or similar_rejected:
-            act = self._refine_or_recommend(tokens, words, previous, bool(positive), excluded, genres, adjust,
-                                            more or form, polarity[2])
+            act = self._refine_or_recommend(tokens, words, previous, bool(positive) or liked_film, excluded, genres, adjust,
+                                            more, form, "reject" if similar_rejected else polarity[2])
         elif relax and previous is not None:
             act = Act.refine
         elif liked_unknown or beyond or (rejected and has_request):
@@ -616,7 +617,7 @@ class OfflineParser(IntentParser):
             return True
         while k >= 0 and words[k] in ("already", "yet", "also", "both", "all"):
             k -= 1
-        return k >= 0 and words[k] in ("seen", "watched", "saw", "watch", "see")
+        return k >= 0 and words[k] in ("seen", "watched", "saw")
 
     def _like_before(self, words, i) -> bool:
         """"like" as a preposition before word i ("movies like X"), not the verb ("I like X")."""
@@ -682,12 +683,13 @@ class OfflineParser(IntentParser):
 
     # ----------------------------------------------------------------------- titles seen or rejected
     def _title_polarity(self, tokens, words, negated, titles: list[TitleMatch], unknown: list[OutOfCatalog],
-                        breaks: list[bool], pronouns: list[int] = ()) -> tuple[list[str], list[str], bool]:
+                        breaks: list[bool], pronouns: list[int] = ()) -> tuple[list[str], list[str], str | None]:
         """How the person speaks of each film named: "like" (a reference), "reject" ("not Star
         Wars", "I hated Alien", "nothing like Alien"), "seen" ("I've already seen Titanic"),
         "unseen" ("I haven't seen Fargo": no reference either way). A film listed right after
         another ("seen X (1993) and Y (1996)", "not X or Y") shares its verdict. The third value:
-        a shown film is seen or rejected by a pointer ("I've seen that one", "I hated it")."""
+        a shown film rejected by a pointer ("reject": "I hated that one", "not a fan of those"),
+        seen ("seen": "I've seen that one"), or None."""
         n = len(words)
         seen_scope, unseen_scope = [False] * n, [False] * n
         for phrases, scope in ((self._seen, seen_scope), (self._unseen, unseen_scope)):
@@ -727,7 +729,7 @@ class OfflineParser(IntentParser):
                 v = "reject"
             verdict[key] = v
             prev_end, prev_verdict = end, v
-        pointer = False
+        pointer: str | None = None
         for i in range(n):
             # "I've seen that one", "I hated it", "not the others you mentioned"
             # the pointer must be the object itself, right after the cue ("I hated that one", "not
@@ -737,7 +739,7 @@ class OfflineParser(IntentParser):
                     i == 0 or not (negated[i - 1] or seen_scope[i - 1])
                     or words[i - 1] in ("of", "with", "on", "for", "about", "seen", "watched", "all", "both")) and \
                     not any(x in THIRD_PERSON for x in words[max(0, i - 5):i]):
-                pointer = True
+                pointer = "reject" if negated[i] else (pointer or "seen")
         return ([verdict[("t", k)] for k in range(len(titles))], [verdict[("u", k)] for k in range(len(unknown))],
                 pointer)
 
@@ -822,7 +824,8 @@ class OfflineParser(IntentParser):
         r"|what (?:genre|kind of movie|kind of film|type of movie) is (?:it|that|this)\b"
         r"|who(?: is| s| are|s)? (?:in|starring in|stars in|plays in|acts in) (?P<pointer3>it|that|this|them|those|these|that one)\b"
         r"|who (?:stars|plays|acts) in\b"
-        r"|(?P<is_it>\b(?:is|was|are|does|did) (?P<pointer4>it|that|this|that one|this one|they|those)\b))")
+        r"|(?P<is_it>\b(?:is|was|are|does|did) (?P<pointer4>it|that|this|that one|this one|they|those"
+        r"|the (?:new|old|newer|older|first|second|last|other|original|latest|remake) (?:one|ones|movie|film))\b))")
 
     # ----------------------------------------------------------------------- per-turn operations
     def _operations(self, tokens, words, consumed) -> tuple[list[str], list[str], set[int]]:
@@ -861,11 +864,11 @@ class OfflineParser(IntentParser):
             if w == "like" and not self._like_before(words, i + 1):
                 continue  # "I like them": the verb
             k = i + 1
-            if k < len(words) and words[k] == "the":
+            if k < len(words) and words[k] == "the" and k + 1 not in consumed:
                 length, rank = self._ordinals.match(words, k + 1)
                 if length:
-                    return int(rank)
-            if k < len(words) and self._deictic.match(words, k)[0] and words[k] not in ("they", "these"):
+                    return int(rank)  # "like the second one", not "like The Sixth Sense (1999)"
+            if k < len(words) and k not in consumed and self._deictic.match(words, k)[0] and words[k] not in ("they", "these"):
                 if words[k] in ("that", "this") and k + 1 < len(words) and words[k + 1] not in ("one", "movie", "film") and (
                         words[k + 1] not in self._fillers or words[k + 1] in ("kind", "sort", "type", "stuff", "genre", "style")):
                     continue  # "like that kind of thing"
@@ -1258,7 +1261,8 @@ class OfflineParser(IntentParser):
         turns ("I don't watch newer movies" -> older); one said of a film ("it's a classic") asks
         for nothing."""
         old = [(i, n) for i, n in self._old.find(words) if not any(j in consumed for j in range(i, i + n))
-               and not self._said_of_film(words, breaks, i)]
+               and not self._said_of_film(words, breaks, i)
+               and not (words[i + n - 1] in ("one", "ones") and i > 0 and words[i - 1] == "the")]  # "the old one": a film
         recent = [(i, n) for i, n in self._recent.find(words) if not any(j in consumed for j in range(i, i + n))
                   and not self._said_of_film(words, breaks, i)]
         if not old and not recent:
@@ -1345,7 +1349,7 @@ class OfflineParser(IntentParser):
                    for i, w in enumerate(words))
 
     def _refine_or_recommend(self, tokens, words, previous: Intent | None, has_title: bool, excluded: list[str],
-                             genres: list[str], adjust: list[str], more: bool, pointer: bool) -> Act:
+                             genres: list[str], adjust: list[str], more: bool, form: bool, pointer: str | None) -> Act:
         """With a standing request: ``refine`` when the message adjusts it (a follow-up cue, or no
         sign of a fresh request such as "recommend" or a named film); else ``recommend``.
 
@@ -1361,9 +1365,13 @@ class OfflineParser(IntentParser):
                 return Act.refine
             return Act.recommend
         tone = [a for a in adjust if a not in ("older", "newer")]
-        if fresh_cue or (has_title and not tone and not pointer):
+        if fresh_cue:
             return Act.recommend
-        if tone or more or pointer:  # "anything funnier?", "any other comedies?", "not the others"
+        if tone or pointer == "reject" or (form and not has_title):
+            return Act.refine  # "anything funnier?", "not the others you mentioned", "something more feminine"
+        if has_title:
+            return Act.recommend  # a film named is a fresh reference ("I've seen it. I love Fargo")
+        if more or form or pointer:  # "any other comedies?", "I've seen those; comedies, not romantic"
             return Act.refine
         if self._opening.find(words):  # "watching some older movies" opens a request
             return Act.recommend

@@ -551,6 +551,18 @@ def test_pointers_and_why(parser, text, act):
     assert parse(parser, text).act == act
 
 
+@pytest.mark.parametrize("text, act, card", [
+    ("I have seen it many times. My favourite is Fargo (1996)", Act.recommend, None),  # seen, then a fresh reference
+    ("I love old films like Paddington (2014)", Act.recommend, None),  # an unknown film counts like a known one
+    ("something like The Sixth Rangers (1999)", Act.recommend, None),  # an ordinal inside a title is no card
+    ("Only the old one. Is the new one gory?", Act.explain, 0),
+    ("nothing like Alien please, more like Toy Story (1995)", Act.refine, None),
+])
+def test_act_and_card_traps(parser, text, act, card):
+    intent = parse(parser, text)
+    assert intent.act == act and intent.card_ref == card
+
+
 def test_a_capitalised_title_word_is_not_trimmed_from_an_unknown_title(parser):
     result = parser.parse("I liked Toy Story (1995) and Another Ghost Town (2011)")
     assert result.intent.titles == [1] and result.intent.act == Act.recommend

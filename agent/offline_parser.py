@@ -426,6 +426,7 @@ class OfflineParser(IntentParser):
         polarity = self._title_polarity(tokens, words, negated, titles, unknown, breaks, pronouns)
         positive = list(dict.fromkeys(m.item_id for m, pol in zip(titles, polarity[0]) if pol == "like"))
         rejected = list(dict.fromkeys(m.item_id for m, pol in zip(titles, polarity[0]) if pol in ("reject", "seen")))
+        disliked = any(pol == "reject" for pol in polarity[0])
         unseen = list(dict.fromkeys(m.item_id for m, pol in zip(titles, polarity[0]) if pol == "unseen"))
         rejected_unknown = any(pol == "reject" for pol in polarity[1])
         details["title_polarity"] = {"titles": polarity[0], "unknown": polarity[1]}
@@ -482,7 +483,8 @@ class OfflineParser(IntentParser):
         if context and not genres and not positive and keywords and self._embedder is not None:
             genres = list(self._embed_genres(" ".join(keywords), details))
         relax = list(dict.fromkeys(relax))
-        card = None if positive else self._card_ref(words, consumed)  # "similar to that" after a film named: that film
+        # "similar to that" after a film named (in the catalog or not): that film, no card
+        card = None if positive or any(pol == "like" for pol in polarity[1]) else self._card_ref(words, consumed)
         replace = bool(genres) and bool(self._replace.find(words))
 
         constrained = bool(genres or excluded or positive or years or adjust)
@@ -497,8 +499,8 @@ class OfflineParser(IntentParser):
         liked_unknown = any(pol == "like" for pol in polarity[1]) or any(why == "person" for _, _, why in names)
         liked_film = any(pol == "like" for pol in polarity[1])
         form = self._refine_form(words, consumed) or similar_rejected
-        if not constrained and not similar_rejected and not (liked_unknown and not more) and (
-                more or self._is_more(words, mentions, consumed) or (rejected and not has_request)
+        if not constrained and not similar_rejected and not liked_film and not (liked_unknown and not more) and (
+                more or self._is_more(words, mentions, consumed) or (disliked and not has_request)
                 or (rejected_unknown and not has_request) or polarity[2] == "reject"):
             # "any others?", "I've seen it, what else?", "I hated Willow (1988)": the next page
             if polarity[2] and card is None:
@@ -707,6 +709,7 @@ class OfflineParser(IntentParser):
         spans = sorted([(m.start, m.end, ("t", k)) for k, m in enumerate(titles)]
                        + [(u.start, u.end, ("u", k)) for k, u in enumerate(unknown)])
         verdict: dict[tuple[str, int], str] = {}
+        used_pronouns: set[int] = set()
         prev_end, prev_verdict = None, None
         for start, end, key in spans:
             if unseen_scope[start]:
@@ -724,9 +727,12 @@ class OfflineParser(IntentParser):
                 if all(w in ("and", "or", "nor", "also") for w in gap):
                     v = prev_verdict
             # "we watched Die Hard (1988) and I hated it": the pronoun takes the film before it
-            if v == "like" and any(p >= end and not any(tokens[x].sentence_start for x in range(end, p + 1))
-                                   and not any(s2 > start and s2 < p for s2, _, _ in spans) for p in pronouns):
-                v = "reject"
+            taken = [p for p in pronouns if p >= end and not any(tokens[x].sentence_start for x in range(end, p + 1))
+                     and not any(s2 > start and s2 < p for s2, _, _ in spans)]
+            if taken:
+                used_pronouns.update(taken)
+                if v in ("like", "seen"):
+                    v = "reject"
             verdict[key] = v
             prev_end, prev_verdict = end, v
         pointer: str | None = None
@@ -734,7 +740,7 @@ class OfflineParser(IntentParser):
             # "I've seen that one", "I hated it", "not the others you mentioned"
             # the pointer must be the object itself, right after the cue ("I hated that one", "not
             # a fan of those"), not a word further on ("I hate when that happens")
-            if (negated[i] or seen_scope[i]) and not unseen_scope[i] and self._deictic.match(words, i)[0] and (
+            if (negated[i] or seen_scope[i]) and not unseen_scope[i] and i not in used_pronouns and self._deictic.match(words, i)[0] and (
                     i + 1 >= n or words[i + 1] not in ("kind", "type", "sort", "genre")) and (
                     i == 0 or not (negated[i - 1] or seen_scope[i - 1])
                     or words[i - 1] in ("of", "with", "on", "for", "about", "seen", "watched", "all", "both")) and \

@@ -563,6 +563,18 @@ def test_act_and_card_traps(parser, text, act, card):
     assert intent.act == act and intent.card_ref == card
 
 
+@pytest.mark.parametrize("text, act, excluded, card", [
+    ("I have seen Fargo (1996) but I haven't seen Heat", Act.chit_chat, [100], None),  # a statement
+    ("I have seen Fargo (1996). Any others?", Act.more, [100], None),
+    ("I hated Fargo (1996)", Act.more, [100], None),                         # rejecting a film shown
+    ("I saw Paddington (2014) and loved it. Another movie like it?", Act.recommend, [], None),
+    ("I have seen Speed (1994), but I didn't like it.", Act.more, [568], None),  # "it" is Speed, no card
+])
+def test_statements_pages_and_pronouns(parser, text, act, excluded, card):
+    intent = parse(parser, text)
+    assert intent.act == act and intent.exclude_titles == excluded and intent.card_ref == card
+
+
 def test_a_capitalised_title_word_is_not_trimmed_from_an_unknown_title(parser):
     result = parser.parse("I liked Toy Story (1995) and Another Ghost Town (2011)")
     assert result.intent.titles == [1] and result.intent.act == Act.recommend

@@ -415,7 +415,8 @@ class OfflineParser(IntentParser):
         names = [(m.start, m.end, "person") for m in acted] + self._names(tokens, words, consumed, text)
         for start, end, why in names:
             consumed.update(range(start, end))
-        plot = self._plot(text, tokens, words, consumed, [(m.start, m.end) for m in titles] + [(u.start, u.end) for u in unknown])
+        named_spans = [(m.start, m.end) for m in titles] + [(u.start, u.end) for u in unknown]
+        plot = self._plot(text, tokens, words, consumed, named_spans)
         consumed |= plot[1]
 
         breaks = self._clause_breaks(text, tokens)
@@ -430,7 +431,7 @@ class OfflineParser(IntentParser):
         unseen = list(dict.fromkeys(m.item_id for m, pol in zip(titles, polarity[0]) if pol == "unseen"))
         rejected_unknown = any(pol == "reject" for pol in polarity[1])
         details["title_polarity"] = {"titles": polarity[0], "unknown": polarity[1]}
-        for u, pol in zip(unknown, polarity[1]):
+        for u in unknown:
             unused.append(UnusedPart(text=_short(u.text), why="out_of_catalog"))
         for start, end, why in names:
             unused.append(UnusedPart(text=_short(_raw(text, tokens, start, end)), why=why))
@@ -496,8 +497,9 @@ class OfflineParser(IntentParser):
         more = self._more_request(words, consumed)
         similar_rejected = any(pol == "reject" and self._like_before(words, m.start)
                                for m, pol in zip(titles, polarity[0]))
-        liked_unknown = any(pol == "like" for pol in polarity[1]) or any(why == "person" for _, _, why in names)
+        # a film the catalog lacks, spoken of well, is a reference like any other; a person is a wish
         liked_film = any(pol == "like" for pol in polarity[1])
+        liked_unknown = liked_film or any(why == "person" for _, _, why in names)
         form = self._refine_form(words, consumed) or similar_rejected
         if not constrained and not similar_rejected and not liked_film and not (liked_unknown and not more) and (
                 more or self._is_more(words, mentions, consumed) or (disliked and not has_request)
@@ -536,7 +538,8 @@ class OfflineParser(IntentParser):
         """Not English: mostly letters outside the Latin script, or most words (of three or more)
         outside the English word list and the catalog's titles."""
         letters = [c for c in text if c.isalpha()]
-        if letters and sum(not ("a" <= c.lower() <= "z") and not ("\u00c0" <= c <= "\u024f") for c in letters) > len(letters) / 2:
+        latin = sum("a" <= c.lower() <= "z" or "\u00c0" <= c <= "\u024f" for c in letters)
+        if letters and latin < len(letters) / 2:
             return True
         vocabulary = english_words()
         alpha = [w for w in words if w.isalpha()]
@@ -591,7 +594,8 @@ class OfflineParser(IntentParser):
             before = self._person_before.find(words[max(0, i - 2):i])
             cue_before = bool(before) and sum(before[-1]) == min(i, 2)
             cue_after = j < n and words[j] in self._person_after and not tokens[j].boundary_before
-            if 2 <= j - i <= 3 or (j - i == 1 and (cue_before or (cue_after and words[j] in lx.MOVIE_NOUNS + ("films", "movies", "type"))) and not tokens[i].sentence_start):
+            film_after = cue_after and words[j] in lx.MOVIE_NOUNS + ("films", "movies", "type")
+            if 2 <= j - i <= 3 or (j - i == 1 and (cue_before or film_after) and not tokens[i].sentence_start):
                 out.append((i, j, "person"))
             i = j
         return out
@@ -740,7 +744,8 @@ class OfflineParser(IntentParser):
             # "I've seen that one", "I hated it", "not the others you mentioned"
             # the pointer must be the object itself, right after the cue ("I hated that one", "not
             # a fan of those"), not a word further on ("I hate when that happens")
-            if (negated[i] or seen_scope[i]) and not unseen_scope[i] and i not in used_pronouns and self._deictic.match(words, i)[0] and (
+            if (negated[i] or seen_scope[i]) and not unseen_scope[i] and i not in used_pronouns \
+                    and self._deictic.match(words, i)[0] and (
                     i + 1 >= n or words[i + 1] not in ("kind", "type", "sort", "genre")) and (
                     i == 0 or not (negated[i - 1] or seen_scope[i - 1])
                     or words[i - 1] in ("of", "with", "on", "for", "about", "seen", "watched", "all", "both")) and \

@@ -812,7 +812,7 @@ class OfflineParser(IntentParser):
                 while end + 1 < len(tokens) and not tokens[end + 1].boundary_before:
                     end += 1
                 closes = text[tokens[end].end:tokens[end].end + 3].lstrip().startswith("?") or end == len(tokens) - 1
-                if not (closes or tokens[first].sentence_start) or end - last > 4:
+                if not (closes or tokens[first].sentence_start or tokens[first].boundary_before) or end - last > 4:
                     continue
                 last = end
             # the whole sentence: "so scary! what is it about" asks, it does not request

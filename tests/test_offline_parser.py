@@ -427,6 +427,7 @@ def test_a_rejected_pronoun_takes_what_was_just_named(parser):
 @pytest.mark.parametrize("text, titles, card", [
     ("is it scary?", [], 0), ("What is it about?", [], 0), ("who's in it?", [], 0),
     ("I haven't seen that one, is it good?", [], 0), ("hmm what is Fargo (1996) about", [100], None),
+    ("never seen that one, is it scary, have you watched it?", [], 0),
     ("can you tell me more about them?", [], 0),
 ])
 def test_questions_about_a_shown_film_are_explain(parser, text, titles, card):

@@ -495,8 +495,8 @@ RELAX_PATTERNS: dict[str, tuple[str, ...]] = {
 }
 # Say that this turn's genres take the place of the standing ones.
 REPLACE_CUES: tuple[str, ...] = (
-    "instead", "actually", "rather", "make it", "change it to", "switch to", "lets do", "how about",
-    "what about", "on second thought",
+    "instead", "actually", "rather", "make it", "change it to", "switch to", "lets do",
+    "on second thought",
 )
 # Ask for more of the same in a chatty message: "I've seen it. Any others?"
 MORE_REQUESTS: tuple[str, ...] = (

@@ -569,6 +569,20 @@ class OfflineParser(IntentParser):
                     and t.text not in self._strong_words and t.text not in self._calendar):
                 name[i] = True
         out: list[tuple[int, int, str]] = []
+        # a capitalised title after "like" may open with small words: "like How to Train Your Dragon"
+        for i in range(n - 1):
+            t = tokens[i + 1]
+            if (i + 1 in consumed or not t.raw[:1].isupper() or t.raw == "I" or t.boundary_before
+                    or not self._like_before(words, i + 1) or name[i + 1]):
+                continue
+            j = i + 1
+            while j < n and j not in consumed and (tokens[j].raw[:1].isupper() or (
+                    words[j] in TITLE_JOINERS and j + 1 < n and tokens[j + 1].raw[:1].isupper())) and (
+                    j == i + 1 or not tokens[j].boundary_before):
+                j += 1
+            if j - (i + 1) >= 2 and any(name[x] for x in range(i + 1, j)):
+                for x in range(i + 1, j):
+                    name[x] = True
         i = 0
         while i < n:
             if not name[i]:
@@ -1054,6 +1068,11 @@ class OfflineParser(IntentParser):
         if start > 0 and not breaks[start] and words[start - 1] in ("that", "this", "those", "these") and (
                 start < 2 or words[start - 2] not in ("like", "to", "as", "than", "of", "about", "for")):
             return True  # "that cartoon", but not "something like that comedy"
+        k = start - 1
+        while k >= 0 and not breaks[k + 1] and words[k] in ("a", "an", "like", "real", "bit", "little", "kind", "of"):
+            k -= 1
+        if k >= 0 and k < start - 1 and words[k] in ("sounds", "looks", "seems", "sound", "look", "seem") and not breaks[k + 1]:
+            return True  # "sounds like a chick flick"
         k = start - 1
         while k >= 0 and not breaks[k + 1] and (words[k] in self._fillers or words[k] in lx.INTENSIFIERS
                                                  or words[k] in ("not", "so", "such", "pretty", "isnt", "wasnt")):

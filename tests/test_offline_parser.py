@@ -374,6 +374,17 @@ def test_people_are_reported_and_give_nothing(parser):
     assert result.intent.exclude_genres == [] and ("Jim Carrey", "person") in [(u.text, u.why) for u in result.unused]
 
 
+def test_an_unknown_title_after_like_is_taken_whole(parser):
+    result = parser.parse("we enjoy movies like How to Tame Your Dragon")
+    assert result.intent.genres == [] and [(u.text, u.why) for u in result.unused] == [
+        ("How to Tame Your Dragon", "out_of_catalog")]
+
+
+def test_comments_and_suggestions_are_no_replacement(parser):
+    assert parse(parser, "sounds like a chick flick").genres == []
+    assert not parse(parser, "i like action movies what about you?").replace
+
+
 def test_plots_languages_and_off_topic_are_reported(parser):
     plot = parser.parse("a family movie about a dog who learns to surf")
     assert plot.intent.genres == ["Children's"] and [u.why for u in plot.unused] == ["plot"]

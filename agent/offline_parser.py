@@ -1280,6 +1280,10 @@ class OfflineParser(IntentParser):
                 if back in counted or (tokens[i].hyphen_before and i - 1 in counted):
                     return True
         nxt = i + 1
+        if nxt < len(words) and (tokens[nxt].hyphen_before or words[nxt] in ("to", "through", "thru")) and (
+                self._year_value(words[nxt + (0 if tokens[nxt].hyphen_before else 1)] if nxt + 1 < len(words)
+                                 or tokens[nxt].hyphen_before else "") is not None):
+            return True  # "1990-1995", "1990 to 1995"
         if nxt < len(words) and not tokens[nxt].boundary_before and (
                 words[nxt] in self._movie_nouns - {"one", "ones", "something", "anything", "stuff", "watch"}
                 or self._terms.match(words, nxt)[0]):

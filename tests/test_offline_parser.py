@@ -220,6 +220,8 @@ def test_title_index_lookup_is_exact_after_normalisation():
     ("films made in 1975", 1975, 1975),
     ("a 1994 comedy", 1994, 1994),
     ("something from 1970 to 1975", 1970, 1975),
+    ("thrillers 1990-1995 please", 1990, 1995),
+    ("westerns 1960 to 1969", 1960, 1969),
 ])
 def test_year_ranges(parser, text, start, end):
     assert parse(parser, text).years == YearRange(start=start, end=end)

@@ -4,7 +4,8 @@ How a message becomes an ``Intent`` and the ``ParseResult.unused`` list (each st
 words the earlier ones left):
 
 1. Messages that try to steer the agent ("ignore your instructions...", "user 42's history") ->
-   chit-chat with an empty intent. Messages longer than ``MAX_CHARS`` are cut. After a change of
+   chit-chat with an empty intent. Of a message longer than ``MAX_CHARS`` the beginning and the
+   end are read (a long post asks last). After a change of
    mind ("thrillers, no wait, comedies") only the words after it count. A message that is not
    English (mostly another script, or hardly any common English words) -> ``unused`` "language".
 2. Films named in the message (``agent.titles.TitleIndex``: cues, quotes, capitals, small typos).
@@ -363,7 +364,9 @@ class OfflineParser(IntentParser):
         started = time.perf_counter()
         text = text if isinstance(text, str) else ""
         truncated = len(text) > MAX_CHARS
-        text = text[:MAX_CHARS]
+        if truncated:
+            # a long post tells its story first and asks last: keep both ends, as separate sentences
+            text = text[:MAX_CHARS // 2] + "\n" + text[-(MAX_CHARS // 2):]
         intent, details, unused = self._parse(text, previous)
         details.update(truncated=truncated, ms=round((time.perf_counter() - started) * 1000, 3))
         return ParseResult(intent=intent, parser=self.name, details=details, unused=unused)

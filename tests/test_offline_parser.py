@@ -536,6 +536,13 @@ def test_a_negated_person_ends_the_scope(parser):
     assert parse(parser, "not Fargo or Heat, and no horror").exclude_titles == [100, 273]
 
 
+def test_a_long_post_is_read_at_both_ends(parser):
+    story = "We moved house last month and my job changed too, it has been a long few weeks. " * 20
+    result = parser.parse("Hi! " + story + "\n\nAnyway: no horror please, I would love a western tonight.")
+    assert result.details["truncated"]
+    assert result.intent.genres == ["Western"] and result.intent.exclude_genres == ["Horror"]
+
+
 def test_funnier_keeps_its_genre_and_hedged_genre_is_not_wanted(parser):
     intent = parse(parser, "anything funnier?")
     assert intent.adjust == ["funnier"] and intent.genres == ["Comedy"]

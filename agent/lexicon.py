@@ -549,3 +549,5 @@ just so if then than too very really please thanks thank hi hello hey want need 
 find watch watching seen see movie movies film films something anything good great im its dont
 ive id youre thats whats get got know think show give recommend suggest
 """.split())
+# Descriptions common enough to be typed in a hurry: their typos are corrected too ("scray" -> scary).
+TYPO_WEAK: tuple[str, ...] = ("scary", "funny", "romantic", "animated", "hilarious", "creepy", "spooky")

@@ -53,7 +53,8 @@ words the earlier ones left):
    fine", "no matter the genre", "no preference"), ``replace`` ("actually", "instead" with a
    genre), ``card_ref`` ("more like the second one" -> 2, "more like that one" -> 0).
 9. Genre words from ``agent.lexicon``, longest phrase first, plurals derived, typos of genre names
-   corrected (never a real English word). Strong words (genre names, slang) always count; weak
+   and of a few common descriptions ("scray", ``lexicon.TYPO_WEAK``) corrected (never a real
+   English word). Strong words (genre names, slang) always count; weak
    ones (descriptions: "funny", "space") only when the message is about films or is a bare
    phrase, not in "my cat is so funny". A genre the message asks for is never also excluded by
    it ("horror, but not slashers"); "less"/"not too" exclude genre names only ("less romance",
@@ -285,7 +286,7 @@ class OfflineParser(IntentParser):
                     terms.setdefault(variant, _Term(tuple(genres), strong))
         self._terms = _Phrases(list(terms), list(terms.values()))
         # typo targets: one-word genre names and slang, never descriptions ("spice" is not "space")
-        self._typo_targets = sorted(k[0] for k, t in terms.items() if len(k) == 1 and t.strong and len(k[0]) >= TYPO_MIN_LEN)
+        self._typo_targets = sorted(k[0] for k, t in terms.items() if len(k) == 1 and len(k[0]) >= TYPO_MIN_LEN and (t.strong or k[0] in lx.TYPO_WEAK))
         self._joined_terms = {"".join(k): t for k, t in terms.items() if len(k) > 1}
 
         self._neg = _Phrases(lx.NEGATION_CUES, skip=lx.INTENSIFIERS)

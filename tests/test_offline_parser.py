@@ -335,6 +335,14 @@ def test_refine_holds_only_the_adjustment(parser):
     assert intent.genres == ["Comedy"]
 
 
+@pytest.mark.parametrize("text, genres", [
+    ("a good scray movie please", ["Horror"]), ("something funy for tonight", ["Comedy"]),
+    ("a scare tactic thriller", ["Thriller", "Horror"]),       # "scare" is a word, not a typo
+])
+def test_typos_of_common_descriptions(parser, text, genres):
+    assert sorted(parse(parser, text).genres) == sorted(genres)
+
+
 # --------------------------------------------------------------------------- titles with a year, names
 @pytest.mark.parametrize("text, titles", [
     ("I loved Fargo (1996) so much", [100]),

@@ -449,6 +449,8 @@ class OfflineParser(IntentParser):
                           card_ref=rank), details, unused
         question, deictic = self._question_about_shown(text, tokens, words, consumed)
         consumed |= question
+        thanked = self._thanks(words, breaks)
+        consumed |= thanked
 
         years, year_tokens, relative, beyond = self._years(tokens, words, consumed, negated, breaks)
         consumed |= year_tokens
@@ -474,7 +476,7 @@ class OfflineParser(IntentParser):
             mentions = [m for m in mentions if m not in hedged_genres]
 
         # "that one" points at a film shown; it asks for none
-        pointed = {j for i, n in self._deictic.find(words) for j in range(i, i + n)}
+        pointed = {j for i, n in self._deictic.find(words) for j in range(i, i + n)} | thanked
         has_request = bool(self._request.find([w if i not in pointed else "" for i, w in enumerate(words)]))
         context = (has_request or previous is not None or bool(positive) or years is not None
                    or count is not None or any(m.strong for m in mentions))
@@ -855,6 +857,22 @@ class OfflineParser(IntentParser):
         r"|who (?:stars|plays|acts) in\b"
         r"|(?P<is_it>\b(?:is|was|are|does|did) (?P<pointer4>it|that|this|that one|this one|they|those"
         r"|the (?:new|old|newer|older|first|second|last|other|original|latest|remake) (?:one|ones|movie|film))\b))")
+
+    @staticmethod
+    def _thanks(words, breaks) -> set[int]:
+        """"thanks for the great suggestions", "thank you for your help": a thanks clause asks for nothing."""
+        out: set[int] = set()
+        for i, w in enumerate(words):
+            if w in ("thanks", "thank", "thx") and i + 1 < len(words):
+                j = i + 1
+                if words[j] in ("you", "u") and j + 1 < len(words):
+                    j += 1
+                if words[j] != "for":
+                    continue
+                while j < len(words) and (j == i + 1 or not breaks[j]):
+                    out.add(j)
+                    j += 1
+        return out
 
     # ----------------------------------------------------------------------- per-turn operations
     def _operations(self, tokens, words, consumed) -> tuple[list[str], list[str], set[int]]:

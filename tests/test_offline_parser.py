@@ -604,6 +604,11 @@ def test_statements_pages_and_pronouns(parser, text, act, excluded, card):
     assert intent.act == act and intent.exclude_titles == excluded and intent.card_ref == card
 
 
+def test_thanks_asks_for_nothing(parser):
+    assert parse(parser, "Thanks for the lovely recommendations that made me laugh. Bye!").act == Act.chit_chat
+    assert parse(parser, "thank you for your help! now a horror please").genres == ["Horror"]
+
+
 def test_a_capitalised_title_word_is_not_trimmed_from_an_unknown_title(parser):
     result = parser.parse("I liked Toy Story (1995) and Another Ghost Town (2011)")
     assert result.intent.titles == [1] and result.intent.act == Act.recommend

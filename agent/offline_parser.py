@@ -37,7 +37,7 @@ words the earlier ones left):
    A question about a shown film ("what is it about?", "who's in it?", "is it scary?", "what is
    Fargo about?") takes its whole sentence: with no other request in the message it is
    ``explain`` (``card_ref`` 0 when it points: "it", "that one"), and its genre words ask for
-   nothing.
+   nothing. Nor does a thanks clause ("thanks for the suggestions that made me cry").
 7. Years. A decade is an era wherever it stands ("80s", "the eighties", "late 70s"); a bare year
    only where the words say so: comparisons ("before 1980", "nothing newer than 1970"), cues
    ("from 1994", "late 2017", "released in 1995"), a film noun after it ("a 1994 comedy"), or a

@@ -495,8 +495,8 @@ RELAX_PATTERNS: dict[str, tuple[str, ...]] = {
 }
 # Say that this turn's genres take the place of the standing ones.
 REPLACE_CUES: tuple[str, ...] = (
-    "instead", "actually", "rather", "make it", "change it to", "switch to", "lets do", "how about",
-    "what about", "on second thought",
+    "instead", "actually", "rather", "make it", "change it to", "switch to", "lets do",
+    "on second thought",
 )
 # Ask for more of the same in a chatty message: "I've seen it. Any others?"
 MORE_REQUESTS: tuple[str, ...] = (
@@ -549,3 +549,5 @@ just so if then than too very really please thanks thank hi hello hey want need 
 find watch watching seen see movie movies film films something anything good great im its dont
 ive id youre thats whats get got know think show give recommend suggest
 """.split())
+# Descriptions common enough to be typed in a hurry: their typos are corrected too ("scray" -> scary).
+TYPO_WEAK: tuple[str, ...] = ("scary", "funny", "romantic", "animated", "hilarious", "creepy", "spooky")

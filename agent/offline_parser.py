@@ -4,7 +4,8 @@ How a message becomes an ``Intent`` and the ``ParseResult.unused`` list (each st
 words the earlier ones left):
 
 1. Messages that try to steer the agent ("ignore your instructions...", "user 42's history") ->
-   chit-chat with an empty intent. Messages longer than ``MAX_CHARS`` are cut. After a change of
+   chit-chat with an empty intent. Of a message longer than ``MAX_CHARS`` the beginning and the
+   end are read (a long post asks last). After a change of
    mind ("thrillers, no wait, comedies") only the words after it count. A message that is not
    English (mostly another script, or hardly any common English words) -> ``unused`` "language".
 2. Films named in the message (``agent.titles.TitleIndex``: cues, quotes, capitals, small typos).
@@ -36,7 +37,7 @@ words the earlier ones left):
    A question about a shown film ("what is it about?", "who's in it?", "is it scary?", "what is
    Fargo about?") takes its whole sentence: with no other request in the message it is
    ``explain`` (``card_ref`` 0 when it points: "it", "that one"), and its genre words ask for
-   nothing.
+   nothing. Nor does a thanks clause ("thanks for the suggestions that made me cry").
 7. Years. A decade is an era wherever it stands ("80s", "the eighties", "late 70s"); a bare year
    only where the words say so: comparisons ("before 1980", "nothing newer than 1970"), cues
    ("from 1994", "late 2017", "released in 1995"), a film noun after it ("a 1994 comedy"), or a
@@ -52,7 +53,8 @@ words the earlier ones left):
    fine", "no matter the genre", "no preference"), ``replace`` ("actually", "instead" with a
    genre), ``card_ref`` ("more like the second one" -> 2, "more like that one" -> 0).
 9. Genre words from ``agent.lexicon``, longest phrase first, plurals derived, typos of genre names
-   corrected (never a real English word). Strong words (genre names, slang) always count; weak
+   and of a few common descriptions ("scray", ``lexicon.TYPO_WEAK``) corrected (never a real
+   English word). Strong words (genre names, slang) always count; weak
    ones (descriptions: "funny", "space") only when the message is about films or is a bare
    phrase, not in "my cat is so funny". A genre the message asks for is never also excluded by
    it ("horror, but not slashers"); "less"/"not too" exclude genre names only ("less romance",
@@ -284,7 +286,7 @@ class OfflineParser(IntentParser):
                     terms.setdefault(variant, _Term(tuple(genres), strong))
         self._terms = _Phrases(list(terms), list(terms.values()))
         # typo targets: one-word genre names and slang, never descriptions ("spice" is not "space")
-        self._typo_targets = sorted(k[0] for k, t in terms.items() if len(k) == 1 and t.strong and len(k[0]) >= TYPO_MIN_LEN)
+        self._typo_targets = sorted(k[0] for k, t in terms.items() if len(k) == 1 and len(k[0]) >= TYPO_MIN_LEN and (t.strong or k[0] in lx.TYPO_WEAK))
         self._joined_terms = {"".join(k): t for k, t in terms.items() if len(k) > 1}
 
         self._neg = _Phrases(lx.NEGATION_CUES, skip=lx.INTENSIFIERS)
@@ -363,7 +365,9 @@ class OfflineParser(IntentParser):
         started = time.perf_counter()
         text = text if isinstance(text, str) else ""
         truncated = len(text) > MAX_CHARS
-        text = text[:MAX_CHARS]
+        if truncated:
+            # a long post tells its story first and asks last: keep both ends, as separate sentences
+            text = text[:MAX_CHARS // 2] + "\n" + text[-(MAX_CHARS // 2):]
         intent, details, unused = self._parse(text, previous)
         details.update(truncated=truncated, ms=round((time.perf_counter() - started) * 1000, 3))
         return ParseResult(intent=intent, parser=self.name, details=details, unused=unused)
@@ -415,7 +419,8 @@ class OfflineParser(IntentParser):
         names = [(m.start, m.end, "person") for m in acted] + self._names(tokens, words, consumed, text)
         for start, end, why in names:
             consumed.update(range(start, end))
-        plot = self._plot(text, tokens, words, consumed, [(m.start, m.end) for m in titles] + [(u.start, u.end) for u in unknown])
+        named_spans = [(m.start, m.end) for m in titles] + [(u.start, u.end) for u in unknown]
+        plot = self._plot(text, tokens, words, consumed, named_spans)
         consumed |= plot[1]
 
         breaks = self._clause_breaks(text, tokens)
@@ -426,10 +431,11 @@ class OfflineParser(IntentParser):
         polarity = self._title_polarity(tokens, words, negated, titles, unknown, breaks, pronouns)
         positive = list(dict.fromkeys(m.item_id for m, pol in zip(titles, polarity[0]) if pol == "like"))
         rejected = list(dict.fromkeys(m.item_id for m, pol in zip(titles, polarity[0]) if pol in ("reject", "seen")))
+        disliked = any(pol == "reject" for pol in polarity[0])
         unseen = list(dict.fromkeys(m.item_id for m, pol in zip(titles, polarity[0]) if pol == "unseen"))
         rejected_unknown = any(pol == "reject" for pol in polarity[1])
         details["title_polarity"] = {"titles": polarity[0], "unknown": polarity[1]}
-        for u, pol in zip(unknown, polarity[1]):
+        for u in unknown:
             unused.append(UnusedPart(text=_short(u.text), why="out_of_catalog"))
         for start, end, why in names:
             unused.append(UnusedPart(text=_short(_raw(text, tokens, start, end)), why=why))
@@ -443,6 +449,8 @@ class OfflineParser(IntentParser):
                           card_ref=rank), details, unused
         question, deictic = self._question_about_shown(text, tokens, words, consumed)
         consumed |= question
+        thanked = self._thanks(words, breaks)
+        consumed |= thanked
 
         years, year_tokens, relative, beyond = self._years(tokens, words, consumed, negated, breaks)
         consumed |= year_tokens
@@ -468,7 +476,7 @@ class OfflineParser(IntentParser):
             mentions = [m for m in mentions if m not in hedged_genres]
 
         # "that one" points at a film shown; it asks for none
-        pointed = {j for i, n in self._deictic.find(words) for j in range(i, i + n)}
+        pointed = {j for i, n in self._deictic.find(words) for j in range(i, i + n)} | thanked
         has_request = bool(self._request.find([w if i not in pointed else "" for i, w in enumerate(words)]))
         context = (has_request or previous is not None or bool(positive) or years is not None
                    or count is not None or any(m.strong for m in mentions))
@@ -482,7 +490,8 @@ class OfflineParser(IntentParser):
         if context and not genres and not positive and keywords and self._embedder is not None:
             genres = list(self._embed_genres(" ".join(keywords), details))
         relax = list(dict.fromkeys(relax))
-        card = None if positive else self._card_ref(words, consumed)  # "similar to that" after a film named: that film
+        # "similar to that" after a film named (in the catalog or not): that film, no card
+        card = None if positive or any(pol == "like" for pol in polarity[1]) else self._card_ref(words, consumed)
         replace = bool(genres) and bool(self._replace.find(words))
 
         constrained = bool(genres or excluded or positive or years or adjust)
@@ -494,11 +503,13 @@ class OfflineParser(IntentParser):
         more = self._more_request(words, consumed)
         similar_rejected = any(pol == "reject" and self._like_before(words, m.start)
                                for m, pol in zip(titles, polarity[0]))
-        liked_unknown = any(pol == "like" for pol in polarity[1]) or any(why == "person" for _, _, why in names)
+        # a film the catalog lacks, spoken of well, is a reference like any other; a person is a wish
+        liked_film = any(pol == "like" for pol in polarity[1])
+        liked_unknown = liked_film or any(why == "person" for _, _, why in names)
         form = self._refine_form(words, consumed) or similar_rejected
-        if not constrained and not similar_rejected and not (liked_unknown and not more) and (
-                more or self._is_more(words, mentions, consumed) or (rejected and not has_request)
-                or (rejected_unknown and not has_request) or (polarity[2] and any(negated))):
+        if not constrained and not similar_rejected and not liked_film and not (liked_unknown and not more) and (
+                more or self._is_more(words, mentions, consumed) or (disliked and not has_request)
+                or (rejected_unknown and not has_request) or polarity[2] == "reject"):
             # "any others?", "I've seen it, what else?", "I hated Willow (1988)": the next page
             if polarity[2] and card is None:
                 card = 0
@@ -509,8 +520,8 @@ class OfflineParser(IntentParser):
             return Intent(act=Act.refine, count=count, exclude_titles=rejected, relax=relax, card_ref=card,
                           keywords=keywords), details, unused
         if constrained or (keywords and context) or similar_rejected:
-            act = self._refine_or_recommend(tokens, words, previous, bool(positive), excluded, genres, adjust,
-                                            more or form, polarity[2])
+            act = self._refine_or_recommend(tokens, words, previous, bool(positive) or liked_film, excluded, genres, adjust,
+                                            more, form, "reject" if similar_rejected else polarity[2])
         elif relax and previous is not None:
             act = Act.refine
         elif liked_unknown or beyond or (rejected and has_request):
@@ -533,7 +544,8 @@ class OfflineParser(IntentParser):
         """Not English: mostly letters outside the Latin script, or most words (of three or more)
         outside the English word list and the catalog's titles."""
         letters = [c for c in text if c.isalpha()]
-        if letters and sum(not ("a" <= c.lower() <= "z") and not ("\u00c0" <= c <= "\u024f") for c in letters) > len(letters) / 2:
+        latin = sum("a" <= c.lower() <= "z" or "\u00c0" <= c <= "\u024f" for c in letters)
+        if letters and latin < len(letters) / 2:
             return True
         vocabulary = english_words()
         alpha = [w for w in words if w.isalpha()]
@@ -563,6 +575,20 @@ class OfflineParser(IntentParser):
                     and t.text not in self._strong_words and t.text not in self._calendar):
                 name[i] = True
         out: list[tuple[int, int, str]] = []
+        # a capitalised title after "like" may open with small words: "like How to Train Your Dragon"
+        for i in range(n - 1):
+            t = tokens[i + 1]
+            if (i + 1 in consumed or not t.raw[:1].isupper() or t.raw == "I" or t.boundary_before
+                    or not self._like_before(words, i + 1) or name[i + 1]):
+                continue
+            j = i + 1
+            while j < n and j not in consumed and (tokens[j].raw[:1].isupper() or (
+                    words[j] in TITLE_JOINERS and j + 1 < n and tokens[j + 1].raw[:1].isupper())) and (
+                    j == i + 1 or not tokens[j].boundary_before):
+                j += 1
+            if j - (i + 1) >= 2 and any(name[x] for x in range(i + 1, j)):
+                for x in range(i + 1, j):
+                    name[x] = True
         i = 0
         while i < n:
             if not name[i]:
@@ -588,7 +614,8 @@ class OfflineParser(IntentParser):
             before = self._person_before.find(words[max(0, i - 2):i])
             cue_before = bool(before) and sum(before[-1]) == min(i, 2)
             cue_after = j < n and words[j] in self._person_after and not tokens[j].boundary_before
-            if 2 <= j - i <= 3 or (j - i == 1 and (cue_before or (cue_after and words[j] in lx.MOVIE_NOUNS + ("films", "movies", "type"))) and not tokens[i].sentence_start):
+            film_after = cue_after and words[j] in lx.MOVIE_NOUNS + ("films", "movies", "type")
+            if 2 <= j - i <= 3 or (j - i == 1 and (cue_before or film_after) and not tokens[i].sentence_start):
                 out.append((i, j, "person"))
             i = j
         return out
@@ -616,7 +643,7 @@ class OfflineParser(IntentParser):
             return True
         while k >= 0 and words[k] in ("already", "yet", "also", "both", "all"):
             k -= 1
-        return k >= 0 and words[k] in ("seen", "watched", "saw", "watch", "see")
+        return k >= 0 and words[k] in ("seen", "watched", "saw")
 
     def _like_before(self, words, i) -> bool:
         """"like" as a preposition before word i ("movies like X"), not the verb ("I like X")."""
@@ -682,12 +709,13 @@ class OfflineParser(IntentParser):
 
     # ----------------------------------------------------------------------- titles seen or rejected
     def _title_polarity(self, tokens, words, negated, titles: list[TitleMatch], unknown: list[OutOfCatalog],
-                        breaks: list[bool], pronouns: list[int] = ()) -> tuple[list[str], list[str], bool]:
+                        breaks: list[bool], pronouns: list[int] = ()) -> tuple[list[str], list[str], str | None]:
         """How the person speaks of each film named: "like" (a reference), "reject" ("not Star
         Wars", "I hated Alien", "nothing like Alien"), "seen" ("I've already seen Titanic"),
         "unseen" ("I haven't seen Fargo": no reference either way). A film listed right after
         another ("seen X (1993) and Y (1996)", "not X or Y") shares its verdict. The third value:
-        a shown film is seen or rejected by a pointer ("I've seen that one", "I hated it")."""
+        a shown film rejected by a pointer ("reject": "I hated that one", "not a fan of those"),
+        seen ("seen": "I've seen that one"), or None."""
         n = len(words)
         seen_scope, unseen_scope = [False] * n, [False] * n
         for phrases, scope in ((self._seen, seen_scope), (self._unseen, unseen_scope)):
@@ -705,6 +733,7 @@ class OfflineParser(IntentParser):
         spans = sorted([(m.start, m.end, ("t", k)) for k, m in enumerate(titles)]
                        + [(u.start, u.end, ("u", k)) for k, u in enumerate(unknown)])
         verdict: dict[tuple[str, int], str] = {}
+        used_pronouns: set[int] = set()
         prev_end, prev_verdict = None, None
         for start, end, key in spans:
             if unseen_scope[start]:
@@ -722,22 +751,26 @@ class OfflineParser(IntentParser):
                 if all(w in ("and", "or", "nor", "also") for w in gap):
                     v = prev_verdict
             # "we watched Die Hard (1988) and I hated it": the pronoun takes the film before it
-            if v == "like" and any(p >= end and not any(tokens[x].sentence_start for x in range(end, p + 1))
-                                   and not any(s2 > start and s2 < p for s2, _, _ in spans) for p in pronouns):
-                v = "reject"
+            taken = [p for p in pronouns if p >= end and not any(tokens[x].sentence_start for x in range(end, p + 1))
+                     and not any(s2 > start and s2 < p for s2, _, _ in spans)]
+            if taken:
+                used_pronouns.update(taken)
+                if v in ("like", "seen"):
+                    v = "reject"
             verdict[key] = v
             prev_end, prev_verdict = end, v
-        pointer = False
+        pointer: str | None = None
         for i in range(n):
             # "I've seen that one", "I hated it", "not the others you mentioned"
             # the pointer must be the object itself, right after the cue ("I hated that one", "not
             # a fan of those"), not a word further on ("I hate when that happens")
-            if (negated[i] or seen_scope[i]) and not unseen_scope[i] and self._deictic.match(words, i)[0] and (
+            if (negated[i] or seen_scope[i]) and not unseen_scope[i] and i not in used_pronouns \
+                    and self._deictic.match(words, i)[0] and (
                     i + 1 >= n or words[i + 1] not in ("kind", "type", "sort", "genre")) and (
                     i == 0 or not (negated[i - 1] or seen_scope[i - 1])
                     or words[i - 1] in ("of", "with", "on", "for", "about", "seen", "watched", "all", "both")) and \
                     not any(x in THIRD_PERSON for x in words[max(0, i - 5):i]):
-                pointer = True
+                pointer = "reject" if negated[i] else (pointer or "seen")
         return ([verdict[("t", k)] for k in range(len(titles))], [verdict[("u", k)] for k in range(len(unknown))],
                 pointer)
 
@@ -799,7 +832,7 @@ class OfflineParser(IntentParser):
                 while end + 1 < len(tokens) and not tokens[end + 1].boundary_before:
                     end += 1
                 closes = text[tokens[end].end:tokens[end].end + 3].lstrip().startswith("?") or end == len(tokens) - 1
-                if not (closes or tokens[first].sentence_start) or end - last > 4:
+                if not (closes or tokens[first].sentence_start or tokens[first].boundary_before) or end - last > 4:
                     continue
                 last = end
             # the whole sentence: "so scary! what is it about" asks, it does not request
@@ -822,7 +855,24 @@ class OfflineParser(IntentParser):
         r"|what (?:genre|kind of movie|kind of film|type of movie) is (?:it|that|this)\b"
         r"|who(?: is| s| are|s)? (?:in|starring in|stars in|plays in|acts in) (?P<pointer3>it|that|this|them|those|these|that one)\b"
         r"|who (?:stars|plays|acts) in\b"
-        r"|(?P<is_it>\b(?:is|was|are|does|did) (?P<pointer4>it|that|this|that one|this one|they|those)\b))")
+        r"|(?P<is_it>\b(?:is|was|are|does|did) (?P<pointer4>it|that|this|that one|this one|they|those"
+        r"|the (?:new|old|newer|older|first|second|last|other|original|latest|remake) (?:one|ones|movie|film))\b))")
+
+    @staticmethod
+    def _thanks(words, breaks) -> set[int]:
+        """"thanks for the great suggestions", "thank you for your help": a thanks clause asks for nothing."""
+        out: set[int] = set()
+        for i, w in enumerate(words):
+            if w in ("thanks", "thank", "thx") and i + 1 < len(words):
+                j = i + 1
+                if words[j] in ("you", "u") and j + 1 < len(words):
+                    j += 1
+                if words[j] != "for":
+                    continue
+                while j < len(words) and (j == i + 1 or not breaks[j]):
+                    out.add(j)
+                    j += 1
+        return out
 
     # ----------------------------------------------------------------------- per-turn operations
     def _operations(self, tokens, words, consumed) -> tuple[list[str], list[str], set[int]]:
@@ -861,11 +911,11 @@ class OfflineParser(IntentParser):
             if w == "like" and not self._like_before(words, i + 1):
                 continue  # "I like them": the verb
             k = i + 1
-            if k < len(words) and words[k] == "the":
+            if k < len(words) and words[k] == "the" and k + 1 not in consumed:
                 length, rank = self._ordinals.match(words, k + 1)
                 if length:
-                    return int(rank)
-            if k < len(words) and self._deictic.match(words, k)[0] and words[k] not in ("they", "these"):
+                    return int(rank)  # "like the second one", not "like The Sixth Sense (1999)"
+            if k < len(words) and k not in consumed and self._deictic.match(words, k)[0] and words[k] not in ("they", "these"):
                 if words[k] in ("that", "this") and k + 1 < len(words) and words[k + 1] not in ("one", "movie", "film") and (
                         words[k + 1] not in self._fillers or words[k + 1] in ("kind", "sort", "type", "stuff", "genre", "style")):
                     continue  # "like that kind of thing"
@@ -1040,6 +1090,11 @@ class OfflineParser(IntentParser):
         if start > 0 and not breaks[start] and words[start - 1] in ("that", "this", "those", "these") and (
                 start < 2 or words[start - 2] not in ("like", "to", "as", "than", "of", "about", "for")):
             return True  # "that cartoon", but not "something like that comedy"
+        k = start - 1
+        while k >= 0 and not breaks[k + 1] and words[k] in ("a", "an", "like", "real", "bit", "little", "kind", "of"):
+            k -= 1
+        if k >= 0 and k < start - 1 and words[k] in ("sounds", "looks", "seems", "sound", "look", "seem") and not breaks[k + 1]:
+            return True  # "sounds like a chick flick"
         k = start - 1
         while k >= 0 and not breaks[k + 1] and (words[k] in self._fillers or words[k] in lx.INTENSIFIERS
                                                  or words[k] in ("not", "so", "such", "pretty", "isnt", "wasnt")):
@@ -1247,6 +1302,10 @@ class OfflineParser(IntentParser):
                 if back in counted or (tokens[i].hyphen_before and i - 1 in counted):
                     return True
         nxt = i + 1
+        if nxt < len(words) and (tokens[nxt].hyphen_before or words[nxt] in ("to", "through", "thru")) and (
+                self._year_value(words[nxt + (0 if tokens[nxt].hyphen_before else 1)] if nxt + 1 < len(words)
+                                 or tokens[nxt].hyphen_before else "") is not None):
+            return True  # "1990-1995", "1990 to 1995"
         if nxt < len(words) and not tokens[nxt].boundary_before and (
                 words[nxt] in self._movie_nouns - {"one", "ones", "something", "anything", "stuff", "watch"}
                 or self._terms.match(words, nxt)[0]):
@@ -1258,7 +1317,8 @@ class OfflineParser(IntentParser):
         turns ("I don't watch newer movies" -> older); one said of a film ("it's a classic") asks
         for nothing."""
         old = [(i, n) for i, n in self._old.find(words) if not any(j in consumed for j in range(i, i + n))
-               and not self._said_of_film(words, breaks, i)]
+               and not self._said_of_film(words, breaks, i)
+               and not (words[i + n - 1] in ("one", "ones") and i > 0 and words[i - 1] == "the")]  # "the old one": a film
         recent = [(i, n) for i, n in self._recent.find(words) if not any(j in consumed for j in range(i, i + n))
                   and not self._said_of_film(words, breaks, i)]
         if not old and not recent:
@@ -1345,7 +1405,7 @@ class OfflineParser(IntentParser):
                    for i, w in enumerate(words))
 
     def _refine_or_recommend(self, tokens, words, previous: Intent | None, has_title: bool, excluded: list[str],
-                             genres: list[str], adjust: list[str], more: bool, pointer: bool) -> Act:
+                             genres: list[str], adjust: list[str], more: bool, form: bool, pointer: str | None) -> Act:
         """With a standing request: ``refine`` when the message adjusts it (a follow-up cue, or no
         sign of a fresh request such as "recommend" or a named film); else ``recommend``.
 
@@ -1361,9 +1421,13 @@ class OfflineParser(IntentParser):
                 return Act.refine
             return Act.recommend
         tone = [a for a in adjust if a not in ("older", "newer")]
-        if fresh_cue or (has_title and not tone and not pointer):
+        if fresh_cue:
             return Act.recommend
-        if tone or more or pointer:  # "anything funnier?", "any other comedies?", "not the others"
+        if tone or pointer == "reject" or (form and not has_title):
+            return Act.refine  # "anything funnier?", "not the others you mentioned", "something more feminine"
+        if has_title:
+            return Act.recommend  # a film named is a fresh reference ("I've seen it. I love Fargo")
+        if more or form or pointer:  # "any other comedies?", "I've seen those; comedies, not romantic"
             return Act.refine
         if self._opening.find(words):  # "watching some older movies" opens a request
             return Act.recommend

@@ -220,6 +220,8 @@ def test_title_index_lookup_is_exact_after_normalisation():
     ("films made in 1975", 1975, 1975),
     ("a 1994 comedy", 1994, 1994),
     ("something from 1970 to 1975", 1970, 1975),
+    ("thrillers 1990-1995 please", 1990, 1995),
+    ("westerns 1960 to 1969", 1960, 1969),
 ])
 def test_year_ranges(parser, text, start, end):
     assert parse(parser, text).years == YearRange(start=start, end=end)
@@ -333,6 +335,14 @@ def test_refine_holds_only_the_adjustment(parser):
     assert intent.genres == ["Comedy"]
 
 
+@pytest.mark.parametrize("text, genres", [
+    ("a good scray movie please", ["Horror"]), ("something funy for tonight", ["Comedy"]),
+    ("a scare tactic thriller", ["Thriller", "Horror"]),       # "scare" is a word, not a typo
+])
+def test_typos_of_common_descriptions(parser, text, genres):
+    assert sorted(parse(parser, text).genres) == sorted(genres)
+
+
 # --------------------------------------------------------------------------- titles with a year, names
 @pytest.mark.parametrize("text, titles", [
     ("I loved Fargo (1996) so much", [100]),
@@ -372,6 +382,17 @@ def test_people_are_reported_and_give_nothing(parser):
     assert [(u.text, u.why) for u in result.unused] == [("Tom Hanks", "person")]
     result = parser.parse("I can't stand Jim Carrey but I want a comedy")
     assert result.intent.exclude_genres == [] and ("Jim Carrey", "person") in [(u.text, u.why) for u in result.unused]
+
+
+def test_an_unknown_title_after_like_is_taken_whole(parser):
+    result = parser.parse("we enjoy movies like How to Tame Your Dragon")
+    assert result.intent.genres == [] and [(u.text, u.why) for u in result.unused] == [
+        ("How to Tame Your Dragon", "out_of_catalog")]
+
+
+def test_comments_and_suggestions_are_no_replacement(parser):
+    assert parse(parser, "sounds like a chick flick").genres == []
+    assert not parse(parser, "i like action movies what about you?").replace
 
 
 def test_plots_languages_and_off_topic_are_reported(parser):
@@ -427,6 +448,7 @@ def test_a_rejected_pronoun_takes_what_was_just_named(parser):
 @pytest.mark.parametrize("text, titles, card", [
     ("is it scary?", [], 0), ("What is it about?", [], 0), ("who's in it?", [], 0),
     ("I haven't seen that one, is it good?", [], 0), ("hmm what is Fargo (1996) about", [100], None),
+    ("never seen that one, is it scary, have you watched it?", [], 0),
     ("can you tell me more about them?", [], 0),
 ])
 def test_questions_about_a_shown_film_are_explain(parser, text, titles, card):
@@ -522,6 +544,13 @@ def test_a_negated_person_ends_the_scope(parser):
     assert parse(parser, "not Fargo or Heat, and no horror").exclude_titles == [100, 273]
 
 
+def test_a_long_post_is_read_at_both_ends(parser):
+    story = "We moved house last month and my job changed too, it has been a long few weeks. " * 20
+    result = parser.parse("Hi! " + story + "\n\nAnyway: no horror please, I would love a western tonight.")
+    assert result.details["truncated"]
+    assert result.intent.genres == ["Western"] and result.intent.exclude_genres == ["Horror"]
+
+
 def test_funnier_keeps_its_genre_and_hedged_genre_is_not_wanted(parser):
     intent = parse(parser, "anything funnier?")
     assert intent.adjust == ["funnier"] and intent.genres == ["Comedy"]
@@ -549,6 +578,35 @@ def test_chatty_acts(parser, text, act):
 ])
 def test_pointers_and_why(parser, text, act):
     assert parse(parser, text).act == act
+
+
+@pytest.mark.parametrize("text, act, card", [
+    ("I have seen it many times. My favourite is Fargo (1996)", Act.recommend, None),  # seen, then a fresh reference
+    ("I love old films like Paddington (2014)", Act.recommend, None),  # an unknown film counts like a known one
+    ("something like The Sixth Rangers (1999)", Act.recommend, None),  # an ordinal inside a title is no card
+    ("Only the old one. Is the new one gory?", Act.explain, 0),
+    ("nothing like Alien please, more like Toy Story (1995)", Act.refine, None),
+])
+def test_act_and_card_traps(parser, text, act, card):
+    intent = parse(parser, text)
+    assert intent.act == act and intent.card_ref == card
+
+
+@pytest.mark.parametrize("text, act, excluded, card", [
+    ("I have seen Fargo (1996) but I haven't seen Heat", Act.chit_chat, [100], None),  # a statement
+    ("I have seen Fargo (1996). Any others?", Act.more, [100], None),
+    ("I hated Fargo (1996)", Act.more, [100], None),                         # rejecting a film shown
+    ("I saw Paddington (2014) and loved it. Another movie like it?", Act.recommend, [], None),
+    ("I have seen Speed (1994), but I didn't like it.", Act.more, [568], None),  # "it" is Speed, no card
+])
+def test_statements_pages_and_pronouns(parser, text, act, excluded, card):
+    intent = parse(parser, text)
+    assert intent.act == act and intent.exclude_titles == excluded and intent.card_ref == card
+
+
+def test_thanks_asks_for_nothing(parser):
+    assert parse(parser, "Thanks for the lovely recommendations that made me laugh. Bye!").act == Act.chit_chat
+    assert parse(parser, "thank you for your help! now a horror please").genres == ["Horror"]
 
 
 def test_a_capitalised_title_word_is_not_trimmed_from_an_unknown_title(parser):

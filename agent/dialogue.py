@@ -294,14 +294,16 @@ class DialogueManager:
     @_timed("merge")
     def _merge(self, state: TurnState, step: Step) -> dict:
         merged = self._merged(state["user"], state["session"], state["parse"].intent)
-        merged, readings, avoid, unused = self._in_context(merged, state["session"])
+        merged, readings, avoid, unused = self._in_context(
+            merged, state["session"], rejected_card=bool(state["parse"].details.get("rejected_card")))
         session, said = state["session"], state["parse"].intent
         session.told_likes = [t for t in dict.fromkeys([*session.told_likes, *said.titles])
                               if t not in said.exclude_titles][-MAX_TOLD:]
         step.output = {"act": merged.act.value, "intent": merged.model_dump(mode="json"), "readings": readings}
         return {"intent": merged, "avoid": avoid, "unused": [*state["parse"].unused, *unused]}
 
-    def _in_context(self, intent: Intent, session: Session) -> tuple[Intent, list[str], list[int], list[UnusedPart]]:
+    def _in_context(self, intent: Intent, session: Session,
+                    rejected_card: bool = False) -> tuple[Intent, list[str], list[int], list[UnusedPart]]:
         """Resolve what only the conversation gives meaning to: card references, eras relative to
         the shown cards, "something different". Returns the request, how each phrase was read (for
         the trace), the cards to move away from, and parts that could not be used."""
@@ -311,6 +313,9 @@ class DialogueManager:
             card = self._card_at(session, intent.card_ref)
             if card is None:
                 readings.append(f"card {intent.card_ref or 'it'}: no such card shown")
+            elif rejected_card:  # "I've seen that one": never again, and the next page
+                update["exclude_titles"] = list(dict.fromkeys([*intent.exclude_titles, card.item_id]))
+                readings.append(f"card {intent.card_ref or 'it'} -> {card.title} (seen or disliked: excluded)")
             else:
                 update["titles"] = list(dict.fromkeys([*intent.titles, card.item_id]))
                 update["act"] = Act.refine if intent.act == Act.more else intent.act

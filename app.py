@@ -183,7 +183,7 @@ class Runtime:
         started = time.monotonic()
         try:
             sessions = SessionStore(self.settings.max_sessions, self.settings.session_ttl_s)
-            self.agent = load_agent(parser=self.settings.parser, sessions=sessions)
+            agent = load_agent(parser=self.settings.parser, sessions=sessions)
         except Exception as exc:  # noqa: BLE001 - reported by /healthz and every API call
             log.exception("loading the models failed")
             self.error = f"{type(exc).__name__}: {exc}"
@@ -193,7 +193,9 @@ class Runtime:
         # ~340 ms, timed with gc.callbacks: a pause every in-flight request waited out)
         gc.collect()
         gc.freeze()
+        # load_seconds first: /healthz reads it as soon as the agent is there (it once read None)
         self.load_seconds = time.monotonic() - started
+        self.agent = agent
         log.info("serving: models %s, parser %s, loaded in %.1f s", self.model_version, self.agent.parser.name,
                  self.load_seconds)
 

@@ -167,7 +167,8 @@ class DialogueManager:
         self.parser = parser
         self.catalog = catalog
         self.profiles = profiles
-        self.sessions = sessions or SessionStore()
+        # `is None`: an empty store is falsy (it has a length), and `or` dropped the configured one
+        self.sessions = sessions if sessions is not None else SessionStore()
         self.ranker = RequestRanker(bundle, catalog, profiles, ranker_config)
         self.tracer = tracer
         self.writer = writer  # with an LLM configured: it may word replies and reasons, validated

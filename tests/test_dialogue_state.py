@@ -163,3 +163,21 @@ def test_every_claim_on_a_card_is_true_of_its_evidence(agent):
                 checked += 1
     print(f"faithfulness: {checked} cards over {len(users) * len(requests)} turns checked, 0 false claims")
     assert checked > 1500
+
+
+def test_the_configured_session_bounds_apply(agent):
+    from agent.session import SessionStore
+
+    store = SessionStore(max_sessions=2, ttl_seconds=3600)
+    previous, agent.sessions = agent.sessions, store
+    try:
+        assert agent.sessions is store, "an empty store must not be replaced by a default one"
+        for k in range(3):
+            agent.turn("196", f"bounded-{k}", "a comedy")
+        assert len(store) == 2
+    finally:
+        agent.sessions = previous
+    from agent.dialogue import DialogueManager
+
+    fresh = DialogueManager(agent.bundle, agent.parser, agent.catalog, agent.profiles, SessionStore(5, 1.0))
+    assert fresh.sessions.max_sessions == 5 and fresh.sessions.ttl == 1.0

@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-import threading
 import time
 import uuid
 from collections import deque
@@ -172,9 +171,7 @@ class DialogueManager:
         self.ranker = RequestRanker(bundle, catalog, profiles, ranker_config)
         self.tracer = tracer
         self.writer = writer  # with an LLM configured: it may word replies and reasons, validated
-        self._model_lock = threading.RLock()  # fold-in mutates model arrays that scoring reads
         self._swipe_order = KeyedLocks()
-        self._folded: set[str] = set()
         self.encoder = RequestEncoder(catalog, self.data)
         self.evidence = EvidenceSource(self.ranker)
         counts = self.data.ratings.groupby("item_id")["rating"].agg(["mean", "count"])
@@ -213,7 +210,6 @@ class DialogueManager:
         if not session_id or len(str(session_id)) > 128:
             raise BadRequest("a session id of 1-128 characters is required")
         user = resolve_user(user_key, self.data)
-        self._ensure_folded(user)
         session = self.sessions.get(str(session_id), user.key)
         return _Turn(user, session, text, [], time.time(), time.perf_counter())
 
@@ -233,27 +229,18 @@ class DialogueManager:
         return result
 
     def feedback(self, user_key: object, item_id: int, liked: bool, trace_id: str | None = None) -> dict[int, int]:
-        """A swipe: update the profile and fold the person's vectors in at once (no retraining)."""
+        """A swipe: recorded in the person's profile; their next turn scores them from it (the
+        ranker's cache is keyed by the version of their events; no model is written)."""
         user = resolve_user(user_key, self.data)
-        # one person's swipes are recorded and folded in one at a time: two racing must not fold in
-        # the older ratings last. The model lock (which every turn takes to rank) is held for the
-        # fold-in only, not for the profile's disk write.
-        with self._swipe_order(user.key):
+        with self._swipe_order(user.key):  # one person's swipes land in the order they were made
             ratings = self.profiles.record_swipe(user.key, int(item_id), liked)
-            with self._model_lock:
-                self.bundle.fusion.fold_in(user.model_id, ratings)
-                self.ranker.forget(user.key)
-                self._folded.add(user.key)
         if self.tracer and trace_id:
             self.tracer.record_feedback(trace_id, user, int(item_id), liked)
         return ratings
 
     def forget(self, user_key: str) -> None:
-        """Drop what this process caches about a person (their data is deleted elsewhere). Their
-        folded-in model rows stay until restart, under a model id nothing maps to any more."""
-        with self._model_lock:
-            self.ranker.forget(user_key)
-            self._folded.discard(user_key)
+        """Drop what this process caches about a person (their data is deleted elsewhere)."""
+        self.ranker.forget(user_key)
 
     # ---------------------------------------------------------------- graph
     def _build_graph(self):
@@ -461,10 +448,9 @@ class DialogueManager:
 
     def _rank(self, state: TurnState, intent: Intent, query, n: int, exclude: set[int], shown: list[int],
               avoid: list[int]) -> Ranking:
-        with self._model_lock:
-            return self.ranker.rank(state["user"], intent, query, n=n, exclude=exclude, steps=state["steps"],
-                                    query_text=self.encoder.text(intent), shown=shown if intent.mood else None,
-                                    avoid=avoid, told=state["session"].told_likes)
+        return self.ranker.rank(state["user"], intent, query, n=n, exclude=exclude, steps=state["steps"],
+                                query_text=self.encoder.text(intent), shown=shown if intent.mood else None,
+                                avoid=avoid, told=state["session"].told_likes)
 
     @_timed("explain_card")
     def _explain(self, state: TurnState, step: Step) -> dict:
@@ -527,8 +513,7 @@ class DialogueManager:
         user, session = state["user"], state["session"]
         unused = list(state.get("unused") or [])
         intent = Intent(act=Act.clarify)
-        with self._model_lock:
-            ranking = self.ranker.favourites(user, DEFAULT_COUNT, self.profiles.disliked(user.key))
+        ranking = self.ranker.favourites(user, DEFAULT_COUNT, self.profiles.disliked(user.key))
         cards = self._cards(ranking, user, intent, session.told_likes)
         session.standing, session.last_cards, session.focus = Intent(), cards, None
         session.shown = [c.item_id for c in cards]
@@ -561,17 +546,6 @@ class DialogueManager:
         lines = [replies.opener(intent, self.data, session.turns, carried),
                  replies.partial_note(partial, list(intent.genres)), said]
         return " ".join(line for line in lines if line)
-
-    def _ensure_folded(self, user: User) -> None:
-        """After a restart, swipes persisted in the profile store are folded in on first contact."""
-        if user.key in self._folded:
-            return
-        # a person seeded from a MovieLens persona is personalised from their first turn
-        if self.profiles.swipes(user.key) or self.profiles.seeded_from(user.key):
-            with self._model_lock:
-                self.bundle.fusion.fold_in(user.model_id, self.profiles.ratings(user.key))
-                self.ranker.forget(user.key)
-        self._folded.add(user.key)
 
 
 @dataclass

@@ -60,7 +60,7 @@ class RankerConfig(BaseModel):
     evidence_k: int = 5                  # profile hits retrieved for a request
     tone_weight: float = 1.0             # a mood's pull, in z-scores of its direction
     avoid_weight: float = 1.0            # "something different": push away from what was shown
-    personal_cache_users: int = 512      # users whose personal scores are kept (~55 KB each)
+    personal_cache_users: int = 512      # people whose personal scores are kept (~55 KB each): bounds memory
 
 
 @dataclass
@@ -177,28 +177,43 @@ class RequestRanker:
 
     # ---------------------------------------------------------------- sources
     def personal_scores(self, user: User) -> tuple[dict[str, np.ndarray], str | None]:
-        """The core's weighted z-scored sources for this user (popularity alone for a cold user),
-        cached per user until ``forget``: scoring every model is a tenth of a turn."""
+        """The core's weighted z-scored sources for this person (popularity alone for a newcomer),
+        cached per person and version of their own events (their swipes and the persona they
+        started from): a swipe makes a new version, so no one has to invalidate anything, and any
+        process computes the same scores from the same events. Scoring every model is a tenth of
+        a turn; the cache is bounded (``personal_cache_users``)."""
+        version = self._version(user)
         cached = self._personal.get(user.key)
-        if cached is None:
-            cached = self._score_personal(user)
+        if cached is None or cached[0] != version:
+            cached = (version, self._score_personal(user))
             self._personal.put(user.key, cached)
-        return cached
+        return cached[1]
+
+    def _version(self, user: User) -> int:
+        return hash((frozenset(self.profiles.swipes(user.key).items()), self.profiles.seeded_from(user.key)))
 
     def forget(self, user_key: str) -> None:
-        """Drop a user's cached personal scores; call after their vectors were folded in again."""
+        """Drop a person's cached scores now (they are recomputed on demand; deletion uses this)."""
         self._personal.pop(user_key)
 
     def _score_personal(self, user: User) -> tuple[dict[str, np.ndarray], str | None]:
         fusion = self.bundle.fusion
         try:
-            parts = fusion.source_scores([user.model_id])
-            scores, reason = {n: fusion.weights[n] * s[0] for n, s in parts.items()}, None
+            if self.profiles.swipes(user.key) or self.profiles.seeded_from(user.key) or not fusion.knows(user.model_id):
+                # the person as their events say, computed without writing into any model (the
+                # models stay read-only while serving: any replica gives the same answer)
+                ratings = self.profiles.ratings(user.key)
+                if not ratings:
+                    raise ColdStart(user.model_id, "no ratings or swipes yet")
+                parts = fusion.source_scores_for(user.model_id, ratings)
+            else:
+                parts = {n: s[0] for n, s in fusion.source_scores([user.model_id]).items()}
+            scores, reason = {n: fusion.weights[n] * s for n, s in parts.items()}, None
         except ColdStart as exc:
             pop = self.bundle.sources["popularity"]
             scores, reason = {"popularity": zscore(pop.score_all([user.model_id]))[0]}, exc.reason
         for vector in scores.values():
-            vector.setflags(write=False)  # shared by every turn until forget()
+            vector.setflags(write=False)  # shared by every turn of this version
         return scores, reason
 
     def semantic_scores(self, query_vector: np.ndarray) -> np.ndarray:

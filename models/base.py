@@ -118,6 +118,17 @@ class Recommender:
     def _fold_in(self, user_id: int, item_positions: np.ndarray, ratings: np.ndarray) -> None:
         raise NotImplementedError
 
+    def scores_for(self, user_id: int, ratings: Mapping[int, float]) -> np.ndarray:
+        """Scores (catalog order) of a person represented by ``ratings`` (item id -> 1..5), computed
+        as ``fold_in`` would represent them but written nowhere: a serving process keeps every
+        model read-only and caches these per person instead."""
+        pos = self.item_positions(ratings.keys())
+        values = np.asarray(list(ratings.values()), dtype=np.float32)
+        return self._scores_from(int(user_id), pos, values)
+
+    def _scores_from(self, user_id: int, item_positions: np.ndarray, ratings: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
     def _new_user_position(self, user_id: int) -> int:
         """Position for a folded-in user: reuse an existing one, else append."""
         if user_id not in self._user_pos:

@@ -47,11 +47,17 @@ class EASE(Recommender):
     def _score_users(self, user_positions: np.ndarray) -> np.ndarray:
         return self.X[user_positions] @ self.B
 
-    def _fold_in(self, user_id: int, item_positions: np.ndarray, ratings: np.ndarray) -> None:
+    def _row(self, item_positions: np.ndarray, ratings: np.ndarray) -> np.ndarray:
         row = np.zeros(len(self.item_ids), dtype=np.float32)
         # a swipe-dislike is stored as a low rating: it is evidence of exposure, not of taste
         row[item_positions[ratings >= 3]] = 1.0
-        self.X = set_row(self.X, self._new_user_position(user_id), row)
+        return row
+
+    def _fold_in(self, user_id: int, item_positions: np.ndarray, ratings: np.ndarray) -> None:
+        self.X = set_row(self.X, self._new_user_position(user_id), self._row(item_positions, ratings))
+
+    def _scores_from(self, user_id: int, item_positions: np.ndarray, ratings: np.ndarray) -> np.ndarray:
+        return self._row(item_positions, ratings) @ self.B
 
     def neighbour_scores(self, item_ids) -> np.ndarray:
         """Summed EASE weights from ``item_ids`` to every item ("more like these"), catalog order."""

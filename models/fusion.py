@@ -120,6 +120,12 @@ class Fusion(Recommender):
         return {name: zscore(self.sources[name].score_all(users).astype(np.float64))
                 for name, w in self.weights.items() if w > 0}
 
+    def source_scores_for(self, user_id: int, ratings: Mapping[int, float]) -> dict[str, np.ndarray]:
+        """``source_scores`` of one person represented by their ratings (see ``scores_for``):
+        nothing in any model is written."""
+        return {name: zscore(self.sources[name].scores_for(user_id, ratings)[None, :].astype(np.float64))[0]
+                for name, w in self.weights.items() if w > 0}
+
     def score_all(self, user_ids: Iterable[int]) -> np.ndarray:
         parts = self.source_scores(user_ids)
         return sum(self.weights[n] * s for n, s in parts.items())

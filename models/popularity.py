@@ -37,6 +37,9 @@ class Popularity(Recommender):
     def _fold_in(self, user_id: int, item_positions: np.ndarray, ratings: np.ndarray) -> None:
         """Nothing to learn per user; the base class records the seen items."""
 
+    def _scores_from(self, user_id: int, item_positions: np.ndarray, ratings: np.ndarray) -> np.ndarray:
+        return np.log1p(self.counts)
+
     def recommend_in_genres(self, genres: Iterable[str], n: int = 10,
                             exclude: Iterable[int] = ()) -> tuple[np.ndarray, np.ndarray]:
         """Most popular items having all of ``genres`` (overall when empty)."""

@@ -130,14 +130,22 @@ class SVD(Recommender):
         Measured on 150 users left out of training and folded in from their stratified-train
         ratings: test RMSE 0.951, against 0.946 when trained with them and 1.035 without them.
         """
+        bu, pu = self._user_factors(item_positions, ratings)
+        pos = self._new_user_position(user_id)
+        self.bu = set_row(self.bu, pos, bu)
+        self.pu = set_row(self.pu, pos, pu)
+
+    def _user_factors(self, item_positions: np.ndarray, ratings: np.ndarray) -> tuple[float, np.ndarray]:
         residual = np.asarray(ratings, dtype=np.float64) - self.mu - self.bi[item_positions]
         design = np.hstack([np.ones((len(item_positions), 1)), self.qi[item_positions]])
         penalty = self.config.reg_all * max(len(item_positions), 1)
         gram = design.T @ design + penalty * np.eye(design.shape[1])
         solution = np.linalg.solve(gram, design.T @ residual)
-        pos = self._new_user_position(user_id)
-        self.bu = set_row(self.bu, pos, solution[0])
-        self.pu = set_row(self.pu, pos, solution[1:])
+        return float(solution[0]), solution[1:]
+
+    def _scores_from(self, user_id: int, item_positions: np.ndarray, ratings: np.ndarray) -> np.ndarray:
+        bu, pu = self._user_factors(item_positions, ratings)
+        return self.mu + bu + self.bi + self.qi @ pu
 
     # ------------------------------------------------------------------ persistence
     def save(self, directory: Path) -> list[Path]:

@@ -257,15 +257,22 @@ class TwoTower(Recommender):
         when known there, else "unknown". Lower ratings are not evidence of taste, so they do not
         enter the history pool (they still count as seen).
         """
+        position = self._new_user_position(user_id)
+        self._user_vectors = set_row(self._user_vectors, position, self._vector_from(user_id, item_positions, ratings))
+
+    def _vector_from(self, user_id: int, item_positions: np.ndarray, ratings: np.ndarray) -> np.ndarray:
         liked = item_positions[ratings >= self.config.fold_in_min_rating]
         history = torch.zeros(1, len(self.item_ids))
         history[0, torch.as_tensor(liked, dtype=torch.long)] = 1.0
-        position = self._new_user_position(user_id)
-        trained = position < self._n_trained
+        position = self._user_pos.get(int(user_id))
+        trained = position is not None and position < self._n_trained
         with torch.no_grad():
             vector = self._net.users(torch.tensor([position if trained else 0]), torch.tensor([float(trained)]),
                                      torch.as_tensor(self._codes_of(user_id))[None], history).numpy()
-        self._user_vectors = set_row(self._user_vectors, position, vector[0])
+        return vector[0]
+
+    def _scores_from(self, user_id: int, item_positions: np.ndarray, ratings: np.ndarray) -> np.ndarray:
+        return self._item_vectors @ self._vector_from(user_id, item_positions, ratings)
 
     # ------------------------------------------------------------------ persistence
     def save(self, directory: Path) -> list[Path]:

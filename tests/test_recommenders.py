@@ -129,3 +129,23 @@ def test_many_fold_ins_grow_by_doubling_and_keep_every_user(toy, name):
     np.testing.assert_allclose(model.score(3), before, rtol=1e-6, atol=1e-6)  # trained users untouched
     romance, scifi = model.recommend(1001, n=3)[0], model.recommend(1002, n=3)[0]
     assert sum(cluster_of(i) == 1 for i in romance) >= 2 and sum(cluster_of(i) == 0 for i in scifi) >= 2
+
+
+@pytest.mark.parametrize("name", ["popularity", "ease", "svd", "two_tower"])
+def test_scores_for_a_person_match_fold_in_and_write_nothing(toy, name):
+    """Serving computes a person's scores from their ratings without touching the model; the
+    answer must be the one fold_in would give."""
+    data, train, _ = toy
+    model = _factories()[name]().fit(train, data)
+    ratings = {12: 5, 14: 5, 16: 4, 3: 1}
+    users_before = list(model.user_ids) if hasattr(model, "_user_pos") else None
+    state = {k: v.copy() for k, v in vars(model).items() if isinstance(v, np.ndarray)}
+    for person in (9_000_001, 4):  # a new person, and a trained user whose representation changes
+        pure = model.scores_for(person, ratings)
+        assert (list(model.user_ids) if users_before is not None else None) == users_before
+        assert all(np.array_equal(state[k], getattr(model, k)) for k in state), "scores_for wrote into the model"
+        twin = _factories()[name]().fit(train, data)
+        twin.fold_in(person, ratings)
+        assert np.allclose(pure, twin.score_all([person])[0], atol=1e-5)
+    if name != "popularity":
+        assert cluster_of(int(data.item_ids[int(np.argmax(pure))])) == 1, "the person's likes lead"

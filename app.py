@@ -177,40 +177,15 @@ class Runtime:
         return self.agent
 
     # ------------------------------------------------------------ turns and swipes
-    @property
-    def turns_inline(self) -> bool:
-        """Whether API turns run on the event loop itself: yes with the offline parser.
+    async def chat(self, user: object, session_id: str, message: str, channel: str) -> TurnResult:
+        """One turn (API or UI) on the event loop, recorded for the Traces tab and the metrics.
 
-        Such a turn is ~2.5 ms of pure CPU under the GIL (``cineagent bench turn``), so worker
-        threads only add two hand-offs per request and GIL contention between them: with 20
-        concurrent users, running them inline cut the app's CPU per turn from ~9 ms to ~6 ms
-        (``cineagent bench load``). The one slow part such a turn can have, embedding a phrase it
-        has not seen (~9 ms), runs in a worker thread while the loop serves other turns
-        (``DialogueManager.aturn``). A turn that asks the LLM waits ~1 s on the network, so it goes
-        to the thread pool and never blocks the loop.
-        """
-        return self.agent is not None and self.agent.parser.name == "offline"
-
-    async def chat_from_loop(self, user: object, session_id: str, message: str, channel: str) -> TurnResult:
-        """``chat`` for an async route: on the event loop itself (``DialogueManager.aturn``, which
-        embeds phrases in a worker thread) or in the thread pool (see ``turns_inline``)."""
-        if not self.turns_inline:
-            return await run_in_threadpool(self.chat, user, session_id, message, channel)
+        ``DialogueManager.chat`` is the one path of every turn and never holds the loop for long:
+        the LLM call is awaited and MiniLM runs in a worker thread; the rest is ~2.5 ms of pure
+        CPU under the GIL (``cineagent bench turn``), which worker threads would only hand off."""
         record, started = self._new_record(user, session_id, message, channel), time.perf_counter()
         try:
-            result = await self.require().aturn(user, session_id, message)
-        except Exception as exc:
-            self._record_failure(record, started, exc)
-            raise
-        return self._record_result(record, started, result)
-
-    def chat(self, user: object, session_id: str, message: str, channel: str) -> TurnResult:
-        """One turn in a worker thread (at most ``turn_slots`` at once), recorded for the Traces tab
-        and the metrics."""
-        record, started = self._new_record(user, session_id, message, channel), time.perf_counter()
-        try:
-            with self._turn_slots:
-                result = self.require().turn(user, session_id, message)
+            result = await self.require().chat(user, session_id, message)
         except Exception as exc:
             self._record_failure(record, started, exc)
             raise
@@ -400,13 +375,13 @@ def build_api(runtime: Runtime) -> FastAPI:
     @api.post("/api/chat", response_model=ChatResponse, responses=ERRORS, tags=["agent"])
     async def chat(body: ChatRequest, rt: Ready) -> dict:
         """One chat turn: text plus recommendation cards with their evidence."""
-        result = await rt.chat_from_loop(body.user_id, body.session_id, body.message, channel="api")
+        result = await rt.chat(body.user_id, body.session_id, body.message, channel="api")
         return {**result.as_dict(), "session_id": result.session_id}
 
     @api.post("/api/recommend", response_model=RecommendResponse, responses=ERRORS, tags=["agent"])
     async def recommend(body: RecommendRequest, rt: Ready) -> dict:
         """One stand-alone request (its own session): the parsed intent and the ranked items."""
-        result = await rt.chat_from_loop(body.user_id, f"recommend-{uuid.uuid4().hex}", body.query, channel="api")
+        result = await rt.chat(body.user_id, f"recommend-{uuid.uuid4().hex}", body.query, channel="api")
         # a one-off request: its session must not push live conversations out of the bounded store
         rt.require().sessions.discard(result.session_id, result.user.key)
         items = [c.as_dict() for c in result.cards][: body.n]
@@ -634,7 +609,7 @@ def observed(endpoint: str) -> Iterator[dict]:
         metrics.observe_request(endpoint, outcome["status"], time.perf_counter() - started)
 
 
-def ui_chat(runtime: Runtime, user: str, message: str, history: list, session: dict | None):
+async def ui_chat(runtime: Runtime, user: str, message: str, history: list, session: dict | None):
     """Send one message from the UI -> (chat, cleared box, cards, session, history, status, who)."""
     history, cards, who = list(history or []), [], gr.update()
     with observed("ui/chat") as outcome:
@@ -644,7 +619,7 @@ def ui_chat(runtime: Runtime, user: str, message: str, history: list, session: d
                 session = {"user": key, "session_id": uuid.uuid4().hex}
                 history = []  # a different person: a fresh conversation
             history.append({"role": "user", "content": message})
-            result = runtime.chat(key, session["session_id"], message, channel="ui")
+            result = await runtime.chat(key, session["session_id"], message, channel="ui")
             history.append({"role": "assistant", "content": reply_markdown(result)})
             cards = [{**c.as_dict(), "rank": i, "trace_id": result.trace_id, "query": message, "user": key,
                       "session_id": session["session_id"]} for i, c in enumerate(result.cards, 1)]

@@ -169,10 +169,12 @@ def cmd_prompts_push(args) -> int:
 
 # ---------------------------------------------------------------------------------------- agent
 def cmd_recommend(args) -> int:
+    import uuid
+
     from agent.runtime import load_agent
 
     agent = load_agent(parser=args.parser)
-    result = agent.turn(args.user, args.session, args.query)
+    result = agent.turn(args.user, args.session or f"cli-{uuid.uuid4().hex}", args.query)
     print(result.text)
     for note in result.notices:
         print(f"  ({note})")
@@ -340,7 +342,8 @@ def build_parser() -> argparse.ArgumentParser:
     rec = sub.add_parser("recommend", help="one request, answered with cards")
     rec.add_argument("--user", required=True, help="a MovieLens user id (1-943) or a new person's name")
     rec.add_argument("--query", required=True)
-    rec.add_argument("--session", default="cli", help="session id (refinements accumulate within one)")
+    rec.add_argument("--session", help="session id (default: a fresh one per run, so that each run is its own "
+                                       "session in the traces)")
     rec.add_argument("--parser", choices=parsers, default="auto", help="auto = the LLM when configured")
     rec.add_argument("--json", help="write {intent, items} here")
     rec.set_defaults(func=cmd_recommend)

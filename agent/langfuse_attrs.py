@@ -21,6 +21,8 @@ from __future__ import annotations
 import json
 from typing import Any, Callable
 
+import orjson
+
 from agent.steps import Step
 
 SCOPE = "langfuse-sdk"          # the SDK's LANGFUSE_TRACER_NAME: see the module docstring
@@ -78,8 +80,10 @@ def scrub(value: Any, depth: int = 0) -> Any:
 
 
 def dumps(value: Any) -> str:
-    """Scrubbed JSON, as Langfuse reads input, output and metadata values."""
-    return json.dumps(scrub(value), ensure_ascii=False, separators=(",", ":"))
+    """Scrubbed JSON, as Langfuse reads input, output and metadata values (orjson: compact, UTF-8
+    kept, as ``json.dumps(..., ensure_ascii=False, separators=(",", ":"))``, at a third of the CPU:
+    this runs for every step of every turn, on the turn's own thread)."""
+    return orjson.dumps(scrub(value)).decode()
 
 
 def metadata(prefix: str, values: dict[str, Any]) -> dict[str, str]:

@@ -337,7 +337,7 @@ def turn_record(root: ReadableSpan, children: list[ReadableSpan]) -> dict:
     """A turn's line in the local trace log, read back from its spans (the same attributes Langfuse
     gets, so the log shows what was exported)."""
     attrs = root.attributes
-    meta = {k[len(lf.TRACE_METADATA) + 1:]: json.loads(v) for k, v in attrs.items() if k.startswith(lf.TRACE_METADATA)}
+    meta = {k[len(lf.TRACE_METADATA) + 1:]: orjson.loads(v) for k, v in attrs.items() if k.startswith(lf.TRACE_METADATA)}
     given, answer = _loads(attrs.get(lf.INPUT)), _loads(attrs.get(lf.OUTPUT))
     names = {span.context.span_id: span.name for span in children}
     failed = root.status.status_code == StatusCode.ERROR
@@ -362,7 +362,7 @@ def turn_record(root: ReadableSpan, children: list[ReadableSpan]) -> dict:
 
 
 def _loads(value: Any) -> dict:
-    return json.loads(value) if isinstance(value, str) else {}
+    return orjson.loads(value) if isinstance(value, str) else {}
 
 
 # ---------------------------------------------------------------------------------------- tracing

@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import inspect
 import logging
 import re
 import threading
 import time
 import uuid
+import weakref
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Callable, Protocol, TypedDict
@@ -118,7 +120,7 @@ def _timed(name: str, kind: str = "span") -> Callable:
     input/output)."""
 
     def wrap(fn: Callable) -> Callable:
-        if asyncio.iscoroutinefunction(fn):
+        if inspect.iscoroutinefunction(fn):
             async def node(self: "DialogueManager", state: TurnState) -> dict:
                 with recording(state["steps"], name, kind) as step:
                     return await fn(self, state, step)
@@ -167,27 +169,31 @@ class DialogueManager:
         counts = self.data.ratings.groupby("item_id")["rating"].agg(["mean", "count"])
         self._rating_stats = {int(i): (float(m), int(c)) for i, m, c in counts.itertuples()}
         self.graph = self._build_graph()
+        self._conversations: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 
     # ---------------------------------------------------------------- public API
     async def chat(self, user_key: object, session_id: str, message: str) -> TurnResult:
         """Answer one message: the one path of every turn. Raises BadRequest / UnknownUser with a
         message for the person (before anything is traced)."""
         user, session, text = self._admit(user_key, session_id, message)
-        wall, started = time.time(), time.perf_counter()
-        steps: list[Step] = []
-        # the root span is open for the whole turn; each step opens its span under it as it runs
-        with self._traced(user, session.session_id, text, wall) as trace, in_turn(steps, trace.spans):
-            if text:
-                state = await self.graph.ainvoke({"user": user, "session": session, "message": text, "steps": steps})
-                result = state["result"]
-            else:
-                result = TurnResult("Tell me what you'd like to watch: a genre, a mood, a decade or a movie you liked.",
-                                    [], Act.clarify.value, session.standing or Intent(act=Act.clarify), None, user,
-                                    session.session_id)
-            result.steps, result.message, result.started, result.trace_id = steps, text, wall, trace.trace_id
-            result.duration_ms = (time.perf_counter() - started) * 1000
-            session.turns += 1
-            trace.finish(result)
+        # a turn awaits (the parse, an embedding): a second message of the same conversation waits
+        # for the first, or it would read the session before the first has updated it
+        async with self._in_order(user, session):
+            wall, started = time.time(), time.perf_counter()
+            steps: list[Step] = []
+            # the root span is open for the whole turn; each step opens its span under it as it runs
+            with self._traced(user, session.session_id, text, wall) as trace, in_turn(steps, trace.spans):
+                if text:
+                    state = await self.graph.ainvoke({"user": user, "session": session, "message": text, "steps": steps})
+                    result = state["result"]
+                else:
+                    result = TurnResult("Tell me what you'd like to watch: a genre, a mood, a decade or a movie you "
+                                        "liked.", [], Act.clarify.value, session.standing or Intent(act=Act.clarify),
+                                        None, user, session.session_id)
+                result.steps, result.message, result.started, result.trace_id = steps, text, wall, trace.trace_id
+                result.duration_ms = (time.perf_counter() - started) * 1000
+                session.turns += 1
+                trace.finish(result)
         return result
 
     def turn(self, user_key: object, session_id: str, message: str) -> TurnResult:
@@ -209,6 +215,14 @@ class DialogueManager:
         user = resolve_user(user_key, self.data)
         self._ensure_folded(user)
         return user, self.sessions.get(str(session_id), user.key), text
+
+    def _in_order(self, user: User, session: Session) -> asyncio.Lock:
+        """The lock that orders one conversation's turns; it lives while a turn holds or awaits it."""
+        key = f"{user.key}\x00{session.session_id}"
+        lock = self._conversations.get(key)
+        if lock is None:
+            lock = self._conversations[key] = asyncio.Lock()
+        return lock
 
     def _traced(self, user: User, session_id: str, text: str, wall: float) -> AbstractContextManager[TracedTurn]:
         return self.tracer.turn(user, session_id, text, wall) if self.tracer else nullcontext(_Untraced())

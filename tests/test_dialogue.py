@@ -183,6 +183,19 @@ def test_a_turn_on_an_event_loop_reports_errors_and_the_next_turn_still_runs(age
     assert len({a.session_id for a in answers}) == 5
 
 
+def test_messages_of_one_conversation_sent_at_once_are_answered_in_order(agent):
+    """Turns await (the parse, an embedding), so two messages of one conversation could interleave;
+    the second waits for the first and sees the request it left standing."""
+    import asyncio
+
+    async def both():
+        return await asyncio.gather(agent.chat("7", "s-at-once", "a western"), agent.chat("7", "s-at-once", "show me more"))
+
+    first, more = asyncio.run(both())
+    assert first.act == "recommend" and more.act == "more"
+    assert "Western" in more.intent.genres and not {c.item_id for c in first.cards} & {c.item_id for c in more.cards}
+
+
 def test_a_parser_error_fails_the_turn_and_is_traced(agent, monkeypatch, tmp_path):
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 

@@ -13,9 +13,6 @@ Configuration (environment, all optional):
 - ``CINEAGENT_SESSION_TTL_S`` / ``CINEAGENT_MAX_SESSIONS``: chat sessions expire after this many
   idle seconds (default 3600) and at most this many are kept, oldest evicted (default 10000).
 - ``CINEAGENT_RECENT_TURNS``: turns kept for the Traces tab (default 200).
-- ``CINEAGENT_TURN_SLOTS``: turns computed at once on threads (UI turns, API turns that call the
-  LLM), the rest wait their turn (default 2 x CPUs). API turns with the offline parser run on the
-  event loop, one at a time (``Runtime.turns_inline``).
 - ``CINEAGENT_ACCESS_LOG``: ``1`` for uvicorn's line per request (read by ``cineagent serve``).
 - ``CINEAGENT_ADMIN_TOKEN``: the operator credential (``web.auth``); unset, operator views are off.
 - ``CINEAGENT_RATE_*``: abuse limits on turns, swipes and sign-ups (``web.limits``).
@@ -49,7 +46,6 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import gradio as gr
 from fastapi import Depends, FastAPI, Form, Path, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -81,9 +77,6 @@ class Settings(BaseModel):
     session_ttl_s: float = Field(default=3600.0, gt=0)
     max_sessions: int = Field(default=10_000, ge=1)
     recent_turns: int = Field(default=200, ge=1)
-    # turns run on threads (the UI's, and API turns that call the LLM) take a slot: a few at once
-    # keep the cores busy, more only add contention and tail latency (see ``Runtime.turns_inline``)
-    turn_slots: int = Field(default_factory=lambda: 2 * (os.cpu_count() or 1), ge=1)
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -172,7 +165,6 @@ class Runtime:
         self.error: str | None = None
         self.created = time.monotonic()
         self.load_seconds: float | None = None
-        self._turn_slots = threading.BoundedSemaphore(settings.turn_slots)
 
     # ------------------------------------------------------------ loading
     def load(self) -> None:
@@ -215,40 +207,15 @@ class Runtime:
         return self.agent
 
     # ------------------------------------------------------------ turns and swipes
-    @property
-    def turns_inline(self) -> bool:
-        """Whether API turns run on the event loop itself: yes with the offline parser.
+    async def chat(self, user: object, session_id: str, message: str, channel: str) -> TurnResult:
+        """One turn (API or UI) on the event loop, recorded for the Traces tab and the metrics.
 
-        Such a turn is ~2.5 ms of pure CPU under the GIL (``cineagent bench turn``), so worker
-        threads only add two hand-offs per request and GIL contention between them: with 20
-        concurrent users, running them inline cut the app's CPU per turn from ~9 ms to ~6 ms
-        (``cineagent bench load``). The one slow part such a turn can have, embedding a phrase it
-        has not seen (~9 ms), runs in a worker thread while the loop serves other turns
-        (``DialogueManager.aturn``). A turn that asks the LLM waits ~1 s on the network, so it goes
-        to the thread pool and never blocks the loop.
-        """
-        return self.agent is not None and self.agent.parser.name == "offline"
-
-    async def chat_from_loop(self, user: object, session_id: str, message: str, channel: str) -> TurnResult:
-        """``chat`` for an async route: on the event loop itself (``DialogueManager.aturn``, which
-        embeds phrases in a worker thread) or in the thread pool (see ``turns_inline``)."""
-        if not self.turns_inline:
-            return await run_in_threadpool(self.chat, user, session_id, message, channel)
+        ``DialogueManager.chat`` is the one path of every turn and never holds the loop for long:
+        the LLM call is awaited and MiniLM runs in a worker thread; the rest is ~2.5 ms of pure
+        CPU under the GIL (``cineagent bench turn``), which worker threads would only hand off."""
         record, started = self._new_record(user, session_id, message, channel), time.perf_counter()
         try:
-            result = await self.require().aturn(user, session_id, message)
-        except Exception as exc:
-            self._record_failure(record, started, exc)
-            raise
-        return self._record_result(record, started, result)
-
-    def chat(self, user: object, session_id: str, message: str, channel: str) -> TurnResult:
-        """One turn in a worker thread (at most ``turn_slots`` at once), recorded for the Traces tab
-        and the metrics."""
-        record, started = self._new_record(user, session_id, message, channel), time.perf_counter()
-        try:
-            with self._turn_slots:
-                result = self.require().turn(user, session_id, message)
+            result = await self.require().chat(user, session_id, message)
         except Exception as exc:
             self._record_failure(record, started, exc)
             raise
@@ -592,14 +559,14 @@ def build_api(runtime: Runtime) -> FastAPI:
     async def chat(body: ChatRequest, me: Me, request: Request, rt: Ready) -> dict:
         """One chat turn: text plus recommendation cards with their evidence."""
         rt.limits.turn(me.id, client_of(request))
-        result = await rt.chat_from_loop(me.id, body.session_id, body.message, channel="api")
+        result = await rt.chat(me.id, body.session_id, body.message, channel="api")
         return {**result.as_dict(), "session_id": result.session_id}
 
     @api.post("/api/recommend", response_model=RecommendResponse, responses=TURN_ERRORS, tags=["agent"])
     async def recommend(body: RecommendRequest, me: Me, request: Request, rt: Ready) -> dict:
         """One stand-alone request (its own session): the parsed intent and the ranked items."""
         rt.limits.turn(me.id, client_of(request))
-        result = await rt.chat_from_loop(me.id, f"recommend-{uuid.uuid4().hex}", body.query, channel="api")
+        result = await rt.chat(me.id, f"recommend-{uuid.uuid4().hex}", body.query, channel="api")
         # a one-off request: its session must not push live conversations out of the bounded store
         rt.require().sessions.discard(result.session_id, result.user.key)
         items = [c.as_dict() for c in result.cards][: body.n]
@@ -1004,8 +971,8 @@ def ui_delete(runtime: Runtime, stored: dict | None, request: gr.Request):
             return (gr.update(),) * 7 + (f"**Sorry:** {exc}",)
 
 
-def ui_chat(runtime: Runtime, stored: dict | None, message: str, history: list, session: dict | None,
-            request: gr.Request):
+async def ui_chat(runtime: Runtime, stored: dict | None, message: str, history: list, session: dict | None,
+                  request: gr.Request):
     """Send one message from the UI -> (chat, cleared box, cards, session, history, status, who, browser state)."""
     history, cards, who = list(history or []), [], gr.update()
     with observed("ui/chat") as outcome:
@@ -1016,7 +983,7 @@ def ui_chat(runtime: Runtime, stored: dict | None, message: str, history: list, 
                 session = {"user": person.id, "session_id": uuid.uuid4().hex}
                 history = []  # a different person: a fresh conversation
             history.append({"role": "user", "content": message})
-            result = runtime.chat(person.id, session["session_id"], message, channel="ui")
+            result = await runtime.chat(person.id, session["session_id"], message, channel="ui")
             history.append({"role": "assistant", "content": reply_markdown(result)})
             # what a swipe needs besides the person, who comes from the browser's token at click time
             cards = [{**c.as_dict(), "rank": i, "trace_id": result.trace_id, "query": message,

@@ -1,6 +1,7 @@
 """The typed interpretation of one request, shared by both parsers and the dialogue manager."""
 from __future__ import annotations
 
+import asyncio
 from enum import Enum
 from typing import Literal
 
@@ -109,9 +110,15 @@ class ParseResult(BaseModel):
 
 
 class IntentParser:
-    """Interface of both parsers: ``parse(text, previous) -> ParseResult``."""
+    """Interface of both parsers: ``parse(text, previous) -> ParseResult``, and ``aparse`` for
+    code on an event loop."""
 
     name = "base"
 
     def parse(self, text: str, previous: Intent | None = None) -> ParseResult:
         raise NotImplementedError
+
+    async def aparse(self, text: str, previous: Intent | None = None) -> ParseResult:
+        """``parse`` in a worker thread: a synchronous parser may run MiniLM (~9 ms) for words it
+        cannot place, which must not stall the event loop. Parsers with an async API override this."""
+        return await asyncio.to_thread(self.parse, text, previous)

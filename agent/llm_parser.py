@@ -23,13 +23,15 @@ servers accept any key), ``CINEAGENT_LLM_TIMEOUT_S``.
 """
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
 import re
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence, get_args
+from typing import Any, Iterator, Mapping, Sequence, get_args
 
 import openai
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
@@ -41,6 +43,7 @@ from agent import lexicon
 from agent.intent import MAX_COUNT, Act, Adjustment, Intent, IntentParser, ParseResult, Slot, YearRange
 from agent.offline_parser import MAX_CHARS, MAX_KEYWORDS, OfflineParser
 from agent.prompts import Prompt, PromptError, load_prompt
+from agent.steps import Step, recording
 from agent.titles import TitleIndex, phrase, title_key, tokenize
 from data.movielens import GENRES, MovieLens
 
@@ -436,31 +439,74 @@ class LLMParser(IntentParser):
 
     # ----------------------------------------------------------------------- public
     def parse(self, text: str, previous: Intent | None = None) -> ParseResult:
+        """The synchronous call (evaluation, warm-up); a turn uses ``aparse``."""
         text = (text if isinstance(text, str) else "")[:MAX_CHARS]
+        with self._llm_call(text) as (call, trace):
+            try:
+                out = self._chain.invoke(self.messages(text, previous))
+            except Exception as exc:  # noqa: BLE001 - whatever the endpoint does, the turn is answered
+                out = exc
+            answer = self._read(out, text, previous, trace, call)
+        return answer if isinstance(answer, ParseResult) else self._fallback(text, previous, *answer, trace)
+
+    async def aparse(self, text: str, previous: Intent | None = None) -> ParseResult:
+        """``parse`` on an event loop: the LLM call is awaited (LangChain's async client), and the
+        offline parser answering a failed call runs in a worker thread (it may run MiniLM)."""
+        text = (text if isinstance(text, str) else "")[:MAX_CHARS]
+        with self._llm_call(text) as (call, trace):
+            try:
+                out = await self._chain.ainvoke(self.messages(text, previous))
+            except Exception as exc:  # noqa: BLE001 - whatever the endpoint does, the turn is answered
+                out = exc
+            answer = self._read(out, text, previous, trace, call)
+        if isinstance(answer, ParseResult):
+            return answer
+        return await asyncio.to_thread(self._fallback, text, previous, *answer, trace)
+
+    @contextmanager
+    def _llm_call(self, text: str) -> Iterator[tuple[Step, dict]]:
+        """The LLM call as a generation step of the turn (a span while it is traced), with what
+        Langfuse shows of a generation: model, parameters, prompt version, usage."""
         trace: dict[str, Any] = {"prompt_version": self.prompt.version, "model": self.settings.model}
-        started = time.perf_counter()
-        try:
-            out = self._chain.invoke(self.messages(text, previous))
-        except Exception as exc:  # noqa: BLE001 - whatever the endpoint does, the turn is answered
-            trace["latency_ms"] = _ms(started)
-            return self._fallback(text, previous, _failure_code(exc), f"{type(exc).__name__}: {exc}", trace)
-        trace["latency_ms"] = _ms(started)
-        raw_message = out.get("raw")
-        trace.update(_usage(raw_message))
-        trace["raw"] = _raw_record(raw_message)
-        parsed = out.get("parsed")
-        if out.get("parsing_error") is not None or not isinstance(parsed, RawIntent):
-            reason = out.get("parsing_error") or _no_tool_call_reason(raw_message)
-            return self._fallback(text, previous, "invalid_output", str(reason), trace)
-        try:
-            grounded = ground(parsed, text, self.vocabulary, self.offline.titles, previous)
-        except GroundingError as exc:
-            return self._fallback(text, previous, "ungroundable", str(exc), trace)
-        trace["dropped"] = grounded.dropped
-        # what the catalog cannot hold (people, plots, later films, other languages) is found the
-        # same way whichever parser reads the request: the offline reading costs ~1 ms
-        unused = self.offline.parse(text, previous).unused
-        return ParseResult(intent=grounded.intent, parser=self.name, details=trace, unused=unused)
+        with recording(None, "llm_call", "generation") as call:
+            call.input = {"message": text}
+            call.facts = {"model": self.settings.model, "prompt_version": self.prompt.version,
+                          "model_parameters": {"temperature": self.settings.temperature,
+                                               "max_tokens": self.settings.max_tokens,
+                                               "timeout_s": self.settings.timeout_s}}
+            trace["_started"] = time.perf_counter()
+            yield call, trace
+
+    def _read(self, out: Any, text: str, previous: Intent | None, trace: dict, call: Step) -> ParseResult | tuple[str, str]:
+        """The chain's answer (or exception) -> a grounded ParseResult, or (failure code, message)."""
+        trace["latency_ms"] = _ms(trace.pop("_started"))
+        if isinstance(out, Exception):
+            failure = (_failure_code(out), f"{type(out).__name__}: {out}")
+        else:
+            raw_message = out.get("raw")
+            trace.update(_usage(raw_message))
+            trace["raw"] = _raw_record(raw_message)
+            call.facts["usage"] = {k: trace[k] for k in ("input_tokens", "output_tokens", "total_tokens") if k in trace}
+            call.output = {"raw": trace["raw"]}
+            parsed = out.get("parsed")
+            if out.get("parsing_error") is not None or not isinstance(parsed, RawIntent):
+                failure = ("invalid_output", str(out.get("parsing_error") or _no_tool_call_reason(raw_message)))
+            else:
+                try:
+                    grounded = ground(parsed, text, self.vocabulary, self.offline.titles, previous)
+                except GroundingError as exc:
+                    failure = ("ungroundable", str(exc))
+                else:
+                    trace["dropped"] = grounded.dropped
+                    call.output = {"intent": grounded.intent.model_dump(mode="json"), "raw": trace["raw"],
+                                   "dropped": grounded.dropped}
+                    # what the catalog cannot hold (people, plots, later films, other languages) is
+                    # found the same way whichever parser reads the request: the offline reading, ~1 ms
+                    unused = self.offline.parse(text, previous).unused
+                    return ParseResult(intent=grounded.intent, parser=self.name, details=trace, unused=unused)
+        # the call failed, the turn does not: the generation is marked, the offline parser answers
+        call.facts.update(level="ERROR", status_message=f"{failure[0]}: {failure[1]}"[:FALLBACK_MESSAGE_CHARS])
+        return failure
 
     def warm_up(self) -> ParseResult:
         """Parse one greeting so the endpoint has seen the system prompt and examples: a llama.cpp

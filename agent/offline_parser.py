@@ -101,7 +101,6 @@ from rapidfuzz.distance import DamerauLevenshtein
 from agent import lexicon as lx
 from agent.intent import MAX_COUNT, Act, Intent, IntentParser, ParseResult, UnusedPart, YearRange
 from agent.lru import LruCache
-from agent.text_vectors import NotCached
 from agent.titles import STOPWORDS, TITLE_JOINERS, OutOfCatalog, TitleIndex, TitleMatch, Token, phrase, tokenize
 from data.movielens import GENRES, MovieLens
 
@@ -1169,8 +1168,6 @@ class OfflineParser(IntentParser):
                 self._term_genres = np.array([g for _, g in single])
                 self._genre_vectors, self._term_vectors = vectors[:len(GENRES)], vectors[len(GENRES):]
             vector = self._embedder([text])[0]
-        except NotCached:
-            raise  # parsing on an event loop: the caller embeds the text off the loop and parses again
         except Exception as exc:  # the backstop is optional: a broken model must not break parsing
             log.warning("embedding backstop unavailable (%s); continuing without it", exc)
             self._embedder = None

@@ -14,6 +14,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from agent.intent import Intent
+from agent.text_vectors import aembed
 from data.movielens import GENRES, MovieLens
 from retrieval.catalog import CatalogIndex
 
@@ -51,11 +52,19 @@ class RequestEncoder:
         return [" ".join(intent.keywords)] if intent.keywords else []
 
     def vector(self, intent: Intent) -> np.ndarray:
+        texts = self.keyword_texts(intent)
+        return self._combine(intent, self.embed(texts)[0] if texts else None)
+
+    async def avector(self, intent: Intent) -> np.ndarray:
+        """``vector`` for code on an event loop: a phrase not embedded yet is embedded in a worker thread."""
+        texts = self.keyword_texts(intent)
+        return self._combine(intent, (await aembed(self.embed, texts))[0] if texts else None)
+
+    def _combine(self, intent: Intent, keywords: np.ndarray | None) -> np.ndarray:
         parts = [self.genre_vectors[g] for g in intent.genres]
         parts += [self.catalog.vectors[self._pos[t]] for t in intent.titles if t in self._pos]
-        texts = self.keyword_texts(intent)
-        if texts:
-            parts.append(self.embed(texts)[0])
+        if keywords is not None:
+            parts.append(keywords)
         if not parts:
             return self.default_vector
         mean = np.mean(parts, axis=0)

@@ -2,47 +2,33 @@
 log, Prometheus metrics and structured JSON logs.
 
 ``setup_tracing()`` is called once at the entry point (CLI, web app); ``turn_tracer(bundle,
-parser)`` then gives the ``DialogueManager`` its ``tracer``. For every finished turn the
-``DialogueManager`` calls ``record_turn(result, error)``; that only puts the turn on a bounded queue
-(microseconds) and returns. A background thread then
+parser)`` then gives the ``DialogueManager`` its ``tracer``. Spans are live, as the OpenTelemetry
+SDK intends: a turn opens its root span ``chat-turn`` when it starts (its trace id, from the SDK, is
+``TurnResult.trace_id``, so swipes can score the turn later), and each step opens its span under
+the current one while it runs (``agent.steps.recording``; the context carries the parent across
+``await`` and worker threads). Ended spans go to the span processors, SDK ``BatchSpanProcessor``s
+that export from their own threads; the turn never waits on I/O.
 
-1. appends one JSON line to the local trace log ``$CINEAGENT_HOME/traces/traces.jsonl`` (always;
-   rotated at ``trace_log_max_bytes``, ``trace_log_backups`` old files kept), which the UI's
-   Traces tab and the nightly job read back with ``recent_traces`` / ``iter_traces``;
-2. updates the Prometheus metrics of ``agent.metrics`` (per-step latency, LLM tokens);
-3. logs one JSON record with trace id, user id, session id, prompt version and latency;
-4. when an exporter is configured, builds the turn's OpenTelemetry spans after the fact, with the
-   steps' real start and end times: one trace per turn whose trace id is ``TurnResult.trace_id``
-   (so swipes can score it later), a root span ``chat-turn`` and one child per ``Step`` (parent
-   from ``Step.parent``). Span processors export them in batches from their own thread.
+Exporters:
 
-Exporters (both optional, both may be on):
-
+- **the local trace log** (always): ``LocalExporter`` writes one JSON line per turn to
+  ``$CINEAGENT_HOME/traces/traces.jsonl`` (rotated at ``trace_log_max_bytes``,
+  ``trace_log_backups`` old files kept), which the UI's Traces tab, the nightly job, the harvest
+  and the load benchmark read back with ``recent_traces`` / ``iter_traces``; it also updates the
+  Prometheus metrics of ``agent.metrics`` and logs one structured record per turn.
 - **Langfuse**, when ``LANGFUSE_PUBLIC_KEY`` and ``LANGFUSE_SECRET_KEY`` are set (base URL from
   ``LANGFUSE_BASE_URL`` or ``LANGFUSE_HOST``, default Langfuse Cloud): the Langfuse v5 SDK's own
-  client is attached to this module's ``TracerProvider``. It adds its ``LangfuseSpanProcessor``
-  (a ``BatchSpanProcessor`` sending OTLP/HTTP to ``{base}/api/public/otel/v1/traces`` with
-  ``Authorization: Basic base64(pk:sk)``), its score queue (``POST /api/public/scores``) used for
-  swipes, and prompt management / datasets used by ``agent.prompt_registry`` and
-  ``eval.experiments``. Trace ids stay ours: spans are created with plain OpenTelemetry and an id
-  generator that hands out the turn's trace id for its root span.
+  client is attached to this module's ``TracerProvider``: its ``LangfuseSpanProcessor`` (OTLP/HTTP
+  to ``{base}/api/public/otel/v1/traces``), its score queue (``POST /api/public/scores``) used for
+  swipes, prompt management and datasets (``agent.prompt_registry``, ``eval.experiments``). The
+  server must be Langfuse v4.59.0 or later (``agent.langfuse_attrs.MIN_SERVER_VERSION``).
 - **Any OTLP backend** through the standard ``OTEL_EXPORTER_OTLP_ENDPOINT`` /
   ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` (+ ``_HEADERS``, ``_TIMEOUT``, ``_COMPRESSION``).
   ``OTEL_SDK_DISABLED=true`` turns both off (the local log stays).
 
-Attributes follow the Langfuse v5 SDK (``langfuse._client.attributes``): trace-level ones
-(``langfuse.trace.name``, ``user.id``, ``session.id``, ``langfuse.trace.tags``,
-``langfuse.version`` = model artifact version) on every span, as the SDK's
-``propagate_attributes`` does; ``langfuse.trace.metadata.*`` (model and prompt versions, parser)
-on the root; ``langfuse.observation.type`` from ``Step.kind``; ``langfuse.observation.input`` /
-``output`` as JSON; ``langfuse.observation.level=ERROR`` + ``status_message`` (and OTel status
-ERROR) on the step that raised. The intent parse is a ``generation`` when the LLM answered (model,
-parameters, usage, prompt link, latency; ``gen_ai.*`` too for other backends), else a span with the
-fallback recorded (level WARNING) and the failed LLM call as a child generation.
-
-Personal data: only ids, scores and the request text leave the process. Inputs and outputs pass
-through ``scrub`` (keys such as ``ratings`` or ``your_rating`` are dropped, long strings and lists
-cut); the agent's reply text is not exported (it may quote titles from the person's profile).
+Attribute names, the instrumentation scope and the scrubbing of personal data are in
+``agent.langfuse_attrs``. Only ids, scores and the request text leave the process; the agent's
+reply text is not exported (it may quote titles from the person's profile).
 
 Settings (environment, all optional): ``CINEAGENT_TRACE_EXPORT_TIMEOUT_S`` (default 2),
 ``CINEAGENT_TRACE_LOG_MAX_BYTES`` (default 20 MiB), ``CINEAGENT_TRACE_LOG_BACKUPS`` (default 3),
@@ -55,29 +41,29 @@ import fcntl
 import json
 import logging
 import os
-import queue
 import re
 import sys
 import threading
-import time
+from collections import OrderedDict
 from contextlib import contextmanager
 from datetime import datetime, timezone
-from functools import partial
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Callable, Iterator, Literal, Mapping
+from typing import Any, Iterator, Literal, Mapping, Sequence
 
 import orjson
 from opentelemetry import context as otel_context
 from opentelemetry import trace as otel_trace
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor
-from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.trace import Status, StatusCode
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
+from agent import langfuse_attrs as lf
 from agent import metrics, prompt_registry
+from agent.langfuse_attrs import MAX_ITEMS, MAX_TEXT, PERSONAL_KEYS, scrub  # noqa: F401 - this module's API too
+from agent.steps import Step
 from data.store import home
 
 log = logging.getLogger(__name__)
@@ -85,16 +71,10 @@ turn_log = logging.getLogger("cineagent.turns")
 
 TRACE_NAME = "chat-turn"
 SCORE_NAME = "user_feedback"
-TRACER_NAME = "cineagent"
+SERVICE_NAME = "cineagent"
 DEFAULT_LANGFUSE_URL = "https://cloud.langfuse.com"   # the Langfuse SDK's own default
-BATCH_LINGER_S = 0.05       # the tracing thread gathers turns this long before exporting them
-TURN_QUEUE = 1000           # turns waiting for the background thread; more are dropped (counted), never waited for
 SPAN_QUEUE = 2048           # spans per exporter waiting to be sent (the OTel default, stated: bounded memory)
-MAX_TEXT = 1000             # characters kept of any exported string (a request is at most 2000)
-MAX_ITEMS = 50              # elements kept of any exported list (a page is at most 50 cards)
-# keys that would carry a person's history rather than ids of this turn: never exported
-PERSONAL_KEYS = frozenset({"ratings", "rating", "your_rating", "profile", "history", "swipes", "likes",
-                           "dislikes", "evidence", "profile_items"})
+OPEN_TRACES = 1000          # turns whose root span the local exporter waits for
 _HEX32 = re.compile(r"^[0-9a-f]{32}$")
 
 
@@ -296,247 +276,171 @@ def use_json_logs(logger: logging.Logger | None = None) -> None:
         handler.setFormatter(JsonFormatter())
 
 
-# ---------------------------------------------------------------------------------------- export helpers
-def scrub(value: Any, depth: int = 0) -> Any:
-    """A JSON-safe copy for export: ``PERSONAL_KEYS`` dropped, strings cut to ``MAX_TEXT``, lists to
-    ``MAX_ITEMS``, nesting below 6 levels summarised."""
-    # exact type checks first: this runs over every step of every turn (ABC checks cost 10x more)
-    kind = type(value)
-    if kind is str:
-        return value if len(value) <= MAX_TEXT else value[:MAX_TEXT] + "…"
-    if value is None or kind is int or kind is float or kind is bool:
-        return value
-    if depth > 6:
-        return "…"
-    if isinstance(value, dict):
-        return {str(k): scrub(v, depth + 1) for k, v in value.items() if str(k) not in PERSONAL_KEYS}
-    if isinstance(value, (list, tuple, set, frozenset)):
-        return [scrub(v, depth + 1) for v in list(value)[:MAX_ITEMS]]
-    if isinstance(value, (int, float)):   # numpy scalars and other number types
-        return value.item() if hasattr(value, "item") else float(value)
-    return scrub(str(value), depth + 1)
+# ---------------------------------------------------------------------------------------- the local exporter
+class LocalExporter(SpanExporter):
+    """The local sinks of a turn, fed by the SDK like any other exporter (its own
+    ``BatchSpanProcessor``, so on the SDK's export thread): a turn's spans are gathered until its
+    root ends (children end first), then it becomes one line of the trace log, Prometheus
+    observations (per-step latency, LLM tokens) and one structured log record."""
 
+    def __init__(self, trace_log: TraceLog, max_open: int = OPEN_TRACES) -> None:
+        self.trace_log = trace_log
+        self.max_open = max_open
+        self._open: OrderedDict[int, list[ReadableSpan]] = OrderedDict()  # trace id -> its ended spans
 
-def _dumps(scrubbed: Any) -> str:
-    return json.dumps(scrubbed, ensure_ascii=False, separators=(",", ":"))
-
-
-def _json(value: Any) -> str:
-    return _dumps(scrub(value))
-
-
-class _TurnTraceIds(RandomIdGenerator):
-    """Random ids, except that a root span started inside ``preset(trace_id)`` gets that trace id:
-    how a turn's spans carry the id the agent already handed out (thread-local, so other threads'
-    root spans are untouched)."""
-
-    def __init__(self) -> None:
-        self._local = threading.local()
-
-    @contextmanager
-    def preset(self, trace_id: int) -> Iterator[None]:
-        self._local.trace_id = trace_id
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        records = []
+        for span in spans:
+            if span.parent is not None:
+                self._open.setdefault(span.context.trace_id, []).append(span)
+                continue
+            children = self._open.pop(span.context.trace_id, [])
+            try:
+                records.append(self._observe(span, children))
+            except Exception:  # noqa: BLE001 - one odd span must not lose the batch
+                log.exception("tracing: could not record trace %032x locally", span.context.trace_id)
+        while len(self._open) > self.max_open:   # roots the span queue dropped: their children go too
+            self._open.popitem(last=False)
         try:
-            yield
-        finally:
-            self._local.trace_id = None
+            self.trace_log.append_many(records)
+        except OSError:
+            log.exception("tracing: writing %d turn(s) to %s failed", len(records), self.trace_log.path)
+            return SpanExportResult.FAILURE
+        return SpanExportResult.SUCCESS
 
-    def generate_trace_id(self) -> int:
-        preset = getattr(self._local, "trace_id", None)
-        return preset if preset else super().generate_trace_id()
+    def shutdown(self) -> None:
+        self._open.clear()
+
+    def _observe(self, root: ReadableSpan, children: list[ReadableSpan]) -> dict:
+        record = turn_record(root, children)
+        for step in record["steps"]:
+            metrics.observe_step(step["name"], step["duration_ms"] / 1000)
+        tokens_in = tokens_out = 0
+        for span in children:
+            usage = span.attributes.get(lf.USAGE)
+            if usage:
+                usage = json.loads(usage)
+                tokens_in, tokens_out = tokens_in + usage["input"], tokens_out + usage["output"]
+        if tokens_in or tokens_out:
+            metrics.observe_llm_tokens(tokens_in, tokens_out)
+        turn_log.log(logging.ERROR if record["error"] else logging.INFO, "turn %s %s in %.0f ms", record["act"],
+                     record["trace_id"], record["duration_ms"],
+                     extra={"trace_id": record["trace_id"], "user_id": record["user"], "session_id": record["session"],
+                            "prompt_version": record["prompt_version"], "latency_ms": round(record["duration_ms"], 1),
+                            "act": record["act"], "parser": record["parser"],
+                            "fallback_reason": record["fallback_reason"], "model_version": record["model_version"],
+                            "items": len(record["items"]), "error": record["error"]})
+        return record
 
 
-def _ns(epoch_s: float) -> int:
-    return int(epoch_s * 1e9)
+def turn_record(root: ReadableSpan, children: list[ReadableSpan]) -> dict:
+    """A turn's line in the local trace log, read back from its spans (the same attributes Langfuse
+    gets, so the log shows what was exported)."""
+    attrs = root.attributes
+    meta = {k[len(lf.TRACE_METADATA) + 1:]: orjson.loads(v) for k, v in attrs.items() if k.startswith(lf.TRACE_METADATA)}
+    given, answer = _loads(attrs.get(lf.INPUT)), _loads(attrs.get(lf.OUTPUT))
+    names = {span.context.span_id: span.name for span in children}
+    failed = root.status.status_code == StatusCode.ERROR
+    started = root.start_time / 1e9
+    return {
+        "trace_id": f"{root.context.trace_id:032x}", "ts": started,
+        "time": datetime.fromtimestamp(started, timezone.utc).isoformat(timespec="seconds"),
+        "user": attrs.get(lf.USER_ID), "known_user": meta.get("known_user"), "session": attrs.get(lf.SESSION_ID),
+        "message": given.get("message", ""), "act": answer.get("act", "error"), "intent": answer.get("intent"),
+        "parser": meta.get("parser"), "fallback_reason": meta.get("fallback_reason"),
+        "prompt_version": meta.get("prompt_version"), "model_version": meta.get("model_version"),
+        "duration_ms": round((root.end_time - root.start_time) / 1e6, 3), "items": answer.get("items", []),
+        "error": root.status.description if failed else None,
+        "steps": [{"name": span.name, "started": span.start_time / 1e9,
+                   "duration_ms": round((span.end_time - span.start_time) / 1e6, 3),
+                   "kind": span.attributes.get(lf.TYPE, "span"), "input": _loads(span.attributes.get(lf.INPUT)),
+                   "output": _loads(span.attributes.get(lf.OUTPUT)),
+                   "error": span.status.description if span.status.status_code == StatusCode.ERROR else None,
+                   "parent": names.get(span.parent.span_id) if span.parent else None}
+                  for span in children],
+    }
 
 
-class _Worker(threading.Thread):
-    """Runs submitted jobs in order, in batches; a full queue drops the job (counted) instead of
-    blocking. After each batch it calls ``after_batch`` (the trace log's one write for the batch).
-
-    It waits ``linger_s`` after the first job of a batch so that a burst of turns is exported
-    together: the thread wakes a few times a second instead of once a turn, and every wake-up takes
-    the GIL from the turns being answered."""
-
-    def __init__(self, size: int = TURN_QUEUE, after_batch: Callable[[], None] | None = None,
-                 linger_s: float = BATCH_LINGER_S) -> None:
-        super().__init__(name="cineagent-tracing", daemon=True)
-        self.jobs: queue.Queue[Callable[[], None] | threading.Event] = queue.Queue(maxsize=size)
-        self.dropped = 0
-        self.after_batch = after_batch
-        self.linger_s = linger_s
-        self._count_lock = threading.Lock()   # request threads submit concurrently
-
-    def submit(self, job: Callable[[], None]) -> bool:
-        try:
-            self.jobs.put_nowait(job)
-            return True
-        except queue.Full:
-            with self._count_lock:
-                self.dropped += 1
-                dropped = self.dropped
-            if dropped == 1 or dropped % 100 == 0:
-                log.warning("tracing is behind: %d turn(s) not traced so far (queue of %d full)", dropped,
-                            self.jobs.maxsize)
-            return False
-
-    def flush(self, timeout_s: float) -> bool:
-        """Wait until everything submitted before this call has run."""
-        done = threading.Event()
-        try:
-            self.jobs.put(done, timeout=timeout_s)
-        except queue.Full:
-            return False
-        return done.wait(timeout_s)
-
-    def run(self) -> None:
-        while True:
-            batch = [self.jobs.get()]
-            if self.linger_s and not isinstance(batch[0], threading.Event):
-                time.sleep(self.linger_s)
-            while True:
-                try:
-                    batch.append(self.jobs.get_nowait())
-                except queue.Empty:
-                    break
-            flushes = []
-            for job in batch:
-                if isinstance(job, threading.Event):
-                    flushes.append(job)   # set once everything before it, the batch's write included, is done
-                    continue
-                try:
-                    job()
-                except Exception:  # noqa: BLE001 - tracing must never take the process down
-                    log.exception("tracing a turn failed")
-            if self.after_batch is not None:
-                try:
-                    self.after_batch()
-                except Exception:  # noqa: BLE001 - e.g. a full disk
-                    log.exception("tracing: writing a batch failed")
-            for done in flushes:
-                done.set()
+def _loads(value: Any) -> dict:
+    return orjson.loads(value) if isinstance(value, str) else {}
 
 
 # ---------------------------------------------------------------------------------------- tracing
 class Tracing:
-    """The process's tracing: exporters, the local trace log, the background thread.
+    """The process's tracing: one OpenTelemetry ``TracerProvider`` whose span processors (the SDK's
+    ``BatchSpanProcessor``) feed the local trace log and, when configured, Langfuse and any OTLP
+    backend.
 
     One per process in production (``setup_tracing``); tests build their own. The Langfuse SDK
     keeps one client per public key in a process, so two ``Tracing`` objects need two keys.
     """
 
-    def __init__(self, config: TracingConfig | None = None) -> None:
-        self.config = config or TracingConfig.from_env()
-        self.release = self.config.release or package_version()
-        self.trace_log = TraceLog(self.config.trace_log, self.config.trace_log_max_bytes, self.config.trace_log_backups)
-        self.provider: TracerProvider | None = None
-        self.langfuse = None
-        self._ids = _TurnTraceIds()
-        if self.config.langfuse or self.config.otlp:
-            self._start_exporters()
-        self.tracer = self.provider.get_tracer(TRACER_NAME, self.release) if self.provider else None
-        self.prompts = prompt_registry.PromptRegistry(self.langfuse)
-        self._unwritten: list[dict] = []   # turn records of the current batch (the worker's thread only)
-        self._worker = _Worker(after_batch=self._write_batch)
-        self._worker.start()
-
-    def _start_exporters(self) -> None:
-        cfg = self.config
-        attributes = {"service.version": self.release, "langfuse.release": self.release}
+    def __init__(self, config: TracingConfig | None = None, exporters: Sequence[SpanExporter] = ()) -> None:
+        """``exporters``: more span exporters (a test's ``InMemorySpanExporter``), each batched."""
+        self.config = cfg = config or TracingConfig.from_env()
+        self.release = cfg.release or package_version()
+        self.trace_log = TraceLog(cfg.trace_log, cfg.trace_log_max_bytes, cfg.trace_log_backups)
+        attributes = {"service.version": self.release, lf.RELEASE: self.release}
         if not os.environ.get("OTEL_SERVICE_NAME"):
-            attributes["service.name"] = TRACER_NAME
+            attributes["service.name"] = SERVICE_NAME
         if cfg.environment:
-            attributes["langfuse.environment"] = cfg.environment
-        self.provider = TracerProvider(resource=Resource.create(attributes), id_generator=self._ids)
+            attributes[lf.ENVIRONMENT] = cfg.environment
+        self.provider = TracerProvider(resource=Resource.create(attributes))
+        self.local = LocalExporter(self.trace_log)
+        for exporter in (self.local, *exporters):
+            self._batch(exporter)
         if cfg.otlp:
             from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
             explicit = any(os.environ.get(v) for v in ("OTEL_EXPORTER_OTLP_TIMEOUT", "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT"))
-            exporter = OTLPSpanExporter() if explicit else OTLPSpanExporter(timeout=cfg.export_timeout_s)
-            self.provider.add_span_processor(BatchSpanProcessor(
-                exporter, max_queue_size=SPAN_QUEUE, schedule_delay_millis=int(cfg.flush_interval_s * 1000),
-                export_timeout_millis=cfg.export_timeout_s * 1000))
+            self._batch(OTLPSpanExporter() if explicit else OTLPSpanExporter(timeout=cfg.export_timeout_s))
+        self.langfuse = None
         if cfg.langfuse:
             from langfuse import Langfuse
 
-            # the SDK's own client on our provider: its LangfuseSpanProcessor (batched OTLP/HTTP with
-            # the Basic auth header), its score queue, prompt management and datasets. Every span of
-            # this provider is ours, so all are exported (its default filter keeps only LLM spans).
+            # the SDK's own client on our provider: its LangfuseSpanProcessor (a BatchSpanProcessor
+            # sending OTLP/HTTP with the Basic auth header; it exports the spans of its scope with its
+            # key, i.e. ours), its score queue, prompt management and datasets
             self.langfuse = Langfuse(public_key=cfg.langfuse_public_key,
                                      secret_key=cfg.langfuse_secret_key.get_secret_value(),
                                      base_url=cfg.langfuse_base_url, timeout=cfg.export_timeout_s,
                                      flush_interval=cfg.flush_interval_s, release=self.release,
-                                     environment=cfg.environment, tracer_provider=self.provider,
-                                     should_export_span=lambda span: True)
+                                     environment=cfg.environment, tracer_provider=self.provider)
+        # Langfuse's scope when it is on (see agent.langfuse_attrs), else our own name
+        self.tracer = self.provider.get_tracer(lf.SCOPE if cfg.langfuse else SERVICE_NAME, self.release,
+                                               attributes=lf.scope_attributes(cfg.langfuse_public_key if cfg.langfuse else None))
+        self.prompts = prompt_registry.PromptRegistry(self.langfuse)
         log.info("tracing: local log %s%s%s", self.trace_log.path,
                  f", Langfuse at {cfg.langfuse_base_url}" if cfg.langfuse else "",
                  ", OTLP exporter from OTEL_EXPORTER_OTLP_*" if cfg.otlp else "")
 
+    def _batch(self, exporter: SpanExporter) -> None:
+        cfg = self.config
+        self.provider.add_span_processor(BatchSpanProcessor(
+            exporter, max_queue_size=SPAN_QUEUE, schedule_delay_millis=int(cfg.flush_interval_s * 1000),
+            export_timeout_millis=cfg.export_timeout_s * 1000))
+
     # ------------------------------------------------------------ public
     def turn_tracer(self, model_version: str | None = None, parser: Any = None) -> "AgentTracer":
         """A ``TurnTracer`` for a DialogueManager serving models ``model_version`` with ``parser``
-        (its name, and for the LLM parser its model and sampling parameters, go on every trace)."""
+        (its name, and for the LLM parser its model and prompt version, go on every span)."""
         return AgentTracer(self, model_version, parser)
 
-    def submit(self, job: Callable[[], None]) -> bool:
-        return self._worker.submit(job)
-
-    @property
-    def dropped(self) -> int:
-        """Turns and swipes not traced because the queue was full."""
-        return self._worker.dropped
-
     def flush(self, timeout_s: float = 30.0) -> bool:
-        """Wait for queued turns, then push spans and scores out (blocks up to about ``timeout_s``)."""
-        ok = self._worker.flush(timeout_s)
+        """Push every ended span (and queued score) out; blocks up to about ``timeout_s``."""
+        ok = self.provider.force_flush(int(timeout_s * 1000))
         if self.langfuse is not None:
             self.langfuse.flush()
-        elif self.provider is not None:
-            ok = self.provider.force_flush(int(timeout_s * 1000)) and ok
         return ok
 
     def shutdown(self) -> None:
         """Flush and stop the exporters (at exit; a dead endpoint costs at most a few timeouts)."""
-        self._worker.flush(10.0)
         if self.langfuse is not None:
             self.langfuse.shutdown()
-        if self.provider is not None:
-            self.provider.shutdown()
-
-    # ------------------------------------------------------------ work done in the background
-    def export_turn(self, turn: "TurnView") -> None:
-        """Everything a finished turn feeds; each part runs even if another one failed."""
-        for part in (self._log_locally, self._emit_spans, self._observe):
-            try:
-                part(turn)
-            except Exception:  # noqa: BLE001 - e.g. a full disk must not stop the export
-                log.exception("tracing: %s failed for turn %s", part.__name__, turn.result.trace_id)
-
-    def _log_locally(self, turn: "TurnView") -> None:
-        self._unwritten.append(turn.record())
-
-    def _write_batch(self) -> None:
-        records, self._unwritten = self._unwritten, []
-        self.trace_log.append_many(records)
-
-    def _observe(self, turn: "TurnView") -> None:
-        """Metrics and the structured log line of the turn."""
-        record = turn.record()
-        for step in turn.result.steps:
-            metrics.observe_step(step.name, step.duration_ms / 1000)
-        tokens_in, tokens_out = turn.tokens()
-        if tokens_in or tokens_out:
-            metrics.observe_llm_tokens(tokens_in, tokens_out)
-        turn_log.log(logging.ERROR if turn.error else logging.INFO, "turn %s %s in %.0f ms", turn.result.act,
-                     turn.result.trace_id, turn.result.duration_ms,
-                     extra={"trace_id": turn.result.trace_id, "user_id": turn.result.user.key,
-                            "session_id": turn.result.session_id, "prompt_version": turn.prompt_version,
-                            "latency_ms": round(turn.result.duration_ms, 1), "act": turn.result.act,
-                            "parser": record["parser"], "fallback_reason": record["fallback_reason"],
-                            "model_version": turn.model_version, "items": len(turn.result.cards),
-                            "error": record["error"]})
+        self.provider.shutdown()
 
     def score_feedback(self, trace_id: str, user_key: str, item_id: int, liked: bool) -> None:
+        """A swipe as a Langfuse score of the turn that showed the card (queued by the SDK)."""
         if self.langfuse is None:
             return
         if not _HEX32.match(trace_id or ""):
@@ -547,252 +451,114 @@ class Tracing:
                                    trace_id=trace_id, comment=f"{action} item {item_id}",
                                    metadata={"item_id": item_id, "action": action, "user_id": user_key})
 
-    def _emit_spans(self, turn: "TurnView") -> None:
-        result, tracer = turn.result, self.tracer
-        if tracer is None or not _HEX32.match(result.trace_id or ""):
-            return
-        common = turn.trace_attributes()
-        with self._ids.preset(int(result.trace_id, 16)):
-            root = tracer.start_span(TRACE_NAME, context=otel_context.Context(), start_time=_ns(result.started),
-                                     attributes={**common, **turn.root_attributes()})
-        spans = {None: root}
-        ended: list[tuple[Any, int]] = []
-        for index in _parents_first(result.steps):
-            step = result.steps[index]
-            parent = spans.get(step.parent, root)
-            start = _ns(step.started)
-            span = tracer.start_span(step.name, context=otel_trace.set_span_in_context(parent), start_time=start,
-                                     attributes={**common, **turn.step_attributes(index)})
-            if step.error:
-                span.set_status(Status(StatusCode.ERROR, step.error))
-            spans[step.name] = span
-            ended.append((span, start + int(step.duration_ms * 1e6)))
-            if step.name == "intent_parse" and turn.llm_attempt_failed:
-                attempt = turn.llm_attempt_attributes()
-                child = tracer.start_span("llm_call", context=otel_trace.set_span_in_context(span), start_time=start,
-                                          attributes={**common, **attempt})
-                child.set_status(Status(StatusCode.ERROR, turn.result.parse.fallback_reason))
-                ended.append((child, start + int(turn.llm_latency_ms() * 1e6)))
-        for span, end in reversed(ended):   # children before parents, as they finished
-            span.end(end_time=end)
-        if turn.error is not None:
-            root.record_exception(turn.error)
-            root.set_status(Status(StatusCode.ERROR, f"{type(turn.error).__name__}: {turn.error}"))
-        root.end(end_time=_ns(result.started) + int(result.duration_ms * 1e6))
-
-
-def _parents_first(steps: list) -> list[int]:
-    """Indices of ``steps`` ordered so that each step comes after the step it names as parent
-    (steps are recorded as they finish, so children come first)."""
-    names = {s.name for s in steps}
-    ordered, placed = [], set()
-    pending = list(range(len(steps)))
-    while pending:
-        rest = []
-        for i in pending:
-            parent = steps[i].parent
-            if parent is None or parent not in names or parent in placed:
-                ordered.append(i)
-                placed.add(steps[i].name)
-            else:
-                rest.append(i)
-        if len(rest) == len(pending):   # a cycle cannot come from the agent; attach to the root anyway
-            ordered.extend(rest)
-            break
-        pending = rest
-    return ordered
-
-
-class TurnView:
-    """One finished turn seen from tracing: the record, the attributes, the LLM details."""
-
-    def __init__(self, result: Any, error: BaseException | None, model_version: str | None, parser_name: str | None,
-                 llm_parameters: dict | None, prompts: prompt_registry.PromptRegistry) -> None:
-        self.result = result
-        self.error = error
-        self.model_version = model_version
-        self.parser_name = parser_name
-        self.llm_parameters = llm_parameters
-        self.prompts = prompts
-        parse = result.parse
-        self.details: dict = dict(parse.details) if parse is not None else {}
-        self.llm: dict = self.details.get("llm", {}) if parse is not None and parse.fallback_reason else {}
-        self.prompt_version: str | None = self.details.get("prompt_version") or self.llm.get("prompt_version")
-        self._record: dict | None = None
-        self._steps: list[dict] | None = None
-
-    @property
-    def steps(self) -> list[dict]:
-        """The turn's steps as exported (scrubbed once, used by the log line and the spans)."""
-        if self._steps is None:
-            self._steps = [scrub(s.as_dict()) for s in self.result.steps]
-        return self._steps
-
-    @property
-    def answered_by_llm(self) -> bool:
-        return self.result.parse is not None and self.result.parse.parser == "llm"
-
-    @property
-    def llm_attempt_failed(self) -> bool:
-        return bool(self.llm)
-
-    def llm_latency_ms(self) -> float:
-        return float(self.llm.get("latency_ms") or 0.0)
-
-    def tokens(self) -> tuple[int, int]:
-        """LLM tokens this turn consumed (a failed call that answered counts too)."""
-        source = self.details if self.answered_by_llm else self.llm
-        return int(source.get("input_tokens") or 0), int(source.get("output_tokens") or 0)
-
-    # ------------------------------------------------------------ local record
-    def record(self) -> dict:
-        """The turn's line in the local trace log (computed once)."""
-        if self._record is None:
-            self._record = self._build_record()
-        return self._record
-
-    def _build_record(self) -> dict:
-        r, parse = self.result, self.result.parse
-        return {
-            "trace_id": r.trace_id, "ts": r.started,
-            "time": datetime.fromtimestamp(r.started or time.time(), timezone.utc).isoformat(timespec="seconds"),
-            "user": r.user.key, "known_user": r.user.known, "session": r.session_id, "message": scrub(r.message),
-            "act": r.act, "intent": scrub(r.intent.model_dump(mode="json")),
-            "parser": parse.parser if parse else None, "fallback_reason": parse.fallback_reason if parse else None,
-            "prompt_version": self.prompt_version, "model_version": self.model_version,
-            "duration_ms": round(r.duration_ms, 3), "items": [c.item_id for c in r.cards],
-            "error": f"{type(self.error).__name__}: {self.error}" if self.error else None,
-            "steps": self.steps,
-        }
-
-    # ------------------------------------------------------------ span attributes
-    def tags(self) -> list[str]:
-        parse = self.result.parse
-        tags = ["chat", f"act:{self.result.act}", f"parser:{parse.parser if parse else 'none'}"]
-        if parse is not None and parse.fallback_reason:
-            tags.append("llm-fallback")
-        if any(s.name == "recommend" and s.output.get("cold_start_reason") for s in self.result.steps):
-            tags.append("cold-start")
-        if self.error is not None or any(s.error for s in self.result.steps):
-            tags.append("error")
-        return tags
-
-    def trace_attributes(self) -> dict:
-        """Trace-level attributes, put on every span like the Langfuse SDK's propagate_attributes."""
-        attrs = {"langfuse.trace.name": TRACE_NAME, "user.id": self.result.user.key,
-                 "session.id": str(self.result.session_id), "langfuse.trace.tags": self.tags()}
-        if self.model_version:
-            attrs["langfuse.version"] = self.model_version
-        return attrs
-
-    def root_attributes(self) -> dict:
-        r, parse = self.result, self.result.parse
-        metadata = {"model_version": self.model_version, "prompt_version": self.prompt_version or "none",
-                    "parser": parse.parser if parse else None, "configured_parser": self.parser_name,
-                    "fallback_reason": parse.fallback_reason if parse else None,
-                    "llm_model": (self.llm_parameters or {}).get("model"), "known_user": r.user.known}
-        attrs = {"langfuse.observation.type": "agent",
-                 "langfuse.observation.input": _json({"message": r.message}),
-                 "langfuse.observation.output": _json({"act": r.act, "items": [c.item_id for c in r.cards],
-                                                       "notices": len(r.notices)})}
-        attrs.update({f"langfuse.trace.metadata.{k}": json.dumps(v) for k, v in metadata.items() if v is not None})
-        if self.error is not None:
-            attrs["langfuse.observation.level"] = "ERROR"
-            attrs["langfuse.observation.status_message"] = f"{type(self.error).__name__}: {self.error}"[:MAX_TEXT]
-        return attrs
-
-    def step_attributes(self, index: int) -> dict:
-        step, exported = self.result.steps[index], self.steps[index]
-        attrs: dict[str, Any] = {"langfuse.observation.type": step.kind or "span",
-                                 "langfuse.observation.input": _dumps(exported["input"]),
-                                 "langfuse.observation.output": _dumps(exported["output"])}
-        if step.name == "intent_parse":
-            attrs.update(self._parse_attributes())
-        if step.error:
-            attrs["langfuse.observation.level"] = "ERROR"
-            attrs["langfuse.observation.status_message"] = step.error[:MAX_TEXT]
-        return attrs
-
-    def _parse_attributes(self) -> dict:
-        parse = self.result.parse
-        if parse is None:
-            return {}
-        attrs: dict[str, Any] = {"langfuse.observation.metadata.parser": json.dumps(parse.parser)}
-        if self.prompt_version:
-            attrs["langfuse.observation.metadata.prompt_version"] = json.dumps(self.prompt_version)
-        if self.answered_by_llm:
-            attrs["langfuse.observation.type"] = "generation"
-            attrs.update(self._generation_attributes(self.details))
-            attrs["langfuse.observation.output"] = _json({"intent": parse.intent.model_dump(mode="json"),
-                                                          "raw": self.details.get("raw"),
-                                                          "dropped": self.details.get("dropped", [])})
-        elif parse.fallback_reason:
-            attrs["langfuse.observation.level"] = "WARNING"
-            attrs["langfuse.observation.status_message"] = f"LLM parser fell back to offline: {parse.fallback_reason}"
-            attrs["langfuse.observation.metadata.fallback_reason"] = json.dumps(parse.fallback_reason)
-        return attrs
-
-    def _generation_attributes(self, source: dict) -> dict:
-        model = source.get("model") or (self.llm_parameters or {}).get("model")
-        params = {k: v for k, v in (self.llm_parameters or {}).items() if k != "model"}
-        tokens_in, tokens_out = int(source.get("input_tokens") or 0), int(source.get("output_tokens") or 0)
-        attrs: dict[str, Any] = {"gen_ai.operation.name": "chat",
-                                 "langfuse.observation.metadata.latency_ms": json.dumps(source.get("latency_ms"))}
-        if model:
-            attrs["langfuse.observation.model.name"] = model
-            attrs["gen_ai.request.model"] = model
-        if params:
-            attrs["langfuse.observation.model.parameters"] = json.dumps(params)
-            for key, otel in (("temperature", "gen_ai.request.temperature"), ("max_tokens", "gen_ai.request.max_tokens")):
-                if params.get(key) is not None:
-                    attrs[otel] = params[key]
-        if tokens_in or tokens_out:
-            total = int(source.get("total_tokens") or tokens_in + tokens_out)
-            attrs["langfuse.observation.usage_details"] = json.dumps({"input": tokens_in, "output": tokens_out,
-                                                                      "total": total})
-            attrs["gen_ai.usage.input_tokens"] = tokens_in
-            attrs["gen_ai.usage.output_tokens"] = tokens_out
-        link = self.prompts.link(source.get("prompt_version"))
-        if link:
-            attrs["langfuse.observation.prompt.name"], attrs["langfuse.observation.prompt.version"] = link
-        return attrs
-
-    def llm_attempt_attributes(self) -> dict:
-        """The failed LLM call of a fallback turn, as a generation marked ERROR."""
-        attrs = {"langfuse.observation.type": "generation",
-                 "langfuse.observation.input": _json({"message": self.result.message}),
-                 "langfuse.observation.output": _json({"raw": self.llm.get("raw")}),
-                 "langfuse.observation.level": "ERROR",
-                 "langfuse.observation.status_message": (self.result.parse.fallback_reason or "")[:MAX_TEXT]}
-        attrs.update(self._generation_attributes(self.llm))
-        return attrs
-
 
 class AgentTracer:
-    """The ``TurnTracer`` a DialogueManager calls: never blocks on I/O, never raises."""
+    """The ``TurnTracer`` a DialogueManager calls: a root span per turn, a span per step, all live;
+    the work of exporting them is the span processors', on their own threads. Never raises into
+    the turn for a tracing problem."""
 
     def __init__(self, tracing: Tracing, model_version: str | None = None, parser: Any = None) -> None:
         self.tracing = tracing
         self.model_version = model_version
         self.parser_name = getattr(parser, "name", None)
         settings = getattr(parser, "settings", None) if self.parser_name == "llm" else None
-        self.llm_parameters = ({"model": settings.model, "temperature": settings.temperature,
-                                "max_tokens": settings.max_tokens, "timeout_s": settings.timeout_s}
-                               if settings is not None else None)
+        prompt = getattr(parser, "prompt", None) if self.parser_name == "llm" else None
+        # what every observation carries, to filter by (Langfuse filters observations, not only traces)
+        self.trace_metadata = {"model_version": model_version, "configured_parser": self.parser_name,
+                               "prompt_version": getattr(prompt, "version", None) or "none",
+                               "llm_model": getattr(settings, "model", None)}
 
-    def record_turn(self, result: Any, error: BaseException | None = None) -> None:
+    @contextmanager
+    def turn(self, user: Any, session_id: str, message: str, started: float) -> Iterator["_OpenTurn"]:
+        common = lf.trace_attributes(TRACE_NAME, user.key, str(session_id), self.model_version, self.trace_metadata)
+        # a root: no parent, so a fresh trace id from the SDK's id generator, which the turn adopts
+        root = self.tracing.tracer.start_span(TRACE_NAME, context=otel_context.Context(), start_time=_ns(started),
+                                              attributes={**common, lf.TYPE: "agent", lf.INPUT: lf.dumps({"message": message})})
+        turn = _OpenTurn(self, root, common, user)
+        attached = otel_context.attach(otel_trace.set_span_in_context(root))
         try:
-            view = TurnView(result, error, self.model_version, self.parser_name, self.llm_parameters,
-                            self.tracing.prompts)
-            self.tracing.submit(partial(self.tracing.export_turn, view))
-        except Exception:  # noqa: BLE001 - a tracing bug must not fail the person's turn
-            log.exception("could not queue the turn for tracing")
+            yield turn
+        except BaseException as exc:
+            turn.failed(exc)
+            raise
+        finally:
+            otel_context.detach(attached)
+            turn.end()
 
     def record_feedback(self, trace_id: str, user: Any, item_id: int, liked: bool) -> None:
         try:
-            self.tracing.submit(partial(self.tracing.score_feedback, trace_id, user.key, int(item_id), bool(liked)))
-        except Exception:  # noqa: BLE001
-            log.exception("could not queue the swipe for tracing")
+            self.tracing.score_feedback(trace_id, user.key, int(item_id), bool(liked))
+        except Exception:  # noqa: BLE001 - a tracing bug must not fail the swipe
+            log.exception("could not score the swipe")
+
+
+class _OpenTurn:
+    """One turn while it runs: its root span, and the ``StepSpans`` its steps open spans with."""
+
+    def __init__(self, tracer: AgentTracer, root: Any, common: dict, user: Any) -> None:
+        self.tracer, self.root, self.common, self.user = tracer, root, common, user
+        self.trace_id = f"{root.get_span_context().trace_id:032x}"
+        self.spans = self
+        self.result: Any = None
+        self.error: BaseException | None = None
+        self.steps_failed = False
+
+    # StepSpans
+    def open(self, step: Step) -> Any:
+        return self.tracer.tracing.tracer.start_span(step.name, start_time=_ns(step.started), attributes=self.common)
+
+    def close(self, step: Step, span: Any) -> None:
+        try:
+            span.set_attributes(lf.step_attributes(step, self.tracer.tracing.prompts.link))
+            if step.error:
+                self.steps_failed = True
+                span.set_status(Status(StatusCode.ERROR, step.error))
+            elif step.facts.get("level") == "ERROR":
+                span.set_status(Status(StatusCode.ERROR, str(step.facts.get("status_message", ""))))
+        except Exception:  # noqa: BLE001 - a tracing bug must not fail the turn
+            log.exception("tracing: could not describe step %s", step.name)
+        span.end(end_time=_ns(step.started) + int(step.duration_ms * 1e6))
+
+    # the turn
+    def finish(self, result: Any) -> None:
+        self.result = result
+
+    def failed(self, exc: BaseException) -> None:
+        self.error = exc
+
+    def end(self) -> None:
+        root, result, error = self.root, self.result, self.error
+        try:
+            parse = result.parse if result is not None else None
+            tags = ["chat", f"act:{result.act if result else 'error'}", f"parser:{parse.parser if parse else 'none'}"]
+            if parse is not None and parse.fallback_reason:
+                tags.append("llm-fallback")
+            if result is not None and any(s.name == "recommend" and s.output.get("cold_start_reason") for s in result.steps):
+                tags.append("cold-start")
+            if error is not None or self.steps_failed:
+                tags.append("error")
+            attrs = {lf.TAGS: tags, **lf.metadata(lf.TRACE_METADATA, {
+                "parser": parse.parser if parse else None, "fallback_reason": parse.fallback_reason if parse else None,
+                "known_user": self.user.known})}
+            if result is not None:
+                attrs[lf.OUTPUT] = lf.dumps({"act": result.act, "items": [c.item_id for c in result.cards],
+                                             "notices": len(result.notices), "intent": result.intent.model_dump(mode="json")})
+            if error is not None:
+                message = f"{type(error).__name__}: {error}"
+                attrs[lf.LEVEL], attrs[lf.STATUS_MESSAGE] = "ERROR", message[:lf.MAX_TEXT]
+                root.record_exception(error)
+                root.set_status(Status(StatusCode.ERROR, message))
+            root.set_attributes(attrs)
+            # the turn's own clock, so that the trace's duration is the one the turn reports
+            end = _ns(result.started) + int(result.duration_ms * 1e6) if result is not None else None
+        except Exception:  # noqa: BLE001 - a tracing bug must not fail the turn
+            log.exception("tracing: could not describe turn %s", self.trace_id)
+            end = None
+        root.end(end_time=end)
+
+
+def _ns(epoch_s: float) -> int:
+    return int(epoch_s * 1e9)
 
 
 # ---------------------------------------------------------------------------------------- process-wide

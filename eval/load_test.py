@@ -282,6 +282,99 @@ def run_load_test(users: int = 20, turns: int = 50, swipes: int = 1000, time_lim
         shutil.rmtree(scratch, ignore_errors=True)
 
 
+# ---------------------------------------------------------------------------------------- people who think
+THINK_S = (1.0, 3.0)          # seconds a simulated person waits between turns
+CAPACITY_P95_MS = 100.0       # the latency a crowd of people must get for the app to "hold" it
+CROWDS = (10, 15, 25, 40, 60, 90, 135, 200, 300, 450)   # x1.5 a step
+
+
+async def _people(url: str, people: int, turns: int, think_s: tuple[float, float], deadline: float) -> dict:
+    """``people`` simulated people on one asyncio HTTP client, each waiting ``think_s`` (uniform)
+    before every turn, so the app sees ~people / 2 turns a second, not a flood. Latency is timed
+    from sending to the answer; the first wait is also spread, so people do not arrive together."""
+    import asyncio
+    import random
+
+    utterances = [case["utterance"] for case in json.loads(GOLD_SET.read_text())]
+    latencies: list[float] = []
+    errors: list[str] = []
+    limits = httpx.Limits(max_connections=people, max_keepalive_connections=people)
+    async with httpx.AsyncClient(base_url=url, timeout=REQUEST_TIMEOUT_S, limits=limits) as client:
+        async def person(p: int) -> None:
+            rng = random.Random(p)
+            who = f"crowd-{p}" if p % 5 == 4 else str(1 + (p * 47) % 943)
+            for i in range(turns):
+                await asyncio.sleep(rng.uniform(*think_s))
+                if time.monotonic() > deadline:
+                    return
+                started = time.perf_counter()
+                try:
+                    reply = await client.post("/api/chat", json={"user_id": who, "session_id": f"crowd-{p}",
+                                                                 "message": utterances[(p * turns + i) % len(utterances)]})
+                    problem = None if reply.status_code == 200 else f"HTTP {reply.status_code}: {reply.text[:200]}"
+                except httpx.HTTPError as exc:
+                    problem = f"{type(exc).__name__}: {exc}"
+                if problem is None:
+                    latencies.append(time.perf_counter() - started)
+                else:
+                    errors.append(problem)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(person(p) for p in range(people)))
+        wall = time.perf_counter() - started
+    return {"people": people, "n": len(latencies) + len(errors), "ok": len(latencies), "errors": len(errors),
+            "error_samples": errors[:5], **_percentiles(latencies),
+            "throughput_rps": round(len(latencies) / wall, 2) if wall else None,
+            "stopped_early": len(latencies) + len(errors) < people * turns}
+
+
+def run_capacity_test(crowds: tuple[int, ...] = CROWDS, turns: int = 10, think_s: tuple[float, float] = THINK_S,
+                      p95_ms: float = CAPACITY_P95_MS, time_limit_s: float = 480.0,
+                      source_home: Path | None = None) -> dict:
+    """Crowds of growing size against one fresh app (offline parser), each person waiting
+    ``think_s`` between ``turns`` turns; stops at the first crowd the app does not hold (p95 above
+    ``p95_ms`` or any error). Returns every crowd's figures and ``holds``: the largest crowd held."""
+    import asyncio
+
+    scratch = Path(tempfile.mkdtemp(prefix="cineagent-crowd-"))
+    try:
+        state = scratch_home(scratch / "home", source_home)
+        report: dict = {"machine": {"cpus": os.cpu_count(), "load_avg_at_start": [round(x, 2) for x in os.getloadavg()]},
+                        "config": {"turns_per_person": turns, "think_s": list(think_s), "p95_ms": p95_ms,
+                                   "parser": "offline"}, "crowds": [], "holds": 0}
+        with AppProcess(state, env={"CINEAGENT_PARSER": "offline"}) as app:
+            report["ready_s"] = round(app.wait_ready(), 2)
+            deadline = time.monotonic() + time_limit_s
+            for people in crowds:
+                if time.monotonic() > deadline:
+                    break
+                figures = asyncio.run(_people(app.url, people, turns, think_s, deadline))
+                report["crowds"].append(figures)
+                held = figures["errors"] == 0 and not figures["stopped_early"] and (figures["p95_ms"] or 0) <= p95_ms
+                if not held:
+                    break
+                report["holds"] = people
+        return report
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def format_capacity(report: dict) -> str:
+    lines = [f"machine: {report['machine']['cpus']} CPUs, load average at start {report['machine']['load_avg_at_start']}",
+             f"each person waits {report['config']['think_s'][0]:g}-{report['config']['think_s'][1]:g} s between "
+             f"{report['config']['turns_per_person']} turns"]
+    for c in report["crowds"]:
+        lines.append(f"{c['people']:>4} people: {c['ok']}/{c['n']} ok, {c['errors']} errors, p50 {c['p50_ms']} ms, "
+                     f"p95 {c['p95_ms']} ms, p99 {c['p99_ms']} ms, {c['throughput_rps']} turns/s"
+                     + (" (stopped at the time limit)" if c["stopped_early"] else ""))
+        for sample in c["error_samples"]:
+            lines.append(f"       error: {sample}")
+    lines.append(f"holds {report['holds']} concurrent people at p95 <= {report['config']['p95_ms']:g} ms with 0 errors"
+                 + (" (the largest crowd tried)" if report["crowds"] and report["holds"] == report["crowds"][-1]["people"]
+                    else ""))
+    return "\n".join(lines)
+
+
 def turns_with_step(state: Path, name: str) -> int:
     """Turns in the app's local trace log with a step of this name (read after the app stopped)."""
     from agent.tracing import iter_traces

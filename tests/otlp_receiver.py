@@ -6,7 +6,13 @@
 - ``POST /api/public/otel/v1/traces`` (OTLP/HTTP, protobuf, gzip or plain): every span decoded
   with ``opentelemetry-proto`` into a ``ReceivedSpan`` (hex ids, ns times, attributes as Python
   values), plus the request headers;
-- ``POST /api/public/scores``: the score batch (the Langfuse SDK's score queue);
+- ``POST /api/public/scores``: the score batch (the Langfuse SDK's score queue), checked against the
+  API of the oldest server the pinned SDK supports (``SERVER_VERSION``): a JSON array of score
+  objects (``CreateScoreRequest``: name, value, a target id, an optional known data type); a single
+  object, the shape of older servers' one-score API, is refused with 400 as those servers refuse
+  an array;
+- spans of the Langfuse SDK's instrumentation scope (``langfuse-sdk``) whose ``public_key`` scope
+  attribute is not the key the request authenticated with are refused with 403, as the server does;
 - datasets and items (``/api/public/v2/datasets``, ``/api/public/dataset-items``), prompts
   (``/api/public/v2/prompts``) and ``GET /api/public/projects``, answered from memory in the
   shapes the Langfuse v5 SDK parses.
@@ -16,6 +22,7 @@ what arrived holds (export is batched in the background, so tests wait for it wi
 """
 from __future__ import annotations
 
+import base64
 import contextlib
 from collections import Counter
 import gzip
@@ -35,6 +42,9 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
 TRACES_PATH = "/api/public/otel/v1/traces"
 PROJECT_ID = "project-cineagent-test"
+SERVER_VERSION = "4.59.0"   # the Langfuse server whose API this stand-in checks requests against
+SCORE_TARGETS = ("traceId", "sessionId", "observationId", "datasetRunId")
+SCORE_DATA_TYPES = ("NUMERIC", "BOOLEAN", "CATEGORICAL", "CORRECTION", "TEXT")
 
 
 @dataclass
@@ -58,6 +68,7 @@ class ReceivedSpan:
     status_code: int                # 0 unset, 1 ok, 2 error
     status_message: str
     scope: str                      # instrumentation scope name
+    scope_attributes: dict[str, Any]
     resource: dict[str, Any]
     headers: dict[str, str] = field(repr=False, default_factory=dict)
 
@@ -99,7 +110,9 @@ def decode_spans(body: bytes, headers: dict[str, str]) -> list[ReceivedSpan]:
                     start_ns=span.start_time_unix_nano, end_ns=span.end_time_unix_nano,
                     attributes={kv.key: any_value(kv.value) for kv in span.attributes},
                     status_code=span.status.code, status_message=span.status.message,
-                    scope=scope_spans.scope.name, resource=resource, headers=headers))
+                    scope=scope_spans.scope.name,
+                    scope_attributes={kv.key: any_value(kv.value) for kv in scope_spans.scope.attributes},
+                    resource=resource, headers=headers))
     return spans
 
 
@@ -160,6 +173,10 @@ class Receiver:
             self.requests.append(req)
         if req.method == "POST" and req.path == TRACES_PATH:
             spans = decode_spans(req.body, req.headers)
+            key = _public_key(req.headers)
+            foreign = [s for s in spans if s.scope.startswith("langfuse-sdk") and s.scope_attributes.get("public_key") != key]
+            if foreign:
+                return 403, {"message": f"Langfuse OTEL SDK span has different public key than used for authentication"}
             with self.lock:
                 self.spans.extend(spans)
             return 200, b""
@@ -170,7 +187,10 @@ class Receiver:
     def _rest(self, req: ReceivedRequest, body: Any) -> tuple[int, Any]:
         method, path = req.method, req.path
         if method == "POST" and path == "/api/public/scores":
-            self.scores.extend(body if isinstance(body, list) else [body])
+            problem = score_batch_problem(body)
+            if problem:
+                return 400, {"message": problem}
+            self.scores.extend(body)
             return 202, {"message": "Accepted"}
         if method == "GET" and path == "/api/public/projects":
             return 200, {"data": [{"id": PROJECT_ID, "name": "cineagent-test", "metadata": {},
@@ -215,6 +235,29 @@ class Receiver:
             versions.append(entry)
             return 200, entry
         return 404, {"message": f"no route {method} {path} in the test receiver"}
+
+
+def score_batch_problem(body: Any) -> str | None:
+    """Why ``POST /api/public/scores`` of a ``SERVER_VERSION`` server would refuse ``body``, or None."""
+    if not isinstance(body, list):
+        return "expected an array of scores"
+    for score in body:
+        if not isinstance(score, dict) or not isinstance(score.get("name"), str):
+            return "every score needs a name"
+        if not isinstance(score.get("value"), (int, float, str)) or isinstance(score.get("value"), bool):
+            return f"score {score['name']!r}: value must be a number or a string"
+        if not any(score.get(k) for k in SCORE_TARGETS):
+            return f"score {score['name']!r}: one of {', '.join(SCORE_TARGETS)} is required"
+        if score.get("dataType") is not None and score["dataType"] not in SCORE_DATA_TYPES:
+            return f"score {score['name']!r}: unknown dataType {score['dataType']!r}"
+    return None
+
+
+def _public_key(headers: dict[str, str]) -> str | None:
+    auth = headers.get("authorization", "")
+    if not auth.startswith("Basic "):
+        return None
+    return base64.b64decode(auth[6:]).decode().split(":", 1)[0]
 
 
 def _handler(receiver: Receiver, delay_s: float) -> type[http.server.BaseHTTPRequestHandler]:

@@ -130,8 +130,9 @@ def test_bad_input_is_a_clear_error(agent):
 
 
 def test_a_turn_on_an_event_loop_answers_the_same_and_embeds_off_the_loop(agent, monkeypatch):
-    """``aturn`` (the API's turns with the offline parser) gives ``turn``'s answers, and the phrases
-    it has not embedded yet are embedded in a worker thread, never on the event loop's thread."""
+    """``chat`` (every turn's one path; ``turn`` runs it to completion) gives the same answers on
+    the caller's event loop, and the phrases it has not embedded yet are embedded in a worker
+    thread, never on the event loop's thread."""
     import asyncio
     import threading
 
@@ -153,14 +154,14 @@ def test_a_turn_on_an_event_loop_answers_the_same_and_embeds_off_the_loop(agent,
     monkeypatch.setattr(agent.parser, "_embedder", fresh)
 
     async def converse():
-        return threading.current_thread().name, [await agent.aturn("196", "s-async", m) for m in messages]
+        return threading.current_thread().name, [await agent.chat("196", "s-async", m) for m in messages]
 
     loop_thread, got = asyncio.run(converse())
     assert [(r.act, r.intent, [c.item_id for c in r.cards], r.text) for r in got] == \
         [(r.act, r.intent, [c.item_id for c in r.cards], r.text) for r in expected]
     assert threads and loop_thread not in threads
     names = [s.name for s in got[0].steps]
-    assert names[0] == "embed" and names.count("intent_parse") == 1  # the wait, then the turn's own steps once
+    assert "embed" in names and names.count("intent_parse") == 1  # the embedding is a step of the turn
 
 
 def test_a_turn_on_an_event_loop_reports_errors_and_the_next_turn_still_runs(agent, monkeypatch):
@@ -171,41 +172,49 @@ def test_a_turn_on_an_event_loop_reports_errors_and_the_next_turn_still_runs(age
 
     async def converse():
         with pytest.raises(BadRequest):
-            await agent.aturn("196", "s-async-errors", "x" * 5000)
+            await agent.chat("196", "s-async-errors", "x" * 5000)
         with monkeypatch.context() as patch:
             patch.setattr(agent.ranker, "rank", broken)
             with pytest.raises(RuntimeError, match="ranking broke"):
-                await agent.aturn("196", "s-async-errors", "a comedy")
+                await agent.chat("196", "s-async-errors", "a comedy")
         # concurrent turns on one loop all get their own answers
-        return await asyncio.gather(*(agent.aturn("196", f"s-async-{k}", "a comedy") for k in range(5)))
+        return await asyncio.gather(*(agent.chat("196", f"s-async-{k}", "a comedy") for k in range(5)))
 
     answers = asyncio.run(converse())
     assert all(a.act == "recommend" and len(a.cards) >= 5 for a in answers)
     assert len({a.session_id for a in answers}) == 5
 
 
-def test_a_parser_error_on_an_event_loop_is_the_turns_error(agent, monkeypatch):
-    """The look-ahead parse on arrival is only a head start: a parser that fails fails the turn
-    itself, which is traced like any failed turn."""
+def test_messages_of_one_conversation_sent_at_once_are_answered_in_order(agent):
+    """Turns await (the parse, an embedding), so two messages of one conversation could interleave;
+    the second waits for the first and sees the request it left standing."""
     import asyncio
+
+    async def both():
+        return await asyncio.gather(agent.chat("7", "s-at-once", "a western"), agent.chat("7", "s-at-once", "show me more"))
+
+    first, more = asyncio.run(both())
+    assert first.act == "recommend" and more.act == "more"
+    assert "Western" in more.intent.genres and not {c.item_id for c in first.cards} & {c.item_id for c in more.cards}
+
+
+def test_a_parser_error_fails_the_turn_and_is_traced(agent, monkeypatch, tmp_path):
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from agent.tracing import Tracing, TracingConfig
 
     def broken(*args, **kwargs):
         raise RuntimeError("parser broke")
 
-    class Recorder:
-        def __init__(self):
-            self.turns = []
-
-        def record_turn(self, result, error=None):
-            self.turns.append((result, error))
-
-    recorder = Recorder()
+    spans = InMemorySpanExporter()
+    tracing = Tracing(TracingConfig(trace_log=tmp_path / "traces.jsonl"), exporters=[spans])
     monkeypatch.setattr(agent.parser, "parse", broken)
-    monkeypatch.setattr(agent, "tracer", recorder)
-
-    async def converse():
-        with pytest.raises(RuntimeError, match="parser broke"):
-            await agent.aturn("196", "s-async-parser", "a comedy")
-
-    asyncio.run(converse())
-    assert [(r.act, str(e)) for r, e in recorder.turns] == [("error", "parser broke")]
+    monkeypatch.setattr(agent, "tracer", tracing.turn_tracer("v0", agent.parser))
+    with pytest.raises(RuntimeError, match="parser broke"):
+        agent.turn("196", "s-parser-broke", "a comedy")
+    assert tracing.flush(10)
+    tracing.shutdown()
+    by_name = {s.name: s for s in spans.get_finished_spans()}
+    assert set(by_name) == {"chat-turn", "intent_parse"}
+    assert by_name["intent_parse"].parent.span_id == by_name["chat-turn"].context.span_id
+    assert by_name["chat-turn"].status.description == "RuntimeError: parser broke"

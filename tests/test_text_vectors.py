@@ -5,7 +5,7 @@ import threading
 import numpy as np
 import pytest
 
-from agent.text_vectors import NotCached, TextVectors, cache_only
+from agent.text_vectors import TextVectors
 from retrieval.embeddings import DIM
 
 
@@ -32,35 +32,34 @@ def test_embeds_each_text_once_and_keeps_the_order_asked():
     assert vectors(["treasure"])[0][0] != 2.0
 
 
-def test_cache_only_raises_instead_of_embedding():
-    embedder = CountingEmbedder()
-    vectors = TextVectors(embedder)
-    vectors(["known"])
-    with cache_only():
-        assert vectors(["known"]).shape == (1, DIM)  # hits are served
-        with pytest.raises(NotCached) as miss:
-            vectors(["known", "new", "new"])
-    assert miss.value.source is vectors and miss.value.texts == ["new"]
-    assert len(embedder.calls) == 1
-    vectors(["new"])  # outside the block the model runs again
-    assert len(embedder.calls) == 2
-
-
-def test_prefetch_embeds_in_a_worker_thread_and_only_what_is_missing():
+def test_aget_embeds_in_a_worker_thread_and_only_what_is_missing():
     embedder = CountingEmbedder()
     vectors = TextVectors(embedder)
     vectors(["known"])
 
     async def on_the_loop():
         loop_thread = threading.current_thread().name
-        await vectors.prefetch(["known", "fresh", "fresh"])
-        with cache_only():
-            return loop_thread, vectors(["fresh", "known"])
+        cached = await vectors.aget(["known"])   # a hit: no thread, no model
+        calls = len(embedder.calls)
+        got = await vectors.aget(["known", "fresh", "fresh"])
+        return loop_thread, cached, calls, got
 
-    loop_thread, got = asyncio.run(on_the_loop())
-    assert got.shape == (2, DIM)
+    loop_thread, cached, calls, got = asyncio.run(on_the_loop())
+    assert cached.shape == (1, DIM) and calls == 1
+    assert got.shape == (3, DIM) and np.array_equal(got[1], got[2]) and np.array_equal(got[0], cached[0])
     texts, thread = embedder.calls[-1]
     assert texts == ["fresh"] and thread != loop_thread
+
+
+def test_an_embedding_is_a_step_of_the_turn():
+    from agent.steps import in_turn
+
+    steps = []
+    vectors = TextVectors(CountingEmbedder())
+    with in_turn(steps):
+        vectors(["pirates"])
+        vectors(["pirates"])   # cached: no step
+    assert [(s.name, s.input) for s in steps] == [("embed", {"texts": ["pirates"]})]
 
 
 def test_a_text_evicted_meanwhile_is_embedded_again():
@@ -68,16 +67,3 @@ def test_a_text_evicted_meanwhile_is_embedded_again():
     vectors = TextVectors(embedder, size=1)
     got = vectors(["a", "b"])  # two misses, room for one: the answer is still complete and in order
     assert got.shape == (2, DIM) and np.array_equal(got[0], vectors(["a"])[0])
-
-
-def test_concurrent_prefetches_of_a_text_embed_it_once():
-    embedder = CountingEmbedder()
-    vectors = TextVectors(embedder)
-
-    async def two_at_once():
-        await asyncio.gather(vectors.prefetch(["shared", "a"]), vectors.prefetch(["shared", "b"]))
-
-    asyncio.run(two_at_once())
-    embedded = [text for texts, _ in embedder.calls for text in texts]
-    assert sorted(embedded) == ["a", "b", "shared"]
-    assert vectors.missing(["shared", "a", "b"]) == []

@@ -1057,8 +1057,12 @@ def with_request(fn: Callable, *bound: Any) -> Callable:
     """``partial(fn, *bound)`` that Gradio still hands the ``gr.Request`` (``fn``'s last argument):
     Gradio finds that argument by the handler's type hints and positions, which a ``partial`` hides."""
 
-    def handler(*args: Any) -> Any:
-        return fn(*bound, *args)
+    if inspect.iscoroutinefunction(fn):  # Gradio awaits a handler only if the handler itself is async
+        async def handler(*args: Any) -> Any:
+            return await fn(*bound, *args)
+    else:
+        def handler(*args: Any) -> Any:
+            return fn(*bound, *args)
 
     inputs = list(inspect.signature(fn).parameters)[len(bound):-1]
     handler.__signature__ = inspect.Signature(

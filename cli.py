@@ -264,6 +264,24 @@ def cmd_bench_turn(args) -> int:
     return 0
 
 
+def cmd_bench_memory(args) -> int:
+    import tempfile
+
+    from agent.runtime import load_agent
+    from data.store import home
+    from eval.bench import bench_memory
+    from eval.load_test import scratch_home
+
+    # the swipes go to a scratch state directory (models and data borrowed), not to the real one
+    with tempfile.TemporaryDirectory(prefix="cineagent-bench-memory-") as scratch:
+        os.environ["CINEAGENT_HOME"] = str(scratch_home(Path(scratch), home()))
+        result = bench_memory(load_agent(parser="offline"), people=args.people)
+    print(f"{result['people']} new people, one swipe each (a turn every 10th): RSS {result['rss_before_mib']} -> "
+          f"{result['rss_after_mib']} MiB (+{result['growth_mib']} MiB) in {result['seconds']} s")
+    _write_json(args.json, result)
+    return 0
+
+
 def cmd_bench_embed(args) -> int:
     from eval.bench import bench_embed
 
@@ -387,6 +405,10 @@ def build_parser() -> argparse.ArgumentParser:
     emb.add_argument("-n", type=int, default=30, help="timed phrases alone (a fifth of that beside the busy thread)")
     emb.add_argument("--json", help="write p50/p95/p99 here")
     emb.set_defaults(func=cmd_bench_embed)
+    memory = bench.add_parser("memory", help="resident memory as many new people each swipe once (in-process)")
+    memory.add_argument("--people", type=int, default=10_000)
+    memory.add_argument("--json", help="write the figures here")
+    memory.set_defaults(func=cmd_bench_memory)
     load = bench.add_parser("load", help="concurrent chat turns and swipes through the JSON API of a served app")
     load.add_argument("--users", type=int, default=20, help="concurrent simulated users (and swipe writers)")
     load.add_argument("--turns", type=int, default=50, help="chat turns per user")

@@ -80,3 +80,30 @@ def bench_embed(n: int = 30) -> dict[str, dict[str, float]]:
             stop.set()
             worker.join()
     return results
+
+
+def bench_memory(agent, people: int = 10_000, turn_every: int = 10) -> dict[str, float]:
+    """Resident memory of the serving process as ``people`` new people each swipe once (and every
+    ``turn_every``-th asks for something, so their scores are computed and cached): what grows
+    with the number of people. RSS from /proc (MiB), after a garbage collection."""
+    import gc
+    import uuid
+
+    def rss_mib() -> float:
+        gc.collect()
+        with open("/proc/self/status") as fh:
+            kb = next(int(line.split()[1]) for line in fh if line.startswith("VmRSS:"))
+        return kb / 1024
+
+    items = agent.data.item_ids
+    agent.turn("bench-warm", "warm", "a comedy")
+    before = rss_mib()
+    started = time.perf_counter()
+    for k in range(people):
+        name = f"mem-{uuid.uuid4().hex[:20]}"
+        agent.feedback(name, int(items[k % len(items)]), liked=k % 3 != 0)
+        if turn_every and k % turn_every == 0:
+            agent.turn(name, "s", "something like that one")
+    after = rss_mib()
+    return {"people": people, "rss_before_mib": round(before, 1), "rss_after_mib": round(after, 1),
+            "growth_mib": round(after - before, 1), "seconds": round(time.perf_counter() - started, 1)}

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
+import time
 import sqlite3
 
 import httpx
@@ -290,7 +291,12 @@ def test_the_traces_event_shows_nothing_without_the_operator(client, victims, ta
     # a client of its own: the operator's cookie must not stay in the shared client's jar
     login = httpx.post(f"{client.base_url}/operator", data={"token": ADMIN_TOKEN}, follow_redirects=False)
     assert login.status_code == 303
-    result = queue_call(client, deps[0], [], headers={"Cookie": f"cineagent_operator={login.cookies['cineagent_operator']}"})
+    cookie = {"Cookie": f"cineagent_operator={login.cookies['cineagent_operator']}"}
+    for _ in range(20):  # the local trace log is written in batches (about a second behind the turns)
+        result = queue_call(client, deps[0], [], headers=cookie)
+        if victims["alice"]["user_id"] in json.dumps(result):
+            break
+        time.sleep(0.5)
     assert victims["alice"]["user_id"] in json.dumps(result), "the operator sees everyone's turns"
     wrong = httpx.post(f"{client.base_url}/operator", data={"token": "not-the-token-at-all"}, follow_redirects=False)
     tally.attempt("operator login with a wrong token", wrong.status_code != 401 or "cineagent_operator" in wrong.cookies)

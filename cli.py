@@ -93,13 +93,9 @@ def cmd_eval_gold(args) -> int:
     from data import movielens
     from data import GOLD_SET
     from eval.experiments import run_gold
-    from eval.gold import GoldSetError, format_table, load_cases
+    from eval.gold import format_table, load_cases
 
-    try:
-        cases = load_cases(args.dataset or GOLD_SET)  # before the catalog: a bad path fails at once
-    except GoldSetError as exc:
-        print(f"cineagent: {exc}", file=sys.stderr)
-        return 2
+    cases = load_cases(args.dataset or GOLD_SET)  # before the catalog: a bad path fails at once (exit 2)
     data = movielens.load()
     # always the local report; also a Langfuse dataset + experiment when Langfuse is configured
     report = run_gold(cases, make_parser(data, args.parser))
@@ -443,15 +439,11 @@ def main(argv: list[str] | None = None) -> int:
     # log, JSON logs for the server (text in the terminal unless CINEAGENT_LOG_FORMAT says otherwise)
     setup_tracing(TracingConfig.from_env(
         log_format=os.environ.get("CINEAGENT_LOG_FORMAT") or ("json" if args.command == "serve" else "text")))
-    from agent.dialogue import BadRequest
-    from agent.users import UnknownUser
-    from data.movielens import DataError
-    from eval.dialogues import DialogueSetError
-    from models.artifacts import ArtifactError
+    from data.errors import CineAgentError
 
     try:
         return args.func(args)
-    except (DataError, ArtifactError, BadRequest, UnknownUser, DialogueSetError) as exc:
+    except CineAgentError as exc:  # a mistake someone can fix: its message, never a traceback
         print(f"cineagent: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -41,6 +41,7 @@ from data.store import KeyedLocks
 from models.train import ModelBundle
 from retrieval.catalog import CatalogIndex
 from retrieval.profile_index import ProfileStore
+from data.errors import CineAgentError
 
 if TYPE_CHECKING:
     from agent.reply_writer import ReplyWriter
@@ -52,7 +53,7 @@ DEFAULT_COUNT = 10
 MAX_TOLD = 20               # films a person said they like, remembered per conversation
 
 
-class BadRequest(ValueError):
+class BadRequest(CineAgentError, ValueError):
     """The message or user cannot be served as sent; the text says what to change."""
 
 

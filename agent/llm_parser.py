@@ -46,6 +46,7 @@ from agent.prompts import Prompt, PromptError, load_prompt
 from agent.steps import Step, recording
 from agent.titles import TitleIndex, phrase, title_key, tokenize
 from data.movielens import GENRES, MovieLens
+from data.errors import CineAgentError
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +79,7 @@ _GENRE_NOUNS = {"movie", "movies", "film", "films", "flick", "flicks", "genre", 
 
 
 # --------------------------------------------------------------------------- settings
-class LLMNotConfigured(RuntimeError):
+class LLMNotConfigured(CineAgentError, RuntimeError):
     """No endpoint configured; the fix is in the message."""
 
 

@@ -6,12 +6,13 @@ import re
 from dataclasses import dataclass
 
 from data.movielens import MovieLens
+from data.errors import CineAgentError
 
 NAME_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9_.@\- ]{0,63}$")
 NEW_USER_BASE = 10_000_000  # model ids for new people start here, far above MovieLens' 1..943
 
 
-class UnknownUser(ValueError):
+class UnknownUser(CineAgentError, ValueError):
     """The user key names nobody we can serve; the message says what is accepted."""
 
 

@@ -24,6 +24,7 @@ from typing import Iterator, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from data.store import home, write_bytes_atomic
+from data.errors import CineAgentError
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +32,7 @@ FILE_NAME = "feedback.jsonl"
 ACTIONS = ("like", "dislike")
 
 
-class FeedbackError(ValueError):
+class FeedbackError(CineAgentError, ValueError):
     """A swipe record that cannot be logged as given; the message names the fields and the fix."""
 
 

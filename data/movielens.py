@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from data.store import home, sha256_file, write_bytes_atomic, write_json_atomic
+from data.errors import CineAgentError
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,7 @@ EXPECTED = {"ratings": 100_000, "users": 943, "items": 1_682}
 FILES = ("ratings.tsv", "items.tsv", "users.tsv")
 
 
-class DataError(RuntimeError):
+class DataError(CineAgentError, RuntimeError):
     """The MovieLens data could not be fetched or failed validation."""
 
 

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Iterable, Protocol
 
 from data.store import home
+from data.errors import CineAgentError
 
 FILE_NAME = "people.sqlite3"
 ID_PREFIX = "p_"
@@ -52,7 +53,7 @@ CREATE INDEX IF NOT EXISTS turns_person ON turns(person);
 """
 
 
-class PeopleError(ValueError):
+class PeopleError(CineAgentError, ValueError):
     """Base of the store's errors; each subclass's message says what to do."""
 
 

@@ -34,6 +34,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from data.movielens import MovieLens
+from data.errors import CineAgentError
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +42,7 @@ KS = (1, 5, 10)
 SYSTEMS = ("cineagent", "popularity", "corated", "corated_all")
 
 
-class DialogueSetError(ValueError):
+class DialogueSetError(CineAgentError, ValueError):
     """The dialogue file cannot be read as cases; the message names the file, line and field."""
 
 

@@ -41,6 +41,7 @@ from typing import Iterable, Sequence
 from agent.intent import Act, Intent, IntentParser
 from data.movielens import GENRES
 
+from data.errors import CineAgentError
 
 EXPECTED_KEYS = ("genres", "exclude_genres", "titles")
 OPTIONAL_EXPECTED_KEYS = ("years", "act", "exclude_titles")
@@ -48,7 +49,7 @@ CASE_KEYS = ("id", "utterance", "expected")
 OPTIONAL_CASE_KEYS = ("tags", "turns")
 
 
-class GoldSetError(ValueError):
+class GoldSetError(CineAgentError, ValueError):
     """A gold-set file is missing, unreadable, or a case breaks the schema (the message names it)."""
 
 

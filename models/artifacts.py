@@ -19,8 +19,9 @@ from typing import Any, Callable
 
 from data.store import home, sha256_file, write_bytes_atomic, write_json_atomic
 
+from data.errors import CineAgentError
 
-class ArtifactError(RuntimeError):
+class ArtifactError(CineAgentError, RuntimeError):
     """No usable artifact: missing, corrupt, or built for other data/code. The message says the fix."""
 
 

@@ -219,3 +219,22 @@ def test_offline_parser_meets_the_gold_targets(movielens):
     assert report["title_accuracy"] >= 0.90, failures
     chit_chat = [r for r in report["cases"] if "chit_chat" in r["tags"]]
     assert chit_chat and all(r["predicted"]["genres"] == [] for r in chit_chat), failures
+
+
+def test_every_error_meant_for_people_shares_one_base():
+    """The CLI words any of them as one line and exit 2 (tested above for a missing dataset)."""
+    from agent.dialogue import BadRequest
+    from agent.llm_parser import LLMNotConfigured
+    from agent.prompts import PromptError
+    from agent.users import UnknownUser
+    from data.errors import CineAgentError
+    from data.feedback import FeedbackError
+    from data.movielens import DataError
+    from data.people import PeopleError
+    from eval.dialogues import DialogueSetError
+    from eval.gold import GoldSetError
+    from models.artifacts import ArtifactError
+
+    for error in (BadRequest, LLMNotConfigured, PromptError, UnknownUser, FeedbackError, DataError, PeopleError,
+                  DialogueSetError, GoldSetError, ArtifactError):
+        assert issubclass(error, CineAgentError), error

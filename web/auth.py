@@ -15,6 +15,7 @@ import hashlib
 import hmac
 import os
 from typing import Mapping
+from data.errors import CineAgentError
 
 ADMIN_TOKEN_ENV = "CINEAGENT_ADMIN_TOKEN"
 OPERATOR_COOKIE = "cineagent_operator"
@@ -34,7 +35,7 @@ class Forbidden(Exception):
                          "user_id)")
 
 
-class AdminTokenTooShort(ValueError):
+class AdminTokenTooShort(CineAgentError, ValueError):
     """``CINEAGENT_ADMIN_TOKEN`` is set but guessable."""
 
 

@@ -20,11 +20,12 @@ import re
 from importlib import resources
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from data.errors import CineAgentError
 
 _FILE = re.compile(r"^(?P<name>[a-z][a-z0-9_]*)_v(?P<number>\d+)\.json$")
 
 
-class PromptError(ValueError):
+class PromptError(CineAgentError, ValueError):
     """A prompt that does not exist or does not parse; the message names what is available."""
 
 

@@ -58,7 +58,7 @@ from agent.intent import MAX_COUNT, UnusedPart
 from agent.users import UnknownUser, resolve_user
 from data.feedback import FeedbackError, FeedbackLog, FeedbackRecord, iter_feedback, make_record
 from data.people import InvalidPerson, InvalidToken, Person, SQLitePeopleStore, is_person_id
-from data.store import KeyedLocks
+from data.store import KeyedLocks, home
 from web.auth import OPERATOR_COOKIE, Forbidden, Operator, Unauthorized, bearer_token
 from web.gate import Gate
 from web.limits import Limits, RateLimited, RateSettings
@@ -174,7 +174,9 @@ class Runtime:
 
         started = time.monotonic()
         try:
-            sessions = SessionStore(self.settings.max_sessions, self.settings.session_ttl_s)
+            # conversations persist in $CINEAGENT_HOME: a restart (or another process) continues them
+            sessions = SessionStore(self.settings.max_sessions, self.settings.session_ttl_s,
+                                    path=home() / "sessions.sqlite3")
             agent = load_agent(parser=self.settings.parser, sessions=sessions)
         except Exception as exc:  # noqa: BLE001 - reported by /healthz and every API call
             log.exception("loading the models failed")

@@ -199,6 +199,7 @@ class DialogueManager:
                 result.steps, result.message, result.started, result.trace_id = steps, text, wall, trace.trace_id
                 result.duration_ms = (time.perf_counter() - started) * 1000
                 session.turns += 1
+                self.sessions.save(session)  # with a session file: the conversation survives a restart
                 trace.finish(result)
         return result
 

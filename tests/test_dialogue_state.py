@@ -181,3 +181,28 @@ def test_the_configured_session_bounds_apply(agent):
 
     fresh = DialogueManager(agent.bundle, agent.parser, agent.catalog, agent.profiles, SessionStore(5, 1.0))
     assert fresh.sessions.max_sessions == 5 and fresh.sessions.ttl == 1.0
+
+
+def test_a_conversation_survives_a_restart_and_expires_by_its_ttl(agent, tmp_path):
+    """Sessions written through to SQLite: a new store (a restarted process) continues them."""
+    from agent.dialogue import DialogueManager
+    from agent.session import SessionStore
+
+    def restarted(ttl=3600.0, bound=100):
+        return DialogueManager(agent.bundle, agent.parser, agent.catalog, agent.profiles,
+                               SessionStore(bound, ttl, path=tmp_path / "sessions.sqlite3"))
+
+    first = restarted()
+    shown = first.turn("196", "s-restart", "a comedy, no romance")
+    second = restarted()  # nothing in memory: the conversation comes back from the file
+    more = second.turn("196", "s-restart", "show me more")
+    assert more.act == "more" and more.intent.genres == ["Comedy"] and "Romance" in more.intent.exclude_genres
+    assert not {c.item_id for c in more.cards} & {c.item_id for c in shown.cards}, "more never repeats"
+    why = restarted().turn("196", "s-restart", "why the first one?")
+    assert why.cards and why.cards[0].item_id == more.cards[0].item_id
+    # another person with the same session id starts fresh
+    assert restarted().turn("42", "s-restart", "show me more").intent.genres != ["Comedy"]
+    expired = restarted(ttl=1e-6)  # idle longer than the TTL: gone
+    assert expired.sessions.get("s-restart", "196").standing is None
+    store = SessionStore(100, 3600, path=tmp_path / "sessions.sqlite3")
+    assert store.discard_user("196") >= 1 and restarted().sessions.get("s-restart", "196").standing is None

@@ -64,6 +64,7 @@ from data.feedback import FeedbackError, FeedbackLog, FeedbackRecord, iter_feedb
 from data.people import InvalidPerson, InvalidToken, Person, SQLitePeopleStore, is_person_id
 from data.store import KeyedLocks
 from web.auth import OPERATOR_COOKIE, Forbidden, Operator, Unauthorized, bearer_token
+from web.docs import install_docs
 from web.gate import Gate
 from web.limits import Limits, RateLimited, RateSettings
 
@@ -301,6 +302,27 @@ class Runtime:
         metrics.observe_feedback(action)
         return record
 
+    def undo_swipe(self, user: object, item_id: int) -> str | None:
+        """Take back the person's swipe on ``item_id``: out of the log and the profile. Returns the
+        action undone, or None when there was no swipe to undo (an undo is idempotent)."""
+        agent = self.require()
+        person = resolve_user(user, agent.data)
+        with self._person_locks(person.key):
+            if is_person_id(person.key) and self.people.get(person.key) is None:
+                raise InvalidToken()
+            action = ("dislike" if item_id in agent.profiles.disliked(person.key) else "like") \
+                if item_id in agent.profiles.swipes(person.key) else None
+            self.feedback_log.remove_swipe(person.key, item_id)
+            if action is None:
+                return None
+            agent.profiles.remove_swipe(person.key, item_id)
+            # the person's folded-in vectors are rebuilt from the profile on their next turn
+            # (DialogueManager._ensure_folded); a person left with no swipes and no persona keeps
+            # the old fold-in until restart, which only the undone swipe's weight distinguishes
+            agent.forget(person.key)
+        metrics.observe_feedback(f"undo_{action}")
+        return action
+
     def profile(self, user: object) -> dict:
         """The person's own ratings and swipes, with titles."""
         agent = self.require()
@@ -417,6 +439,16 @@ class FeedbackRequest(Body):
     rank: StrictInt | None = Field(default=None, ge=1, le=MAX_COUNT,
                                    description="1-based position of the card in that turn")
     query: StrictStr | None = Field(default=None, max_length=MAX_MESSAGE_CHARS)
+
+
+class UndoRequest(Body):
+    item_id: StrictInt = Field(ge=1, le=1_000_000, description="MovieLens item id of the swiped card")
+
+
+class UndoResponse(BaseModel):
+    undone: Literal["like", "dislike"] | None = Field(
+        description="the swipe taken back, or null when you had none on this item")
+    item_id: int
 
 
 class CardOut(BaseModel):
@@ -556,7 +588,8 @@ def build_api(runtime: Runtime) -> FastAPI:
             scheduler.stop()
         # nothing to flush on shutdown: every swipe is fsynced before its request is answered
 
-    api = FastAPI(title="CineAgent", version="0.1.0", lifespan=lifespan,
+    # /docs is web.docs's: Swagger UI from local files, so the page also works offline
+    api = FastAPI(title="CineAgent", version="0.1.0", lifespan=lifespan, docs_url=None,
                   description="Conversational movie recommendations on MovieLens 100k. The chat UI is at `/`.")
     api.state.runtime = runtime
     install_error_handlers(api)
@@ -607,6 +640,13 @@ def build_api(runtime: Runtime) -> FastAPI:
         return {"recorded": rt.swipe(me.id, body.session_id, body.item_id, body.action, body.trace_id,
                                      body.rank, body.query)}
 
+    @api.post("/api/feedback/undo", response_model=UndoResponse, responses=TURN_ERRORS, tags=["agent"])
+    def undo_feedback(body: UndoRequest, me: Me, request: Request, rt: Ready) -> dict:
+        """Take back your own like/dislike on an item: removed from the swipe log and your profile
+        (it may be suggested again). Counts against the swipe rate limit."""
+        rt.limits.swipe(me.id, client_of(request))
+        return {"undone": rt.undo_swipe(me.id, body.item_id), "item_id": body.item_id}
+
     @api.get("/api/users/{user_id}/profile", response_model=ProfileResponse, responses=PERSON_ERRORS, tags=["agent"])
     def profile(user_id: Annotated[str, Path(min_length=1, max_length=64)], me: Me, rt: Ready) -> dict:
         """The token's person's own ratings and swipes, with titles (``me`` names them too); anyone
@@ -616,6 +656,7 @@ def build_api(runtime: Runtime) -> FastAPI:
         return rt.profile(me.id)
 
     install_operator_routes(api, runtime.operator)
+    install_docs(api)
 
     @api.get("/healthz", tags=["ops"], responses={503: {"description": "loading or failed"}})
     async def healthz(request: Request) -> JSONResponse:  # async: never queues behind busy worker threads

@@ -10,7 +10,7 @@ from __future__ import annotations
 from html import escape
 from typing import Iterable, Mapping
 
-MAX_TURNS_KEPT = 20    # turns a browser keeps and shows: enough to scroll back, small in storage
+MAX_TURNS_KEPT = 8    # turns a browser keeps and shows: enough to scroll back, small in storage
 EXAMPLES = ("a funny sci-fi like Men in Black", "a 90s thriller, nothing too violent", "something like Toy Story")
 
 

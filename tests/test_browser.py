@@ -172,7 +172,12 @@ def test_a_desktop_conversation_by_keyboard(server, desktop, movielens):
     expect(page.locator("#pending .pending-turn")).to_have_count(0)
     assert not (server.state / "feedback.jsonl").exists() or not feedback(server)
 
+    # the typing indicator shows while the agent works (noted by an observer: it may last only ms)
+    page.evaluate("""() => { window.sawTyping = false; new MutationObserver(() => {
+        if (document.querySelector('#pending .typing')) window.sawTyping = true; })
+        .observe(document.querySelector('#pending'), {childList: true, subtree: true}); }""")
     first = ask(page, "a comedy")
+    assert page.evaluate("window.sawTyping"), "no typing indicator"
     assert len(first) >= 5 and all("Comedy" in movielens.movies[i].genres for i in first)
     newest = turns(page).last
     # one answer: a short reply and its cards, each item once, no numbered list beside them
@@ -200,6 +205,7 @@ def test_a_desktop_conversation_by_keyboard(server, desktop, movielens):
     assert page.evaluate("document.activeElement.getAttribute('aria-label')") == f"Dislike {title}"
     page.keyboard.press("Enter")
     settled(page, 0, first[-1], "dislike")
+    expect(page.locator("#who")).to_contain_text("1 rating or swipe")
     records = feedback(server)
     person = records[0][0]
     assert person.startswith("p_"), "a visitor is a person of their own, never a MovieLens user"
@@ -248,7 +254,7 @@ def test_a_phone_conversation_by_touch(server, phone, movielens):
 
     page.wait_for_function("() => { const r = document.querySelector('#msg textarea, #msg input')"
                            ".getBoundingClientRect(); return r.bottom <= innerHeight && r.top >= 0; }",
-                           timeout=5000)   # the page fits the conversation to the screen once laid out
+                           timeout=TIMEOUT_MS)   # the page fits the conversation to the screen once laid out
     assert on_first_screen(message_box(page)), "the message box is on the first screen"
     assert axe_violations(page, "phone-first") == []
     shot(page, "phone-first")
@@ -321,6 +327,10 @@ def test_only_an_operator_sees_the_traces_tab_with_the_internals(server, desktop
     page = desktop
     open_chat(page, server.url)
     expect(page.get_by_role("tab", name="Traces")).to_have_count(0)
+    # the first screen's examples ask for themselves
+    page.get_by_role("button", name="a funny sci-fi like Men in Black").click()
+    expect(turns(page)).to_have_count(1)
+    expect(turns(page).last.locator(".said")).to_have_text("a funny sci-fi like Men in Black")
     ask(page, "a western")
     trace = turns(page).last.get_attribute("data-trace")
 
@@ -338,6 +348,16 @@ def test_only_an_operator_sees_the_traces_tab_with_the_internals(server, desktop
     expect(page.locator("#steps")).to_contain_text("intent_parse", timeout=TIMEOUT_MS)
     expect(page.locator("#picks")).to_contain_text(trace[:12], timeout=TIMEOUT_MS)
     shot(page, "traces")
+
+
+def test_the_api_docs_render_from_local_files(server, desktop):
+    requested: list[str] = []
+    desktop.on("request", lambda r: requested.append(r.url))
+    desktop.goto(f"{server.url}/docs")
+    expect(desktop.locator(".swagger-ui .info .title")).to_contain_text("CineAgent", timeout=TIMEOUT_MS)
+    expect(desktop.locator(".swagger-ui")).to_contain_text("/api/feedback/undo")
+    assert requested and all(url.startswith(server.url) for url in requested), "every asset is local"
+    shot(desktop, "docs")
 
 
 def test_a_message_that_fails_is_kept_with_the_reason_beside_it(tmp_path, browser):

@@ -212,8 +212,9 @@ def ui_chat(runtime: "Runtime", picks: PickLog, stored: dict | None, chat: Any, 
             return gr.skip(), gr.skip(), gr.skip(), gr.skip(), failed_html(message, exc)
 
 
-def ui_swipe(runtime: "Runtime", stored: dict | None, chat: Any, data: Any, request: gr.Request) -> str:
-    """A like, dislike or undo on one card -> the line that settles the card's look (``#swipe-status``).
+def ui_swipe(runtime: "Runtime", stored: dict | None, chat: Any, data: Any, request: gr.Request) -> tuple[str, Any]:
+    """A like, dislike or undo on one card -> (the line that settles the card's look
+    (``#swipe-status``), the person line with the new count).
 
     ``data`` is what the page sent: ``item_id``, ``trace_id``, ``action``. The person is the
     browser's token; ``Runtime.swipe`` checks that the turn showed them this card."""
@@ -247,13 +248,14 @@ def ui_swipe(runtime: "Runtime", stored: dict | None, chat: Any, data: Any, requ
         except PEOPLE_ERRORS as exc:
             outcome["status"] = status_of(exc)
             text, ok = f"Not recorded: {plain_error(exc)}.", "0"
-        state = "none"
-        if person is not None and item is not None and runtime.agent is not None:
+        state, who = "none", gr.skip()
+        if person is not None and runtime.agent is not None:
             profiles = runtime.agent.profiles
             state = swiped_items(profiles.swipes(person.id), profiles.disliked(person.id)).get(item, "none")
+            who = describe_person(runtime, person)
     # the card's true state after the attempt: the script settles every copy of the card on it
     return (f'<p data-item="{item or ""}" data-state="{state}" data-ok="{ok}" data-seq="{time.time_ns()}">'
-            f"{escape(text)}</p>")
+            f"{escape(text)}</p>"), who
 
 
 def ui_start_over(runtime: "Runtime", persona: str | None, request: gr.Request):
@@ -418,7 +420,7 @@ def build_ui(runtime: "Runtime") -> gr.Blocks:
             trigger(send, [person, chat, message], [conversation, chat, person, who, chat_error], js=SEND_JS,
                     api_visibility="private", show_progress="hidden", trigger_mode=CHAT_TRIGGER
                     ).then(None, js=SETTLE_JS)
-        conversation.swipe(swipe, inputs=[person, chat], outputs=[swipe_status], api_visibility="private",
+        conversation.swipe(swipe, inputs=[person, chat], outputs=[swipe_status, who], api_visibility="private",
                            show_progress="hidden", trigger_mode="multiple")
         for trigger in (refresh.click, traces_tab.select):
             trigger(traces, outputs=[turns_table, steps_table, picks_table, parser_note], api_visibility="private")

@@ -81,7 +81,7 @@ function showNewest() {
   const last = turns[turns.length - 1];
   box.scrollTop = last.offsetTop - box.offsetTop - 4;
 }
-watch('value', showNewest);
+watch('value', () => { fit(); showNewest(); });
 
 function box() { return document.querySelector('#msg textarea, #msg input'); }
 function setBox(text) {
@@ -157,4 +157,7 @@ if (window.ResizeObserver) {
   ['#topbar', '#composer', '#readiness'].forEach((sel) => { const el = document.querySelector(sel); if (el) watcher.observe(el); });
 }
 setTimeout(fit, 0);
+// and while the page settles (fonts, the tab's lazy layout on a slow machine)
+let settling = 0;
+const settle = setInterval(() => { fit(); if (++settling >= 10) clearInterval(settle); }, 500);
 showNewest();

@@ -40,3 +40,18 @@ def test_everything_from_the_browser_is_escaped():
     html = render_conversation([evil], {})
     assert "<script" not in html and "<img" not in html and "<b>hi" not in html and "<i>" not in html
     assert render_conversation([], {}).count('class="example"') == 3   # the welcome, with examples
+
+
+def test_a_tampered_conversation_is_dropped_not_drawn():
+    from types import SimpleNamespace
+
+    from web.ui import chat_of
+
+    me = SimpleNamespace(id="p_me")
+    good = {"trace_id": "c" * 32, "message": "m", "text": "t", "cards": [shown_card(CARD)]}
+    bad = [{"trace_id": 1, "cards": []}, {"trace_id": "d" * 32, "cards": ["x"]},
+           {"trace_id": "e" * 32, "cards": [{"item_id": "50", "title": "x"}]}, "junk"]
+    kept = chat_of({"user_id": "p_me", "session_id": "s", "turns": [good, *bad]}, me)
+    assert kept["turns"] == [good]
+    assert chat_of({"user_id": "p_other", "session_id": "s", "turns": [good]}, me) is None
+    assert chat_of({"user_id": "p_me", "session_id": "", "turns": []}, me) is None

@@ -143,7 +143,16 @@ def chat_of(stored: Any, person: Person | None) -> dict | None:
     if not isinstance(turns, list) or not isinstance(session, str) or not 0 < len(session) <= 64:
         return None
     return {"user_id": person.id, "session_id": session,
-            "turns": [t for t in turns[-MAX_TURNS_KEPT:] if isinstance(t, dict) and isinstance(t.get("cards"), list)]}
+            "turns": [t for t in turns[-MAX_TURNS_KEPT:] if _well_formed(t)]}
+
+
+def _well_formed(turn: Any) -> bool:
+    """A turn as ``ui_chat`` stored it (anything else in the browser's storage is dropped)."""
+    if not isinstance(turn, dict) or not isinstance(turn.get("trace_id"), str) or not isinstance(turn.get("cards"), list):
+        return False
+    return all(isinstance(c, dict) and isinstance(c.get("item_id"), int) and isinstance(c.get("title"), str)
+               and isinstance(c.get("genres", []), list) and isinstance(c.get("why", []), list)
+               for c in turn["cards"])
 
 
 def conversation_html(runtime: "Runtime", person: Person | None, chat: dict | None) -> str:

@@ -164,8 +164,15 @@ def test_a_desktop_conversation_by_keyboard(server, desktop, movielens):
     assert axe_violations(page, "desktop-first") == []
     shot(page, "desktop-first")
 
+    # keyboard only: Tab from the top of the page reaches the message box
+    page.locator("body").focus()
+    for _ in range(40):
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.closest('#msg') !== null"):
+            break
+    else:
+        raise AssertionError("Tab never reached the message box")
     # Enter on an empty box does nothing: no bubble, no turn, no person created
-    message_box(page).focus()
     page.keyboard.press("Enter")
     page.wait_for_timeout(800)
     expect(turns(page)).to_have_count(0)

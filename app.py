@@ -3,7 +3,8 @@
 ``cineagent serve`` (or ``python app.py``) runs it with uvicorn. Models load once, in a
 background thread started by the app's lifespan: ``/healthz`` answers 503 ``loading`` until they
 are ready, then 200. This module is wiring only: turns, swipes and profiles are the agent's
-(``agent.dialogue``), the swipe log is ``data.feedback``, the metrics are ``agent.metrics``.
+(``agent.dialogue``), the swipe log is ``data.feedback``, the metrics are ``agent.metrics``, the
+chat UI is ``web.ui`` and ``/docs`` is ``web.docs``.
 
 Configuration (environment, all optional):
 
@@ -23,7 +24,6 @@ Who may do what is ``web.auth``: every person-scoped route acts on the person of
 from __future__ import annotations
 
 import gc
-import inspect
 import logging
 import os
 import sys
@@ -31,10 +31,9 @@ import threading
 import time
 import uuid
 from collections import deque
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from functools import partial
-from typing import Annotated, Any, Callable, Iterator, Literal
+from typing import Annotated, Any, Literal
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no phoning home from a local service
 # Turns run on the server's worker threads, and OpenMP (FAISS, torch) gives every new thread the
@@ -43,7 +42,6 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no phoning home fr
 # burnt as much CPU as the turn itself (the app CPU per turn that `cineagent bench load` prints).
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-import gradio as gr
 from fastapi import Depends, FastAPI, Form, Path, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse
@@ -60,8 +58,11 @@ from data.feedback import FeedbackError, FeedbackLog, FeedbackRecord, iter_feedb
 from data.people import InvalidPerson, InvalidToken, Person, SQLitePeopleStore, is_person_id
 from data.store import KeyedLocks, home
 from web.auth import OPERATOR_COOKIE, Forbidden, Operator, Unauthorized, bearer_token
+from web.docs import install_docs
+from web.errors import NotReady, UnknownPersona, UnknownTurn
 from web.gate import Gate
 from web.limits import Limits, RateLimited, RateSettings
+from web.ui import mount as mount_ui
 
 log = logging.getLogger("cineagent.app")
 
@@ -90,22 +91,6 @@ class Settings(BaseModel):
 
 
 # ---------------------------------------------------------------------------------------- runtime
-class NotReady(RuntimeError):
-    """The models are still loading (or failed to load); the message says which."""
-
-
-class UnknownTurn(LookupError):
-    """A swipe names a turn that did not show this card to this person (or no turn at all)."""
-
-    def __init__(self, trace_id: str, item_id: int) -> None:
-        super().__init__(f"trace {trace_id} is not one of your turns that showed item {item_id}: send the "
-                         "trace_id of the turn whose card you swiped, or leave it out")
-
-
-class UnknownPersona(ValueError):
-    """``seed_from`` names no MovieLens user."""
-
-
 @dataclass
 class TurnRecord:
     """One turn as the Traces tab shows it."""
@@ -272,6 +257,27 @@ class Runtime:
         metrics.observe_feedback(action)
         return record
 
+    def undo_swipe(self, user: object, item_id: int) -> str | None:
+        """Take back the person's swipe on ``item_id``: out of the log and the profile. Returns the
+        action undone, or None when there was no swipe to undo (an undo is idempotent)."""
+        agent = self.require()
+        person = resolve_user(user, agent.data)
+        with self._person_locks(person.key):
+            if is_person_id(person.key) and self.people.get(person.key) is None:
+                raise InvalidToken()
+            action = ("dislike" if item_id in agent.profiles.disliked(person.key) else "like") \
+                if item_id in agent.profiles.swipes(person.key) else None
+            self.feedback_log.remove_swipe(person.key, item_id)
+            if action is None:
+                return None
+            agent.profiles.remove_swipe(person.key, item_id)
+            # the person's folded-in vectors are rebuilt from the profile on their next turn
+            # (DialogueManager._ensure_folded); a person left with no swipes and no persona keeps
+            # the old fold-in until restart, which only the undone swipe's weight distinguishes
+            agent.forget(person.key)
+        metrics.observe_feedback(f"undo_{action}")
+        return action
+
     def profile(self, user: object) -> dict:
         """The person's own ratings and swipes, with titles."""
         agent = self.require()
@@ -388,6 +394,16 @@ class FeedbackRequest(Body):
     rank: StrictInt | None = Field(default=None, ge=1, le=MAX_COUNT,
                                    description="1-based position of the card in that turn")
     query: StrictStr | None = Field(default=None, max_length=MAX_MESSAGE_CHARS)
+
+
+class UndoRequest(Body):
+    item_id: StrictInt = Field(ge=1, le=1_000_000, description="MovieLens item id of the swiped card")
+
+
+class UndoResponse(BaseModel):
+    undone: Literal["like", "dislike"] | None = Field(
+        description="the swipe taken back, or null when you had none on this item")
+    item_id: int
 
 
 class CardOut(BaseModel):
@@ -530,7 +546,8 @@ def build_api(runtime: Runtime) -> FastAPI:
             scheduler.stop()
         # nothing to flush on shutdown: every swipe is fsynced before its request is answered
 
-    api = FastAPI(title="CineAgent", version="0.1.0", lifespan=lifespan,
+    # /docs is web.docs's: Swagger UI from local files, so the page also works offline
+    api = FastAPI(title="CineAgent", version="0.1.0", lifespan=lifespan, docs_url=None,
                   description="Conversational movie recommendations on MovieLens 100k. The chat UI is at `/`.")
     api.state.runtime = runtime
     install_error_handlers(api)
@@ -582,6 +599,13 @@ def build_api(runtime: Runtime) -> FastAPI:
         return {"recorded": rt.swipe(me.id, body.session_id, body.item_id, body.action, body.trace_id,
                                      body.rank, body.query)}
 
+    @api.post("/api/feedback/undo", response_model=UndoResponse, responses=TURN_ERRORS, tags=["agent"])
+    def undo_feedback(body: UndoRequest, me: Me, request: Request, rt: Ready) -> dict:
+        """Take back your own like/dislike on an item: removed from the swipe log and your profile
+        (it may be suggested again). Counts against the swipe rate limit."""
+        rt.limits.swipe(me.id, client_of(request))
+        return {"undone": rt.undo_swipe(me.id, body.item_id), "item_id": body.item_id}
+
     @api.get("/api/users/{user_id}/profile", response_model=ProfileResponse, responses=PERSON_ERRORS, tags=["agent"])
     def profile(user_id: Annotated[str, Path(min_length=1, max_length=64)], me: Me, rt: Ready) -> dict:
         """The token's person's own ratings and swipes, with titles (``me`` names them too); anyone
@@ -591,6 +615,7 @@ def build_api(runtime: Runtime) -> FastAPI:
         return rt.profile(me.id)
 
     install_operator_routes(api, runtime.operator)
+    install_docs(api)
 
     @api.get("/healthz", tags=["ops"], responses={503: {"description": "loading or failed"}})
     async def healthz(request: Request) -> JSONResponse:  # async: never queues behind busy worker threads
@@ -792,383 +817,10 @@ class RequestMetrics:
             metrics.observe_request(endpoint, status, time.perf_counter() - started)
 
 
-# ---------------------------------------------------------------------------------------- UI
-TURN_COLUMNS = ["time", "trace_id", "channel", "user", "message", "act", "parser", "items", "total_ms", "outcome"]
-STEP_COLUMNS = ["trace_id", "step", "kind", "duration_ms", "error"]
-CSS = """
-.card {border: 1px solid var(--border-color-primary); border-radius: 10px; padding: 6px 10px; margin-bottom: 4px;}
-.card .like-btn, .card .dislike-btn {max-width: 9em; transition: none;}  /* a new turn shows at once */
-#parser-note {font-size: 0.9em; opacity: 0.85;}
-"""
-
-
-def banner(runtime: Runtime) -> tuple[str, gr.Timer, gr.Dropdown]:
-    """Models/parser status line; the timer stops polling once the models are up (or failed), and
-    the persona choices fill in then (describing them needs the ratings)."""
-    if runtime.status == "loading":
-        return (f"**Loading models…** ({time.monotonic() - runtime.created:.0f} s)", gr.Timer(active=True),
-                gr.Dropdown())
-    if runtime.status == "failed":
-        return f"**The models failed to load:** {runtime.error}", gr.Timer(active=False), gr.Dropdown()
-    if runtime.agent.parser.name == "offline":
-        note = ("**No LLM is configured** (set `CINEAGENT_LLM_BASE_URL` to use one): the offline parser "
-                "(genre lexicon, sentence embeddings, fuzzy title matching) is reading your requests.")
-    else:
-        note = "**An LLM reads your requests**; if it fails or times out, the offline parser answers instead."
-    return (f"{note} Models `{runtime.model_version}`.", gr.Timer(active=False),
-            gr.Dropdown(choices=persona_choices(runtime)))
-
-
-FRESH = "Start from scratch (no history)"
-
-
-def persona_choices(runtime: Runtime) -> list[tuple[str, str]]:
-    """(label, value) pairs: from scratch, then a varied set of MovieLens raters by taste (cached)."""
-    if runtime.persona_choices is None:
-        from data.personas import featured
-
-        runtime.persona_choices = [(FRESH, "")] + [(p.describe(), str(p.user_id))
-                                                   for p in featured(runtime.require().data)]
-    return runtime.persona_choices
-def card_markdown(rank: int, card: dict) -> str:
-    year = f" ({card['year']})" if card["year"] else ""
-    return f"**{rank}. {card['title']}**{year} · _{', '.join(card['genres'])}_\n\n{card['explanation']}"
-
-
-def evidence_markdown(card: dict) -> str:
-    """The "why" detail: the profile items, genres and sources behind the pick."""
-    ev, lines = card["evidence"], []
-    for p in ev.get("profile_items", []):
-        lines.append(f"- you rated **{p['title']}** {p['your_rating']}; its EASE weight toward this pick is {p['weight']:.3f}")
-    if ev.get("genres"):
-        lines.append(f"- matches the genres you asked for: {', '.join(ev['genres'])}")
-    for name, rank in ev.get("sources", {}).items():
-        lines.append(f"- ranked #{rank} by `{name}`")
-    if ev.get("referenced_titles"):
-        lines.append(f"- close to {', '.join(ev['referenced_titles'])}, which you mentioned")
-    lines.append(f"- fused score {card['score']:.3f}")
-    return "\n".join(lines)
-
-
-def reply_markdown(result: TurnResult) -> str:
-    notes = "".join(f"\n\n_{n}_" for n in result.notices)
-    picks = "".join(f"\n{i}. {c.title}" + (f" ({c.year})" if c.year else "") for i, c in enumerate(result.cards, 1))
-    return f"{result.text}{notes}\n{picks}" if picks else f"{result.text}{notes}"
-
-
-PERSON_KEY = "cineagent-person"
-# Gradio encrypts BrowserState with this in the page itself: it only keeps the value from being
-# plain text in local storage. What protects the token is the browser's same-origin rule, as for
-# any bearer token kept by a web page. Fixed, so a visitor stays the same person across restarts.
-PERSON_STORAGE_SECRET = "cineagent-person-v1"
-
-
-def describe_person(runtime: Runtime, person: Person | None) -> str:
-    if person is None:
-        return ("You're a **new visitor**: your first message creates your own private profile, kept in this "
-                "browser. Or start from a MovieLens persona below.")
-    agent = runtime.require()
-    rated = len(agent.profiles.ratings(person.id))
-    origin = f"started from MovieLens persona #{person.seed_from}" if person.seed_from else "started from scratch"
-    return f"Your private profile ({origin}): **{rated}** ratings and swipes on record."
-
-
-def ui_person(runtime: Runtime, stored: dict | None, request: gr.Request | None, create: bool = True
-              ) -> tuple[Person | None, dict | None]:
-    """The person whose token this browser keeps; a new one (unseeded) when it keeps none or a
-    token that no longer works (deleted, or another server's), if ``create``."""
-    token = stored.get("token") if isinstance(stored, dict) else None
-    if isinstance(token, str):
-        try:
-            return runtime.authenticate(token), stored
-        except InvalidToken:
-            pass
-    if not create:
-        return None, None
-    person, token = runtime.create_person(None, None, ui_client(request))
-    return person, {"token": token, "user_id": person.id}
-
-
-def ui_client(request: gr.Request | None) -> str:
-    client = getattr(request, "client", None) if request is not None else None
-    return getattr(client, "host", None) or "unknown"
-
-
-PEOPLE_ERRORS = (BadRequest, UnknownUser, NotReady, FeedbackError, InvalidToken, RateLimited, UnknownTurn,
-                 UnknownPersona, InvalidPerson)  # shown to the person, never a crash
-
-
-def status_of(exc: Exception) -> int:
-    if isinstance(exc, NotReady):
-        return 503
-    if isinstance(exc, InvalidToken):
-        return 401
-    if isinstance(exc, RateLimited):
-        return 429
-    return 404 if isinstance(exc, (UnknownUser, UnknownTurn)) else 400
-
-
-@contextmanager
-def observed(endpoint: str) -> Iterator[dict]:
-    """Count and time a UI action like an API request; the block sets ``outcome["status"]`` (500 if it raises)."""
-    outcome, started = {"status": 500}, time.perf_counter()
-    try:
-        yield outcome
-    finally:
-        metrics.observe_request(endpoint, outcome["status"], time.perf_counter() - started)
-
-
-def ui_load(runtime: Runtime, stored: dict | None, request: gr.Request):
-    """On page load: who this browser is, and the Traces tab for an operator only."""
-    operator = runtime.operator.is_operator(dict(request.headers), dict(request.cookies)) if request else False
-    try:
-        who = describe_person(runtime, ui_person(runtime, stored, request, create=False)[0])
-    except NotReady:
-        who = "Models are loading…"
-    return who, gr.Tab(visible=operator)
-
-
-def ui_start_over(runtime: Runtime, persona: str | None, request: gr.Request):
-    """A new person, from a persona or from scratch -> (browser state, who, chat, cards, session, history)."""
-    with observed("ui/people") as outcome:
-        try:
-            seed = int(persona) if persona and persona.isdecimal() and persona.isascii() else None
-            person, token = runtime.create_person(None, seed, ui_client(request))
-            outcome["status"] = 201
-            return ({"token": token, "user_id": person.id}, describe_person(runtime, person), [], [], None, [], "")
-        except PEOPLE_ERRORS as exc:
-            outcome["status"] = status_of(exc)
-            return gr.update(), gr.update(), gr.update(), gr.update(), gr.update(), gr.update(), f"**Sorry:** {exc}"
-
-
-def ui_export(runtime: Runtime, stored: dict | None, request: gr.Request):
-    """"Show everything held about me" -> (the export as JSON, status line)."""
-    with observed("ui/export") as outcome:
-        try:
-            person, _ = ui_person(runtime, stored, request, create=False)
-            if person is None:
-                outcome["status"] = 200
-                return {}, "Nothing is held about you yet: you have not said anything."
-            runtime.limits.turn(person.id, ui_client(request))
-            data = runtime.export(person)
-            outcome["status"] = 200
-            return data, ""
-        except PEOPLE_ERRORS as exc:
-            outcome["status"] = status_of(exc)
-            return gr.update(), f"**Sorry:** {exc}"
-
-
-def ui_delete(runtime: Runtime, stored: dict | None, request: gr.Request):
-    """"Delete my data" -> (browser state, who, chat, cards, session, history, export view, status line)."""
-    with observed("ui/delete") as outcome:
-        try:
-            person, _ = ui_person(runtime, stored, request, create=False)
-            if person is not None:
-                runtime.delete(person)
-            outcome["status"] = 200
-            return (None, describe_person(runtime, None), [], [], None, [], {},
-                    "Deleted: your profile, swipes and conversations are gone, and this browser forgot you.")
-        except PEOPLE_ERRORS as exc:
-            outcome["status"] = status_of(exc)
-            return (gr.update(),) * 7 + (f"**Sorry:** {exc}",)
-
-
-async def ui_chat(runtime: Runtime, stored: dict | None, message: str, history: list, session: dict | None,
-                  request: gr.Request):
-    """Send one message from the UI -> (chat, cleared box, cards, session, history, status, who, browser state)."""
-    history, cards, who = list(history or []), [], gr.update()
-    with observed("ui/chat") as outcome:
-        try:
-            person, stored = ui_person(runtime, stored, request)
-            runtime.limits.turn(person.id, ui_client(request))
-            if not session or session["user"] != person.id:
-                session = {"user": person.id, "session_id": uuid.uuid4().hex}
-                history = []  # a different person: a fresh conversation
-            history.append({"role": "user", "content": message})
-            result = await runtime.chat(person.id, session["session_id"], message, channel="ui")
-            history.append({"role": "assistant", "content": reply_markdown(result)})
-            # what a swipe needs besides the person, who comes from the browser's token at click time
-            cards = [{**c.as_dict(), "rank": i, "trace_id": result.trace_id, "query": message,
-                      "session_id": session["session_id"]} for i, c in enumerate(result.cards, 1)]
-            who = describe_person(runtime, person)
-            outcome["status"] = 200
-        except PEOPLE_ERRORS as exc:
-            outcome["status"] = status_of(exc)
-            history.append({"role": "assistant", "content": f"**Sorry:** {exc}"})
-    return history, "", cards, session, history, "", who, stored if stored is not None else gr.update()
-
-
-def ui_swipe(runtime: Runtime, card: dict, action: str, stored: dict | None, request: gr.Request):
-    """A Like/Dislike click on one card -> (status line, like button, dislike button)."""
-    with observed("ui/feedback") as outcome:
-        try:
-            person, _ = ui_person(runtime, stored, request, create=False)
-            if person is None:
-                raise InvalidToken()
-            runtime.limits.swipe(person.id, ui_client(request))
-            runtime.swipe(person.id, card["session_id"], card["item_id"], action, card["trace_id"], card["rank"],
-                          card["query"])
-            outcome["status"] = 200
-        except PEOPLE_ERRORS as exc:
-            outcome["status"] = status_of(exc)
-            return f"**Not recorded:** {exc}", gr.update(), gr.update()
-    liked = action == "like"
-    text = (f"Liked **{card['title']}**: more like it next time." if liked
-            else f"Disliked **{card['title']}**: it won't be suggested again.")
-    return (text, gr.update(value="Liked" if liked else "Like", variant="primary" if liked else "secondary"),
-            gr.update(value="Disliked" if not liked else "Dislike", variant="stop" if not liked else "secondary"))
-
-
-def trace_tables(runtime: Runtime, request: gr.Request) -> tuple[list[list], list[list]]:
-    """The local trace log (agent.tracing): this server's turns and any other process's (CLI).
-    Every person's turns: for the operator only (checked here, on every call: Gradio's queue
-    runs this event for anyone who names it)."""
-    from agent.tracing import recent_traces
-
-    if request is None or not runtime.operator.is_operator(dict(request.headers), dict(request.cookies)):
-        return [], []
-    channels = {t.trace_id: t.channel for t in runtime.turns.latest()}
-    traces = recent_traces(runtime.settings.recent_turns)
-    rows = [[time.strftime("%H:%M:%S", time.localtime(t["ts"])), t["trace_id"][:12], channels.get(t["trace_id"], "cli"),
-             t["user"], t["message"][:200], t["act"], t["parser"] or "", len(t["items"]), round(t["duration_ms"], 1),
-             t["error"] or (f"ok (fallback: {t['fallback_reason']})" if t["fallback_reason"] else "ok")]
-            for t in traces]
-    steps = [[t["trace_id"][:12], s["name"], s["kind"], s["duration_ms"], s["error"] or ""] for t in traces
-             for s in t["steps"]]
-    return rows, steps
-
-
-def render_card(card: dict) -> tuple[gr.Button, gr.Button]:
-    """One card: title, year, genres, explanation, a "why" fold with the evidence, Like/Dislike."""
-    # stable hooks for tests and styling: the item id, and the turn that produced the card
-    # a Column, not a Group: Gradio 6 renders a Group's id and classes on two nested divs
-    with gr.Column(variant="panel", elem_classes=["card", f"turn-{card['trace_id']}"],
-                   elem_id=f"card-{card['item_id']}"):
-        gr.Markdown(card_markdown(card["rank"], card), elem_classes=["card-text"])
-        with gr.Accordion("Why this pick?", open=False, elem_classes=["card-why"]):
-            gr.Markdown(evidence_markdown(card))
-        with gr.Row():
-            # keyed per turn: a new turn's buttons never inherit an earlier swipe's look
-            key = f"{card['trace_id']}-{card['item_id']}"
-            like = gr.Button("Like", size="sm", elem_classes=["like-btn"], key=f"like-{key}")
-            dislike = gr.Button("Dislike", size="sm", elem_classes=["dislike-btn"], key=f"dislike-{key}")
-    return like, dislike
-
-
-def with_request(fn: Callable, *bound: Any) -> Callable:
-    """``partial(fn, *bound)`` that Gradio still hands the ``gr.Request`` (``fn``'s last argument):
-    Gradio finds that argument by the handler's type hints and positions, which a ``partial`` hides."""
-
-    if inspect.iscoroutinefunction(fn):  # Gradio awaits a handler only if the handler itself is async
-        async def handler(*args: Any) -> Any:
-            return await fn(*bound, *args)
-    else:
-        def handler(*args: Any) -> Any:
-            return fn(*bound, *args)
-
-    inputs = list(inspect.signature(fn).parameters)[len(bound):-1]
-    handler.__signature__ = inspect.Signature(
-        [inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD) for name in inputs]
-        + [inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD)])
-    handler.__annotations__ = {"request": gr.Request}
-    return handler
-
-
-PERSONA_NOTE = ("**Start from a MovieLens persona?** MovieLens 100k is 100,000 ratings by 943 anonymous "
-                "film fans. Starting from one of them copies their ratings into a new profile of your own, so "
-                "your very first picks are personal; your likes and dislikes then change only your copy, never "
-                "theirs. Starting over gives you a new profile; the old one stays in this browser no more.")
-
-
-def build_ui(runtime: Runtime) -> gr.Blocks:
-    with gr.Blocks(title="CineAgent") as demo:
-        # {"token", "user_id"}: who this browser is; the token is checked by every event
-        person = gr.BrowserState(None, storage_key=PERSON_KEY, secret=PERSON_STORAGE_SECRET)
-        session = gr.State(None)   # {"user", "session_id"}: a new person starts a new session
-        history = gr.State([])     # openai-style {"role", "content"} messages
-        cards = gr.State([])       # the last turn's cards, with what a swipe must log
-        gr.Markdown("## CineAgent\nAsk for movies the way you'd ask a friend: "
-                    "*a funny sci-fi like Men in Black, nothing scary*, *a 90s thriller*, *show me more*, "
-                    "*why the second one?*")
-        note = gr.Markdown(elem_id="parser-note")
-        poll = gr.Timer(1.0)
-        with gr.Tabs():
-            with gr.Tab("Chat", id="chat-tab"):
-                who = gr.Markdown(elem_id="who")
-                with gr.Accordion("Start from a MovieLens persona", open=False, elem_id="persona-panel"):
-                    gr.Markdown(PERSONA_NOTE)
-                    with gr.Row():
-                        persona = gr.Dropdown(choices=[(FRESH, "")], value="", label="Persona", scale=4,
-                                              elem_id="persona", interactive=True)
-                        start = gr.Button("Start over as this persona", scale=1, elem_id="start-over")
-                with gr.Accordion("Your data", open=False, elem_id="data-panel"):
-                    gr.Markdown("Everything held about you (profile, swipes, conversations, the turns you were "
-                                "shown), and a way to delete all of it. Nobody else can see it.")
-                    with gr.Row():
-                        show_data = gr.Button("Show everything held about me", size="sm", elem_id="export-me")
-                        delete_me = gr.Button("Delete my data", size="sm", variant="stop", elem_id="delete-me")
-                    exported = gr.JSON(label="Held about you", elem_id="export-view")
-                chatbot = gr.Chatbot(label="Chat", elem_id="chat", height=340)
-                with gr.Row():
-                    message = gr.Textbox(show_label=False, placeholder="What would you like to watch?", scale=5,
-                                         elem_id="msg", max_length=MAX_MESSAGE_CHARS)
-                    send = gr.Button("Send", variant="primary", scale=1, elem_id="send")
-                status = gr.Markdown(elem_id="swipe-status")
-
-                @gr.render(inputs=cards)
-                def show_cards(shown: list[dict]) -> None:
-                    for card in shown:
-                        like, dislike = render_card(card)
-                        for button, action in ((like, "like"), (dislike, "dislike")):
-                            button.click(with_request(ui_swipe, runtime, card, action), inputs=[person],
-                                         outputs=[status, like, dislike], api_visibility="private")
-
-            # rendered for everyone but shown to an operator only (ui_load); its data is checked
-            # per call in trace_tables
-            with gr.Tab("Traces", id="traces-tab", visible=False, elem_id="traces-tab") as traces_tab:
-                gr.Markdown("Recent turns (newest first) and the steps of each: parse, merge, recommend…")
-                refresh = gr.Button("Refresh", size="sm", elem_id="refresh-traces")
-                turns_table = gr.Dataframe(headers=TURN_COLUMNS, label="Turns", elem_id="turns", interactive=False)
-                steps_table = gr.Dataframe(headers=STEP_COLUMNS, label="Steps", elem_id="steps", interactive=False)
-        gr.Markdown("Operator? [Sign in](/operator) to see traces.", elem_id="operator-link")
-
-        demo.load(with_request(ui_load, runtime), inputs=[person], outputs=[who, traces_tab], api_visibility="private")
-        poll.tick(partial(banner, runtime), outputs=[note, poll, persona], api_visibility="private")
-        start.click(with_request(ui_start_over, runtime), inputs=[persona],
-                    outputs=[person, who, chatbot, cards, session, history, status], api_visibility="private")
-        show_data.click(with_request(ui_export, runtime), inputs=[person], outputs=[exported, status],
-                        api_visibility="private")
-        delete_me.click(with_request(ui_delete, runtime), inputs=[person],
-                        outputs=[person, who, chatbot, cards, session, history, exported, status],
-                        api_visibility="private")
-        for trigger in (send.click, message.submit):
-            trigger(with_request(ui_chat, runtime), [person, message, history, session],
-                    [chatbot, message, cards, session, history, status, who, person], api_visibility="private")
-        for trigger in (refresh.click, traces_tab.select):
-            trigger(with_request(trace_tables, runtime), outputs=[turns_table, steps_table], api_visibility="private")
-    # turns are CPU-bound on a small machine: a few at once, the rest queue in Gradio
-    demo.queue(default_concurrency_limit=4)
-    relax_queue_polling(demo)
-    return demo
-
-
-UI_QUEUE_POLL_S = 0.01
-
-
-def relax_queue_polling(demo: gr.Blocks) -> None:
-    """Gradio's queue polls for new UI events every 1 ms on the event loop (6% of a core while
-    idle, and under load a wake-up between every two API turns); every 10 ms is as responsive to a
-    person and leaves the loop to the API. It is a private attribute: left alone if it moves."""
-    queue = getattr(demo, "_queue", None)
-    if queue is not None and isinstance(getattr(queue, "sleep_when_free", None), float):
-        queue.sleep_when_free = max(queue.sleep_when_free, UI_QUEUE_POLL_S)
-
-
 # ---------------------------------------------------------------------------------------- app
 def create_app(settings: Settings | None = None) -> FastAPI:
     runtime = Runtime(settings or Settings.from_env())
-    return gr.mount_gradio_app(build_api(runtime), build_ui(runtime), path="/", css=CSS, footer_links=["gradio"],
-                               run_history=False, show_error=True)
+    return mount_ui(build_api(runtime), runtime)
 
 
 app = create_app()

@@ -304,6 +304,15 @@ def cmd_bench_load(args) -> int:
     return 0 if report["ok"] else 1
 
 
+def cmd_bench_ui(args) -> int:
+    from eval.ui_bench import format_report, run_ui_bench
+
+    report = run_ui_bench(turns=args.turns, phone=args.phone)
+    print(format_report(report))
+    _write_json(args.json, report)
+    return 0 if report["ok"] else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cineagent", description="CineAgent: a conversational movie recommender")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -415,6 +424,11 @@ def build_parser() -> argparse.ArgumentParser:
                            "app holds at p95 <= 100 ms with 0 errors (--turns per person, default 10)")
     load.add_argument("--json", help="write the figures here")
     load.set_defaults(func=cmd_bench_load)
+    ui = bench.add_parser("ui", help="Enter to the reply on screen, in headless chromium, over one conversation")
+    ui.add_argument("--turns", type=int, default=50, help="timed turns (after 3 untimed)")
+    ui.add_argument("--phone", action="store_true", help="a 390x844 touch screen instead of 1280x800")
+    ui.add_argument("--json", help="write p50/p95/p99 here")
+    ui.set_defaults(func=cmd_bench_ui)
 
     serve = sub.add_parser("serve", help="the web app: chat UI at / and JSON API under /api")
     serve.add_argument("--host", help="default $CINEAGENT_HOST or 127.0.0.1")

@@ -128,6 +128,14 @@ class FeedbackLog:
     def remove_user(self, user_id: str) -> int:
         """Rewrite the log without this person's swipes (their right to be forgotten); returns how
         many were removed. Atomic: a crash leaves the old log or the new one, never half of one."""
+        return self._remove(lambda line: line.get("user_id") == user_id)
+
+    def remove_swipe(self, user_id: str, item_id: int) -> int:
+        """Rewrite the log without this person's swipes on this item (an undo): the log stays the
+        record a profile can be rebuilt from, so an undone swipe must not come back from it."""
+        return self._remove(lambda line: line.get("user_id") == user_id and line.get("item_id") == int(item_id))
+
+    def _remove(self, matches) -> int:
         with self._lock:
             fd = self._open_locked()
             try:
@@ -137,10 +145,10 @@ class FeedbackLog:
                     if not raw.strip():
                         continue
                     try:
-                        owner = json.loads(raw).get("user_id")
+                        line = json.loads(raw)
                     except ValueError:
-                        owner = None  # a torn or unreadable line: kept as it was, as readers skip it
-                    if owner == user_id:
+                        line = None  # a torn or unreadable line: kept as it was, as readers skip it
+                    if isinstance(line, dict) and matches(line):
                         removed += 1
                     else:
                         kept.append(raw + b"\n")

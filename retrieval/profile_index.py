@@ -132,6 +132,18 @@ class ProfileStore:
                 self._indexes.pop(user_key, None)
             return self.ratings(user_key)
 
+    def remove_swipe(self, user_key: str, item_id: int) -> dict[int, int] | None:
+        """Take back a like/dislike, durably (an undo): the new ratings, or None if there was none."""
+        with self._writers(user_key):
+            swipes = self.swipes(user_key)
+            if swipes.pop(int(item_id), None) is None:
+                return None
+            write_json_atomic(self._swipes_path(user_key), {"user": user_key, "ratings": {str(k): v for k, v in swipes.items()}})
+            with self._lock:
+                self._swipes[user_key] = swipes
+                self._indexes.pop(user_key, None)
+            return self.ratings(user_key)
+
     def disliked(self, user_key: str) -> set[int]:
         return {i for i, r in self.swipes(user_key).items() if r == DISLIKE_RATING}
 

@@ -114,6 +114,34 @@ def test_a_disliked_movie_never_comes_back_and_swipes_are_logged(client, server)
         (liked["item_id"], "like", 2, first["trace_id"], "a comedy")]
 
 
+def test_a_person_can_undo_their_own_swipe(client, server):
+    dana, eve = new_person(client), new_person(client)
+    first = chat(client, dana, "undo", "a comedy")
+    item = first["items"][0]["item_id"]
+    swipe = {"session_id": "undo", "item_id": item, "action": "dislike", "trace_id": first["trace_id"], "rank": 1}
+    assert client.post("/api/feedback", json=swipe, headers=dana["headers"]).status_code == 200
+    # someone else's undo touches only their own (empty) swipes
+    reply = client.post("/api/feedback/undo", json={"item_id": item}, headers=eve["headers"])
+    assert reply.status_code == 200 and reply.json() == {"undone": None, "item_id": item}
+    assert client.get("/api/users/me/profile", headers=dana["headers"]).json()["dislikes"] == [item]
+
+    reply = client.post("/api/feedback/undo", json={"item_id": item}, headers=dana["headers"])
+    assert reply.status_code == 200 and reply.json() == {"undone": "dislike", "item_id": item}
+    assert client.get("/api/users/me/profile", headers=dana["headers"]).json()["dislikes"] == []
+    assert not [r for r in read_feedback(server.state / "feedback.jsonl") if r.user_id == dana["user_id"]]
+    assert client.post("/api/feedback/undo", json={"item_id": item}, headers=dana["headers"]).json()["undone"] is None
+    assert client.post("/api/feedback/undo", json={"item_id": item}).status_code == 401
+
+
+def test_docs_work_offline(client):
+    page = client.get("/docs")
+    assert page.status_code == 200 and "/docs/assets/swagger-ui-bundle.js" in page.text
+    assert "cdn" not in page.text.lower() and "https://" not in page.text
+    for asset in ("swagger-ui-bundle.js", "swagger-ui.css"):
+        assert client.get(f"/docs/assets/{asset}").status_code == 200
+    assert client.get("/docs/assets/redoc.standalone.js").status_code == 404   # only what /docs loads
+
+
 def test_profiles_hold_only_their_owners_data(client, movielens, p196):
     alice, bob = new_person(client), new_person(client)
     assert client.post("/api/feedback", json={"session_id": "s", "item_id": 50, "action": "like"},
@@ -209,6 +237,7 @@ def test_metrics_move_with_traffic(client):
 # ------------------------------------------------------------------------------- fuzzing
 OPERATIONS = [("POST", "/api/people"), ("GET", "/api/people/me/export"), ("DELETE", "/api/people/me"),
               ("POST", "/api/chat"), ("POST", "/api/recommend"), ("POST", "/api/feedback"),
+              ("POST", "/api/feedback/undo"),
               ("GET", "/api/users/{user_id}/profile"), ("GET", "/healthz"), ("GET", "/metrics")]
 
 

@@ -28,7 +28,7 @@ ALLOWED_EXACT = frozenset({
     # what the page was seen to request (Playwright, Gradio 6.31), plus cancel/reset of its own events
     "/gradio_api/queue/join", "/gradio_api/queue/data", "/gradio_api/cancel", "/gradio_api/reset",
 })
-ALLOWED_PREFIXES = ("/api/", "/assets/", "/static/", "/svelte/", "/gradio_api/heartbeat/")
+ALLOWED_PREFIXES = ("/api/", "/docs/assets/", "/assets/", "/static/", "/svelte/", "/gradio_api/heartbeat/")
 
 
 def allowed(path: str) -> bool:

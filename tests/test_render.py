@@ -1,0 +1,57 @@
+"""The chat's HTML and its plain-word explanations (web.render), without a browser."""
+from __future__ import annotations
+
+from web.render import plain_reason, render_conversation, render_turn, shown_card, why_sentences
+
+CARD = {"item_id": 50, "title": "Star Wars", "year": 1977, "genres": ["Action", "Sci-Fi"],
+        "explanation": "Ranked high by people who liked what you liked (EASE) (#3).", "score": 7.23,
+        "evidence": {"profile_items": [{"item_id": 181, "title": "Return of the Jedi (1983)", "similarity": 0.8,
+                                        "your_rating": 5}],
+                     "genres": ["Sci-Fi"], "sources": {"ease": 3, "svd": 8},
+                     "referenced_titles": ["Alien (1979)"], "missing_genres": ["Comedy"], "tones": ["dark"]}}
+
+
+def test_why_is_sentences_from_the_evidence_without_internals():
+    sentences = why_sentences(CARD["evidence"])
+    text = " ".join(sentences)
+    assert all(s.endswith(".") and s[0].isupper() for s in sentences)
+    for said in ("Sci-Fi", "Return of the Jedi (1983)", "Alien (1979)", "isn't Comedy", "dark"):
+        assert said in text
+    shown = shown_card(CARD)
+    assert set(shown) == {"item_id", "title", "year", "genres", "reason", "why"}   # no score, sources, evidence
+    assert plain_reason(CARD["evidence"]) == "For fans of Alien (1979)."
+    html = render_turn({"trace_id": "a" * 32, "message": "x", "text": "Here you go:", "cards": [shown]}, {})
+    for internal in ("ease", "EASE", "svd", "#3", "7.23", "score"):
+        assert internal not in html
+    assert why_sentences({}) and plain_reason({})   # nothing to cite still says something true-ish and short
+
+
+def test_buttons_name_the_movie_and_show_the_swipe():
+    html = render_turn({"trace_id": "b" * 32, "message": "m", "text": "t", "cards": [shown_card(CARD)]}, {50: "like"})
+    assert 'aria-label="Like Star Wars"' in html and 'aria-label="Dislike Star Wars"' in html
+    assert 'aria-label="Undo Star Wars"' in html and 'data-state="like"' in html
+    assert html.count('aria-pressed="true"') == 1
+
+
+def test_everything_from_the_browser_is_escaped():
+    evil = {"trace_id": "<x>", "message": "<img src=x onerror=alert(1)>", "text": "<b>hi</b>",
+            "notices": ["<script>"], "cards": [{**shown_card(CARD), "title": '"><script>alert(1)</script>',
+                                                 "genres": ["<i>"], "why": ["<u>"]}]}
+    html = render_conversation([evil], {})
+    assert "<script" not in html and "<img" not in html and "<b>hi" not in html and "<i>" not in html
+    assert render_conversation([], {}).count('class="example"') == 3   # the welcome, with examples
+
+
+def test_a_tampered_conversation_is_dropped_not_drawn():
+    from types import SimpleNamespace
+
+    from web.ui import chat_of
+
+    me = SimpleNamespace(id="p_me")
+    good = {"trace_id": "c" * 32, "message": "m", "text": "t", "cards": [shown_card(CARD)]}
+    bad = [{"trace_id": 1, "cards": []}, {"trace_id": "d" * 32, "cards": ["x"]},
+           {"trace_id": "e" * 32, "cards": [{"item_id": "50", "title": "x"}]}, "junk"]
+    kept = chat_of({"user_id": "p_me", "session_id": "s", "turns": [good, *bad]}, me)
+    assert kept["turns"] == [good]
+    assert chat_of({"user_id": "p_other", "session_id": "s", "turns": [good]}, me) is None
+    assert chat_of({"user_id": "p_me", "session_id": "", "turns": []}, me) is None

@@ -1,0 +1,458 @@
+"""The chat UI (Gradio): one conversation with the cards inside it, swipes, undo, people, Traces.
+
+The conversation is one ``gr.HTML`` (``#conversation``) rendered here from turns the browser keeps
+(``gr.BrowserState``, so a reload finds it again); its script (``web/static/chat.js``) turns
+clicks, keys and touch swipes on a card into the component's custom ``swipe`` event, handled by
+``ui_swipe`` with the person's token like every other event. A card's liked/disliked look comes
+from the person's profile each time the conversation is drawn, so every copy of a card, in any
+turn, shows the person's current swipe. The script shows the swipe at once and the answer of
+``ui_swipe`` settles it (``#swipe-status``); a chat turn never waits for a swipe, nor a swipe for
+a turn.
+
+What a person sees is in plain words; model names, ranks, scores, the parser and the model version
+are the operator's, in the Traces tab (shown to the operator only, and checked on every call).
+"""
+from __future__ import annotations
+
+import time
+import uuid
+from collections import deque
+from contextlib import contextmanager
+from html import escape
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterator
+
+import gradio as gr
+
+from agent import metrics
+from agent.dialogue import MAX_MESSAGE_CHARS, BadRequest
+from agent.users import UnknownUser
+from data.feedback import FeedbackError
+from data.people import InvalidPerson, InvalidToken, Person
+from web.errors import NotReady, UnknownPersona, UnknownTurn
+from web.limits import RateLimited
+from web.render import MAX_TURNS_KEPT, render_conversation, render_welcome, shown_card, swiped_items
+
+if TYPE_CHECKING:
+    from app import Runtime
+
+STATIC = Path(__file__).resolve().parent / "static"
+CHAT_JS = (STATIC / "chat.js").read_text()
+CSS = (STATIC / "chat.css").read_text()
+HEAD = f"<style>{(STATIC / 'page.css').read_text()}</style>"
+
+PERSON_KEY = "cineagent-person"
+# Gradio encrypts BrowserState with this in the page itself: it only keeps the value from being
+# plain text in local storage. What protects the token is the browser's same-origin rule, as for
+# any bearer token kept by a web page. Fixed, so a visitor stays the same person across restarts.
+PERSON_STORAGE_SECRET = "cineagent-person-v1"
+# the conversation as shown (no scores, no evidence beyond the sentences), for a reload
+CHAT_KEY = "cineagent-chat"
+CHAT_STORAGE_SECRET = "cineagent-chat-v1"
+
+TURN_COLUMNS = ["time", "trace_id", "channel", "user", "message", "act", "parser", "items", "total_ms", "outcome"]
+STEP_COLUMNS = ["trace_id", "step", "kind", "duration_ms", "error"]
+PICK_COLUMNS = ["trace_id", "rank", "item_id", "title", "score", "sources (rank)", "models"]
+PICKS_KEPT = 200   # UI turns whose picks the operator can inspect
+
+PEOPLE_ERRORS = (BadRequest, UnknownUser, NotReady, FeedbackError, InvalidToken, RateLimited, UnknownTurn,
+                 UnknownPersona, InvalidPerson)  # shown to the person, never a crash
+
+FRESH = "Start from scratch (no history)"
+PERSONA_NOTE = ("**What is a persona?** MovieLens 100k is 100,000 ratings by 943 anonymous film fans. "
+                "Starting from one of them copies their ratings into a new profile of your own, so your very "
+                "first picks are personal; your likes and dislikes then change only your copy, never theirs. "
+                "Starting over gives you a new profile and a new conversation; the old profile is no longer "
+                "kept in this browser.")
+
+
+def status_of(exc: Exception) -> int:
+    if isinstance(exc, NotReady):
+        return 503
+    if isinstance(exc, InvalidToken):
+        return 401
+    if isinstance(exc, RateLimited):
+        return 429
+    return 404 if isinstance(exc, (UnknownUser, UnknownTurn)) else 400
+
+
+def plain_error(exc: Exception) -> str:
+    """An error in a person's words (the detail for a developer is in the logs and traces)."""
+    if isinstance(exc, NotReady):
+        return "the recommender is still getting ready; try again in a few seconds"
+    if isinstance(exc, RateLimited):
+        return f"that was a lot at once; try again in {exc.retry_after_s} s"
+    if isinstance(exc, InvalidToken):
+        return "this browser's profile is no longer valid; reload the page to start a new one"
+    return str(exc)
+
+
+@contextmanager
+def observed(endpoint: str) -> Iterator[dict]:
+    """Count and time a UI action like an API request; the block sets ``outcome["status"]`` (500 if it raises)."""
+    outcome, started = {"status": 500}, time.perf_counter()
+    try:
+        yield outcome
+    finally:
+        metrics.observe_request(endpoint, outcome["status"], time.perf_counter() - started)
+
+
+# ---------------------------------------------------------------------------------------- people
+def describe_person(runtime: "Runtime", person: Person | None) -> str:
+    if person is None:
+        return "You're a **new visitor**: your first message starts your own private profile, kept in this browser."
+    agent = runtime.require()
+    rated = len(agent.profiles.ratings(person.id))
+    origin = f"started from MovieLens persona #{person.seed_from}" if person.seed_from else "started from scratch"
+    return f"Your private profile, {origin}: **{rated}** {'rating or swipe' if rated == 1 else 'ratings and swipes'}"
+
+
+def ui_person(runtime: "Runtime", stored: dict | None, request: gr.Request | None, create: bool = True
+              ) -> tuple[Person | None, dict | None]:
+    """The person whose token this browser keeps; a new one (unseeded) when it keeps none or a
+    token that no longer works (deleted, or another server's), if ``create``."""
+    token = stored.get("token") if isinstance(stored, dict) else None
+    if isinstance(token, str):
+        try:
+            return runtime.authenticate(token), stored
+        except InvalidToken:
+            pass
+    if not create:
+        return None, None
+    person, token = runtime.create_person(None, None, ui_client(request))
+    return person, {"token": token, "user_id": person.id}
+
+
+def ui_client(request: gr.Request | None) -> str:
+    client = getattr(request, "client", None) if request is not None else None
+    return getattr(client, "host", None) or "unknown"
+
+
+def is_operator(runtime: "Runtime", request: gr.Request | None) -> bool:
+    return request is not None and runtime.operator.is_operator(dict(request.headers), dict(request.cookies))
+
+
+# ---------------------------------------------------------------------------------------- conversation
+def chat_of(stored: Any, person: Person | None) -> dict | None:
+    """The browser's conversation if it is this person's, else None. It comes from the browser:
+    only its shape is trusted, and everything in it is escaped when drawn."""
+    if person is None or not isinstance(stored, dict) or stored.get("user_id") != person.id:
+        return None
+    turns = stored.get("turns")
+    session = stored.get("session_id")
+    if not isinstance(turns, list) or not isinstance(session, str) or not 0 < len(session) <= 64:
+        return None
+    return {"user_id": person.id, "session_id": session,
+            "turns": [t for t in turns[-MAX_TURNS_KEPT:] if _well_formed(t)]}
+
+
+def _well_formed(turn: Any) -> bool:
+    """A turn as ``ui_chat`` stored it (anything else in the browser's storage is dropped)."""
+    if not isinstance(turn, dict) or not isinstance(turn.get("trace_id"), str) or not isinstance(turn.get("cards"), list):
+        return False
+    return all(isinstance(c, dict) and isinstance(c.get("item_id"), int) and isinstance(c.get("title"), str)
+               and isinstance(c.get("genres", []), list) and isinstance(c.get("why", []), list)
+               for c in turn["cards"])
+
+
+def conversation_html(runtime: "Runtime", person: Person | None, chat: dict | None) -> str:
+    if person is None or chat is None:
+        return render_welcome()
+    profiles = runtime.require().profiles
+    return render_conversation(chat["turns"], swiped_items(profiles.swipes(person.id), profiles.disliked(person.id)))
+
+
+def failed_html(message: str, exc: Exception) -> str:
+    """Beside the message box: what went wrong; ``data-failed`` lets the script put the message
+    back in the box (unless something new was typed there meanwhile)."""
+    return (f'<p class="chat-error" data-failed="{escape(message)}" data-seq="{time.time_ns()}">'
+            f"<strong>Not sent:</strong> {escape(plain_error(exc))}. Your message is kept in the box.</p>")
+
+
+class PickLog:
+    """The operator's view of what UI turns showed: scores and the models that ranked each pick."""
+
+    def __init__(self, size: int = PICKS_KEPT) -> None:
+        self._turns: deque[list[list]] = deque(maxlen=size)
+
+    def add(self, trace_id: str, cards: list[dict], model_version: str | None) -> None:
+        self._turns.append([[trace_id[:12], rank, c["item_id"], c["title"], round(float(c["score"]), 4),
+                             ", ".join(f"{n} #{r}" for n, r in (c.get("evidence", {}).get("sources") or {}).items()),
+                             model_version or ""] for rank, c in enumerate(cards, 1)])
+
+    def rows(self) -> list[list]:
+        return [row for turn in reversed(self._turns) for row in turn]
+
+
+# ---------------------------------------------------------------------------------------- events
+def ui_load(runtime: "Runtime", stored: dict | None, chat: Any, request: gr.Request):
+    """On page load: who this browser is, its conversation, and the Traces tab for an operator only."""
+    try:
+        person = ui_person(runtime, stored, request, create=False)[0]
+        who, html = describe_person(runtime, person), conversation_html(runtime, person, chat_of(chat, person))
+    except NotReady:
+        who, html = LOADING, render_welcome()
+    return who, html, gr.Tab(visible=is_operator(runtime, request))
+
+
+async def ui_chat(runtime: "Runtime", picks: PickLog, stored: dict | None, chat: Any, message: str,
+                  request: gr.Request):
+    """One message -> (conversation, its browser copy, person, who, error beside the box).
+
+    An empty message does nothing at all; a failed one leaves the conversation as it was and the
+    message in the box, with the reason beside it."""
+    message = message if isinstance(message, str) else ""
+    if not message.strip():
+        return gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+    with observed("ui/chat") as outcome:
+        try:
+            person, stored = ui_person(runtime, stored, request)
+            runtime.limits.turn(person.id, ui_client(request))
+            kept = chat_of(chat, person) or {"user_id": person.id, "session_id": uuid.uuid4().hex, "turns": []}
+            result = await runtime.chat(person.id, kept["session_id"], message, channel="ui")
+            cards = [c.as_dict() for c in result.cards]
+            picks.add(result.trace_id, cards, runtime.model_version)
+            kept["turns"] = [*kept["turns"], {"trace_id": result.trace_id, "message": message, "text": result.text,
+                                              "notices": list(result.notices),
+                                              "cards": [shown_card(c) for c in cards]}][-MAX_TURNS_KEPT:]
+            outcome["status"] = 200
+            return (conversation_html(runtime, person, kept), kept, stored, describe_person(runtime, person), "")
+        except PEOPLE_ERRORS as exc:
+            outcome["status"] = status_of(exc)
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), failed_html(message, exc)
+
+
+def ui_swipe(runtime: "Runtime", stored: dict | None, chat: Any, data: Any, request: gr.Request) -> tuple[str, Any]:
+    """A like, dislike or undo on one card -> (the line that settles the card's look
+    (``#swipe-status``), the person line with the new count).
+
+    ``data`` is what the page sent: ``item_id``, ``trace_id``, ``action``. The person is the
+    browser's token; ``Runtime.swipe`` checks that the turn showed them this card."""
+    data = data if isinstance(data, dict) else {}
+    item, trace, action = data.get("item_id"), data.get("trace_id"), data.get("action")
+    item = item if isinstance(item, int) and not isinstance(item, bool) else None
+    with observed("ui/feedback") as outcome:
+        person = None
+        try:
+            person, _ = ui_person(runtime, stored, request, create=False)
+            if person is None:
+                raise InvalidToken()
+            if item is None or action not in ("like", "dislike", "undo"):
+                raise BadRequest("a swipe names a card (item_id) and an action: like, dislike or undo")
+            runtime.limits.swipe(person.id, ui_client(request))
+            title = runtime.require().data.movies[item].title if item in runtime.require().data.movies else "it"
+            if action == "undo":
+                runtime.undo_swipe(person.id, item)
+                text = f"Took back your swipe on {title}."
+            else:
+                kept = chat_of(chat, person) or {}
+                turn = next((t for t in kept.get("turns", []) if t.get("trace_id") == trace), None)
+                rank = next((i for i, c in enumerate(turn["cards"], 1) if c.get("item_id") == item), None) if turn else None
+                runtime.swipe(person.id, kept.get("session_id") or "ui", item, action,
+                              trace if isinstance(trace, str) and turn else None, rank,
+                              turn.get("message") if turn else None)
+                text = (f"Liked {title}: more like it next time." if action == "like"
+                        else f"Disliked {title}: it won't be suggested again.")
+            outcome["status"] = 200
+            ok = "1"
+        except PEOPLE_ERRORS as exc:
+            outcome["status"] = status_of(exc)
+            text, ok = f"Not recorded: {plain_error(exc)}.", "0"
+        state, who = "none", gr.skip()
+        if person is not None and runtime.agent is not None:
+            profiles = runtime.agent.profiles
+            state = swiped_items(profiles.swipes(person.id), profiles.disliked(person.id)).get(item, "none")
+            who = describe_person(runtime, person)
+    # the card's true state after the attempt: the script settles every copy of the card on it
+    return (f'<p data-item="{item or ""}" data-state="{state}" data-ok="{ok}" data-seq="{time.time_ns()}">'
+            f"{escape(text)}</p>"), who
+
+
+def ui_start_over(runtime: "Runtime", persona: str | None, request: gr.Request):
+    """A new person, from a persona or from scratch -> (person, who, conversation, its copy, error line)."""
+    with observed("ui/people") as outcome:
+        try:
+            seed = int(persona) if persona and persona.isdecimal() and persona.isascii() else None
+            person, token = runtime.create_person(None, seed, ui_client(request))
+            outcome["status"] = 201
+            return ({"token": token, "user_id": person.id}, describe_person(runtime, person), render_welcome(),
+                    None, "")
+        except PEOPLE_ERRORS as exc:
+            outcome["status"] = status_of(exc)
+            return (gr.skip(), gr.skip(), gr.skip(), gr.skip(),
+                    f'<p class="chat-error"><strong>Could not start over:</strong> {escape(plain_error(exc))}</p>')
+
+
+def trace_tables(runtime: "Runtime", picks: PickLog, request: gr.Request) -> tuple[list[list], list[list], list[list], str]:
+    """The operator's view: parser and models, the local trace log (this server's turns and any
+    other process's), and the picks of UI turns with their scores and sources. Every person's
+    turns: for the operator only (checked here, on every call: Gradio's queue runs this event for
+    anyone who names it)."""
+    from agent.tracing import recent_traces
+
+    if not is_operator(runtime, request):
+        return [], [], [], ""
+    channels = {t.trace_id: t.channel for t in runtime.turns.latest()}
+    traces = recent_traces(runtime.settings.recent_turns)
+    rows = [[time.strftime("%H:%M:%S", time.localtime(t["ts"])), t["trace_id"][:12], channels.get(t["trace_id"], "cli"),
+             t["user"], t["message"][:200], t["act"], t["parser"] or "", len(t["items"]), round(t["duration_ms"], 1),
+             t["error"] or (f"ok (fallback: {t['fallback_reason']})" if t["fallback_reason"] else "ok")]
+            for t in traces]
+    steps = [[t["trace_id"][:12], s["name"], s["kind"], s["duration_ms"], s["error"] or ""] for t in traces
+             for s in t["steps"]]
+    return rows, steps, picks.rows(), operator_note(runtime)
+
+
+def operator_note(runtime: "Runtime") -> str:
+    if runtime.status == "loading":
+        return f"**Loading models…** ({time.monotonic() - runtime.created:.0f} s)"
+    if runtime.status == "failed":
+        return f"**The models failed to load:** {runtime.error}"
+    if runtime.agent.parser.name == "offline":
+        note = ("**No LLM is configured** (set `CINEAGENT_LLM_BASE_URL` to use one): the offline parser "
+                "(genre lexicon, sentence embeddings, fuzzy title matching) is reading requests.")
+    else:
+        note = "**An LLM reads requests**; if it fails or times out, the offline parser answers instead."
+    return f"{note} Models `{runtime.model_version}`."
+
+
+LOADING = "Getting the recommender ready…"
+
+
+def readiness(runtime: "Runtime", stored: dict | None, shown: str | None) -> tuple[str, gr.Timer, gr.Dropdown, Any]:
+    """While the models load: a plain line for visitors; once up (or failed) the timer stops, the
+    persona choices fill in (describing them needs the ratings) and the person line is drawn if
+    the page still shows the loading one (else a turn may have drawn a newer one meanwhile)."""
+    if runtime.status == "loading":
+        return (LOADING, gr.Timer(active=True), gr.Dropdown(), gr.skip())
+    if runtime.status == "failed":
+        return ("The recommender is unavailable right now; please try again later.", gr.Timer(active=False),
+                gr.Dropdown(), gr.skip())
+    who = describe_person(runtime, ui_person(runtime, stored, None, create=False)[0]) if shown == LOADING else gr.skip()
+    return "", gr.Timer(active=False), gr.Dropdown(choices=persona_choices(runtime)), who
+
+
+def persona_choices(runtime: "Runtime") -> list[tuple[str, str]]:
+    """(label, value) pairs: from scratch, then a varied set of MovieLens raters by taste (cached)."""
+    if runtime.persona_choices is None:
+        from data.personas import featured
+
+        runtime.persona_choices = [(FRESH, "")] + [(p.describe(), str(p.user_id))
+                                                   for p in featured(runtime.require().data)]
+    return runtime.persona_choices
+
+
+# ---------------------------------------------------------------------------------------- layout
+# chat turns: a person may send the next message before the last answer is drawn; none is dropped
+CHAT_TRIGGER = "multiple"
+# before a message goes: show it with a typing indicator and empty the box (web/static/chat.js)
+SEND_JS = "(person, chat, message) => { window.cine && window.cine.sending(message); return [person, chat, message]; }"
+SETTLE_JS = "() => { window.cine && window.cine.sent(); }"
+STATUS_JS = "watch('value', () => { window.cine && window.cine.settle(element); });"
+ERROR_JS = "watch('value', () => { window.cine && window.cine.failed(element); });"
+
+
+def build_ui(runtime: "Runtime") -> gr.Blocks:
+    picks = PickLog()
+
+    def load(stored: dict | None, chat: Any, request: gr.Request):
+        return ui_load(runtime, stored, chat, request)
+
+    async def send(stored: dict | None, chat: Any, message: str, request: gr.Request):
+        return await ui_chat(runtime, picks, stored, chat, message, request)
+
+    def swipe(stored: dict | None, chat: Any, request: gr.Request, evt: gr.EventData):
+        return ui_swipe(runtime, stored, chat, getattr(evt, "_data", None), request)
+
+    def start_over(persona: str | None, request: gr.Request):
+        return ui_start_over(runtime, persona, request)
+
+    def traces(request: gr.Request):
+        return trace_tables(runtime, picks, request)
+
+    def ready(stored: dict | None, shown: str | None):
+        return readiness(runtime, stored, shown)
+
+    with gr.Blocks(title="CineAgent", fill_width=True) as demo:
+        # {"token", "user_id"}: who this browser is; the token is checked by every event
+        person = gr.BrowserState(None, storage_key=PERSON_KEY, secret=PERSON_STORAGE_SECRET)
+        # {"user_id", "session_id", "turns"}: the conversation as shown, back after a reload
+        chat = gr.BrowserState(None, storage_key=CHAT_KEY, secret=CHAT_STORAGE_SECRET)
+        poll = gr.Timer(1.0)
+        with gr.Tabs(elem_id="tabs"):
+            with gr.Tab("Chat", id="chat-tab"):
+                with gr.Row(elem_id="topbar", equal_height=True):
+                    gr.HTML('<h1 class="brand">CineAgent <span>movie picks, by chat</span></h1>', js_on_load=None,
+                            elem_id="brand")
+                    who = gr.Markdown(elem_id="who")
+                readiness_note = gr.Markdown(elem_id="readiness")
+                conversation = gr.HTML(render_welcome(), elem_id="conversation", js_on_load=CHAT_JS,
+                                       html_template='<div class="log" role="log" aria-label="Conversation">'
+                                                     "${value}</div>")
+                gr.HTML("", elem_id="pending", js_on_load=None)
+                with gr.Row(elem_id="composer", equal_height=True):
+                    message = gr.Textbox(label="Message CineAgent", show_label=False, container=False, lines=1,
+                                         max_lines=1, placeholder="Ask for a movie…", elem_id="msg", scale=5,
+                                         max_length=MAX_MESSAGE_CHARS, autofocus=False)
+                    send_button = gr.Button("Send", variant="primary", scale=1, min_width=72, elem_id="send")
+                chat_error = gr.HTML("", elem_id="chat-error", js_on_load=ERROR_JS,
+                                     html_template='<div role="alert">${value}</div>')
+                swipe_status = gr.HTML("", elem_id="swipe-status", js_on_load=STATUS_JS,
+                                       html_template='<div role="status" class="sr-status">${value}</div>')
+                # below the composer: the box stays on a phone's first screen; a first visit finds it there
+                with gr.Accordion("Start from a MovieLens persona (what is this?)", open=False,
+                                  elem_id="persona-panel"):
+                    gr.Markdown(PERSONA_NOTE)
+                    with gr.Row():
+                        persona = gr.Dropdown(choices=[(FRESH, "")], value="", label="Persona", scale=4,
+                                              elem_id="persona", interactive=True)
+                        start = gr.Button("Start over as this persona", scale=1, elem_id="start-over")
+
+            # rendered for everyone but shown to an operator only (ui_load); its data is checked
+            # per call in trace_tables
+            with gr.Tab("Traces", id="traces-tab", visible=False, elem_id="traces-tab") as traces_tab:
+                parser_note = gr.Markdown(elem_id="parser-note")
+                refresh = gr.Button("Refresh", size="sm", elem_id="refresh-traces")
+                turns_table = gr.Dataframe(headers=TURN_COLUMNS, label="Turns (newest first)", elem_id="turns",
+                                           interactive=False)
+                steps_table = gr.Dataframe(headers=STEP_COLUMNS, label="Steps of each turn", elem_id="steps",
+                                           interactive=False)
+                picks_table = gr.Dataframe(headers=PICK_COLUMNS, label="Picks of chat-UI turns: scores and the "
+                                           "models that ranked them", elem_id="picks", interactive=False)
+        gr.Markdown("Operator? [Sign in](/operator) to see traces. [API docs](/docs)", elem_id="operator-link")
+
+        demo.load(load, inputs=[person, chat], outputs=[who, conversation, traces_tab], api_visibility="private")
+        poll.tick(ready, inputs=[person, who], outputs=[readiness_note, poll, persona, who], api_visibility="private",
+                  show_progress="hidden")
+        start.click(start_over, inputs=[persona], outputs=[person, who, conversation, chat, chat_error],
+                    api_visibility="private")
+        for trigger in (send_button.click, message.submit):
+            trigger(send, [person, chat, message], [conversation, chat, person, who, chat_error], js=SEND_JS,
+                    api_visibility="private", show_progress="hidden", trigger_mode=CHAT_TRIGGER
+                    ).then(None, js=SETTLE_JS)
+        conversation.swipe(swipe, inputs=[person, chat], outputs=[swipe_status, who], api_visibility="private",
+                           show_progress="hidden", trigger_mode="multiple")
+        for trigger in (refresh.click, traces_tab.select):
+            trigger(traces, outputs=[turns_table, steps_table, picks_table, parser_note], api_visibility="private")
+    # turns are CPU-bound on a small machine: a few at once, the rest queue in Gradio
+    demo.queue(default_concurrency_limit=4)
+    relax_queue_polling(demo)
+    return demo
+
+
+UI_QUEUE_POLL_S = 0.01
+
+
+def relax_queue_polling(demo: gr.Blocks) -> None:
+    """Gradio's queue polls for new UI events every 1 ms on the event loop (6% of a core while
+    idle, and under load a wake-up between every two API turns); every 10 ms is as responsive to a
+    person and leaves the loop to the API. It is a private attribute: left alone if it moves."""
+    queue = getattr(demo, "_queue", None)
+    if queue is not None and isinstance(getattr(queue, "sleep_when_free", None), float):
+        queue.sleep_when_free = max(queue.sleep_when_free, UI_QUEUE_POLL_S)
+
+
+def mount(api, runtime: "Runtime"):
+    """The UI at ``/`` of the API app, with its stylesheet."""
+    return gr.mount_gradio_app(api, build_ui(runtime), path="/", css=CSS, head=HEAD, footer_links=["gradio"],
+                               run_history=False, show_error=True)

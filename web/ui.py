@@ -240,7 +240,7 @@ def ui_swipe(runtime: "Runtime", stored: dict | None, chat: Any, data: Any, requ
             if item is None or action not in ("like", "dislike", "undo"):
                 raise BadRequest("a swipe names a card (item_id) and an action: like, dislike or undo")
             runtime.limits.swipe(person.id, ui_client(request))
-            title = runtime.require().data.movies[item].title if item in runtime.require().data.movies else "it"
+            title = runtime.require().data.movies[item].display_title if item in runtime.require().data.movies else "it"
             if action == "undo":
                 runtime.undo_swipe(person.id, item)
                 text = f"Took back your swipe on {title}."
@@ -281,6 +281,37 @@ def ui_start_over(runtime: "Runtime", persona: str | None, request: gr.Request):
             outcome["status"] = status_of(exc)
             return (gr.skip(), gr.skip(), gr.skip(), gr.skip(),
                     f'<p class="chat-error"><strong>Could not start over:</strong> {escape(plain_error(exc))}</p>')
+
+
+def ui_export(runtime: "Runtime", stored: dict | None, request: gr.Request):
+    """"Show everything held about me" -> (the export as JSON, the line that says what happened)."""
+    with observed("ui/export") as outcome:
+        try:
+            person, _ = ui_person(runtime, stored, request, create=False)
+            outcome["status"] = 200
+            if person is None:
+                return {}, "Nothing is held about you yet: you have not said anything."
+            runtime.limits.turn(person.id, ui_client(request))  # an export reads whole logs
+            return runtime.export(person), ""
+        except PEOPLE_ERRORS as exc:
+            outcome["status"] = status_of(exc)
+            return gr.skip(), f"Could not show your data: {plain_error(exc)}"
+
+
+def ui_delete(runtime: "Runtime", stored: dict | None, request: gr.Request):
+    """"Delete my data" -> (person, who, conversation, its copy, export view, status line): deleted
+    everywhere, and this browser forgets them."""
+    with observed("ui/delete") as outcome:
+        try:
+            person, _ = ui_person(runtime, stored, request, create=False)
+            if person is not None:
+                runtime.delete(person)
+            outcome["status"] = 200
+            return (None, describe_person(runtime, None), render_welcome(), None, {},
+                    "Deleted: your profile, swipes and conversations are gone, and this browser forgot you.")
+        except PEOPLE_ERRORS as exc:
+            outcome["status"] = status_of(exc)
+            return (gr.skip(),) * 5 + (f"Could not delete your data: {plain_error(exc)}",)
 
 
 def trace_tables(runtime: "Runtime", picks: PickLog, request: gr.Request) -> tuple[list[list], list[list], list[list], str]:
@@ -370,6 +401,12 @@ def build_ui(runtime: "Runtime") -> gr.Blocks:
     def traces(request: gr.Request):
         return trace_tables(runtime, picks, request)
 
+    def export(stored: dict | None, request: gr.Request):
+        return ui_export(runtime, stored, request)
+
+    def delete(stored: dict | None, request: gr.Request):
+        return ui_delete(runtime, stored, request)
+
     def ready(stored: dict | None, shown: str | None):
         return readiness(runtime, stored, shown)
 
@@ -407,6 +444,14 @@ def build_ui(runtime: "Runtime") -> gr.Blocks:
                         persona = gr.Dropdown(choices=[(FRESH, "")], value="", label="Persona", scale=4,
                                               elem_id="persona", interactive=True)
                         start = gr.Button("Start over as this persona", scale=1, elem_id="start-over")
+                with gr.Accordion("Your data", open=False, elem_id="data-panel"):
+                    gr.Markdown("Everything held about you (profile, swipes, conversations, the turns you were "
+                                "shown), and a way to delete all of it. Nobody else can see it.")
+                    with gr.Row():
+                        show_data = gr.Button("Show everything held about me", size="sm", elem_id="export-me")
+                        delete_me = gr.Button("Delete my data", size="sm", variant="stop", elem_id="delete-me")
+                    data_status = gr.Markdown(elem_id="data-status")
+                    exported = gr.JSON(label="Held about you", elem_id="export-view")
 
             # rendered for everyone but shown to an operator only (ui_load); its data is checked
             # per call in trace_tables
@@ -432,6 +477,9 @@ def build_ui(runtime: "Runtime") -> gr.Blocks:
                     ).then(None, js=SETTLE_JS)
         conversation.swipe(swipe, inputs=[person, chat], outputs=[swipe_status, who], api_visibility="private",
                            show_progress="hidden", trigger_mode="multiple")
+        show_data.click(export, inputs=[person], outputs=[exported, data_status], api_visibility="private")
+        delete_me.click(delete, inputs=[person], outputs=[person, who, conversation, chat, exported, data_status],
+                        api_visibility="private")
         for trigger in (refresh.click, traces_tab.select):
             trigger(traces, outputs=[turns_table, steps_table, picks_table, parser_note], api_visibility="private")
     # turns are CPU-bound on a small machine: a few at once, the rest queue in Gradio

@@ -2,8 +2,10 @@
 
 understand (parse, merge) -> (recommend | explain | chit_chat | clarify)
 
-``understand`` parses the message into an Intent (LLM or offline parser) and merges it with the
-session's standing request; the chosen branch answers. Every node records a step (name,
+``understand`` parses the message into an Intent (LLM or offline parser): operations on the
+conversation's standing request, applied by ``merge`` and resolved against the shown cards
+(``_in_context``: card references, eras relative to what was shown, "something different"); the
+chosen branch answers, saying what it could not use. Every node records a step (name,
 timing, inputs/outputs worth tracing) so the turn can be traced and debugged.
 
 Every turn (API, UI, CLI, evaluation) takes one path, ``DialogueManager.chat``: an ``async def``

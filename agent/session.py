@@ -1,4 +1,6 @@
-"""Per-session dialogue state, bounded in memory: old sessions expire, the oldest go first."""
+"""Per-conversation dialogue state: the standing request (explicit slots), the cards shown, and
+the operations a turn applies to it (``merge``); kept in a bounded store with a TTL, written
+through to SQLite when the app gives it a file (a restart continues the conversation)."""
 from __future__ import annotations
 
 import json

@@ -176,6 +176,8 @@ class DialogueManager:
         self.evidence = EvidenceSource(self.ranker)
         counts = self.data.ratings.groupby("item_id")["rating"].agg(["mean", "count"])
         self._rating_stats = {int(i): (float(m), int(c)) for i, m, c in counts.itertuples()}
+        years = self.data.items["year"].dropna()
+        self._median_year, self._latest_year = int(years.median()), int(years.max())  # "older"/"newer" with nothing shown
         self.graph = self._build_graph()
         self._conversations: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 
@@ -314,14 +316,12 @@ class DialogueManager:
         for direction in ("newer", "older"):
             if direction not in intent.adjust:
                 continue
-            reference = int(np.median(years)) if years else (self.data.items["year"].dropna().median())
-            reference = int(reference)
-            current = intent.years
+            reference = int(np.median(years)) if years else self._median_year
             if direction == "newer":
                 start = reference + 1
-                if start > self.latest_year:
+                if start > self._latest_year:
                     unused.append(UnusedPart(text="more recent", why="no_movies_in_era"))
-                    readings.append(f"newer than {reference}: nothing, the catalog ends in {self.latest_year}")
+                    readings.append(f"newer than {reference}: nothing, the catalog ends in {self._latest_year}")
                     continue
                 end = None   # "newer" opens the era upward, whatever bounded it before
             else:
@@ -348,9 +348,6 @@ class DialogueManager:
         focus = next((c for c in cards if c.item_id == session.focus), None)
         return focus or (cards[0] if len(cards) == 1 else None)
 
-    @property
-    def latest_year(self) -> int:
-        return int(self.data.items["year"].max())
 
     def _merged(self, user: User, session: Session, new: Intent) -> Intent:
         """The request in force once this turn's intent meets the session's standing one."""
@@ -450,7 +447,7 @@ class DialogueManager:
     def _rank(self, state: TurnState, intent: Intent, query, n: int, exclude: set[int], shown: list[int],
               avoid: list[int]) -> Ranking:
         return self.ranker.rank(state["user"], intent, query, n=n, exclude=exclude, steps=state["steps"],
-                                query_text=self.encoder.text(intent), shown=shown if intent.mood else None,
+                                query_text=self.encoder.text(intent), shown=shown,
                                 avoid=avoid, told=state["session"].told_likes)
 
     @_timed("explain_card")

@@ -98,7 +98,7 @@ class RequestRanker:
         self.ease = bundle.sources.get("ease")
         self.item_space = self._item_space(bundle, catalog)
         self.tones = self._tone_directions()
-        self.families = self._franchises()
+        self._family_of, self.families = self._franchises()
         # a person's personal scores change only when they swipe (``forget``), not from turn to turn
         self._personal: LruCache[str, tuple[dict[str, np.ndarray], str | None]] = LruCache(self.config.personal_cache_users)
         self._semantic: LruCache[bytes, np.ndarray] = LruCache(SEMANTIC_CACHE_SIZE)
@@ -166,14 +166,14 @@ class RequestRanker:
             out[tone] = scores
         return out
 
-    def _franchises(self) -> dict[str, tuple[int, ...]]:
+    def _franchises(self) -> tuple[dict[int, str], dict[str, tuple[int, ...]]]:
+        """(item -> its title stem, stem -> the items sharing it where more than one does)."""
+        family_of = {int(item): _SEQUEL_TAIL.sub("", self.data.movies[int(item)].display_title.lower()).strip()
+                     for item in self.item_ids.tolist()}
         families: dict[str, list[int]] = {}
-        self._family_of: dict[int, str] = {}
-        for item in self.item_ids.tolist():
-            key = _SEQUEL_TAIL.sub("", self.data.movies[int(item)].display_title.lower()).strip()
-            self._family_of[int(item)] = key
-            families.setdefault(key, []).append(int(item))
-        return {k: tuple(v) for k, v in families.items() if len(v) > 1}
+        for item, key in family_of.items():
+            families.setdefault(key, []).append(item)
+        return family_of, {k: tuple(v) for k, v in families.items() if len(v) > 1}
 
     # ---------------------------------------------------------------- sources
     def personal_scores(self, user: User) -> tuple[dict[str, np.ndarray], str | None]:

@@ -138,11 +138,11 @@ def test_scores_for_a_person_match_fold_in_and_write_nothing(toy, name):
     data, train, _ = toy
     model = _factories()[name]().fit(train, data)
     ratings = {12: 5, 14: 5, 16: 4, 3: 1}
-    users_before = list(model.user_ids) if hasattr(model, "_user_pos") else None
+    users_before = list(model.user_ids)
     state = {k: v.copy() for k, v in vars(model).items() if isinstance(v, np.ndarray)}
     for person in (9_000_001, 4):  # a new person, and a trained user whose representation changes
         pure = model.scores_for(person, ratings)
-        assert (list(model.user_ids) if users_before is not None else None) == users_before
+        assert list(model.user_ids) == users_before, "scores_for registered the person"
         assert all(np.array_equal(state[k], getattr(model, k)) for k in state), "scores_for wrote into the model"
         twin = _factories()[name]().fit(train, data)
         twin.fold_in(person, ratings)

@@ -517,9 +517,10 @@ bearer = HTTPBearer(auto_error=False, description="the token from POST /api/peop
 async def current_person(request: Request,
                          credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> Person:
     """Dependency of person-scoped routes: the bearer token's person, else 401."""
-    bearer_token(request.headers.get("authorization"))  # says what is wrong with a missing/malformed header
+    # parsed here (it says what is wrong with a missing or malformed header); ``credentials`` is only
+    # what declares the bearer scheme in the OpenAPI schema
     runtime: Runtime = request.app.state.runtime
-    return runtime.authenticate(credentials.credentials if credentials else "")
+    return runtime.authenticate(bearer_token(request.headers.get("authorization")))
 
 
 Me = Annotated[Person, Depends(current_person)]

@@ -405,7 +405,7 @@ class DialogueManager:
             intent = intent.model_copy(update={"genres": [], "mood": [], "titles": []})
             ranking = self._rank(state, intent, query, n, exclude, shown_before, avoid)
             notices.append("Nothing fits all of that, so I kept only your exclusions; try fewer constraints.")
-        with recording(state["steps"], "explain", parent="recommend") as explain_step:
+        with recording(state["steps"], "explain") as explain_step:
             cards = self._cards(ranking, user, intent, session.told_likes)
             explain_step.output = {"cards": [{"item_id": c.item_id, "cites": [p["item_id"] for p in c.evidence["profile_items"]],
                                               "genres": c.evidence["genres"], "sources": c.evidence["sources"]}
@@ -431,7 +431,7 @@ class DialogueManager:
                  unused: list[UnusedPart]) -> str:
         """The LLM's wording of the reply and reasons when it passes validation, else the template's
         (both traced: the step says which, and why the LLM's was rejected)."""
-        with recording(state["steps"], "write_reply", "generation", parent="recommend") as step:
+        with recording(state["steps"], "write_reply", "generation") as step:
             written = self.writer.write(replies.describe(intent, self.data), cards, template, list(intent.genres))
             step.input = {"cards": [c.item_id for c in cards], "model": self.writer.settings.model}
             step.output = {"written_by": written.written_by, "rejected": written.rejected,

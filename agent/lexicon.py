@@ -319,11 +319,6 @@ RECENT_WORDS: tuple[str, ...] = (
     "recent", "newer", "newest", "latest", "modern", "new releases", "more recent", "recent years",
     "of recent", "newer ones", "new release",
 )
-# Eras that relative words could stand for; the parser no longer turns them into windows (it
-# sets ``Intent.adjust``): kept for whoever computes an era relative to what was shown.
-OLD_END_YEAR = 1979          # "classic"/"older": released before 1980
-RECENT_SPAN_YEARS = 4        # "recent": the catalog's last four release years (1995-1998)
-OLDER_STEP_YEARS = 10        # "older please" after a request that had only an upper bound
 # A bare year is an era only after one of these ("from 1994", "late 2017", "released in 1995"),
 # in a comparison (above), or before a film noun ("a 1994 comedy").
 YEAR_CUES: tuple[str, ...] = (
@@ -524,7 +519,7 @@ PERSON_CUES_BEFORE: tuple[str, ...] = (
 )
 PERSON_CUES_AFTER: tuple[str, ...] = (
     "film", "films", "movie", "movies", "flick", "flicks", "type", "style", "fan", "is", "was",
-    "always", "in", "made", "makes", "plays", "played", "stars", "movies", "directed",
+    "always", "in", "made", "makes", "plays", "played", "stars", "directed",
 )
 # Capitalised words that are no names: days, months, holidays, greetings.
 CALENDAR_WORDS: tuple[str, ...] = (

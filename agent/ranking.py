@@ -253,7 +253,7 @@ class RequestRanker:
         tones = self._tone_filter(intent, mask, shown or [], n)
         for tone, threshold in tones.items():
             mask &= self.tone_scores(tone) >= threshold
-        with recording(steps, "profile_retrieval", "retriever", parent="recommend") as step:
+        with recording(steps, "profile_retrieval", "retriever") as step:
             evidence = self.profiles.search(user.key, query_vector, k=cfg.evidence_k)
             step.input = {"query": query_text, "k": cfg.evidence_k}
             step.output = {"hits": [{"item_id": h.item_id, "score": round(h.score, 4)} for h in evidence]}
@@ -280,7 +280,7 @@ class RequestRanker:
 
         tops: dict[str, np.ndarray] = {}  # each source's pool: catalog rows, best first
         for name, scores in {**personal, **request}.items():
-            with recording(steps, f"candidates.{name}", parent="recommend") as step:
+            with recording(steps, f"candidates.{name}") as step:
                 masked = np.where(mask, scores, -np.inf)
                 top = np.argpartition(-masked, cfg.pool)[: cfg.pool] if len(masked) > cfg.pool else np.arange(len(masked))
                 top = top[np.argsort(-masked[top], kind="stable")]
@@ -295,7 +295,7 @@ class RequestRanker:
             joined = np.concatenate([joined, np.flatnonzero(mask & (matches == len(intent.genres)))])
         _, first = np.unique(joined, return_index=True)
         candidates = joined[np.sort(first)]
-        with recording(steps, "rerank", parent="recommend") as step:
+        with recording(steps, "rerank") as step:
             total = np.where(mask, np.sum(list(sources.values()), axis=0), -np.inf)
             picks: list[int] = []
             # most wanted genres first: all of them, then the closest partial matches

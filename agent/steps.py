@@ -69,12 +69,11 @@ def in_turn(steps: list[Step], spans: StepSpans | None = None) -> Iterator[None]
 
 
 @contextmanager
-def recording(steps: list[Step] | None, name: str, kind: str = "span", parent: str | None = None) -> Iterator[Step]:
+def recording(steps: list[Step] | None, name: str, kind: str = "span") -> Iterator[Step]:
     """Time a block as a step of the current turn; the block fills ``step.input`` / ``output``.
 
-    ``steps``: the list to append to, None for the current turn's. ``parent`` is ignored (kept for
-    older callers): the enclosing step comes from the context. An exception is recorded on the step
-    (``error``) and re-raised.
+    ``steps``: the list to append to, None for the current turn's. The enclosing step (the parent)
+    comes from the context. An exception is recorded on the step (``error``) and re-raised.
     """
     turn = _turn.get()
     if steps is None:

@@ -296,21 +296,23 @@ async def _people(url: str, people: int, turns: int, think_s: tuple[float, float
     import random
 
     utterances = [case["utterance"] for case in json.loads(GOLD_SET.read_text())]
+    # as in chat_phase: mostly people started from a persona, every fifth from scratch; made before
+    # anyone starts to think (a sign-up is not a chat turn)
+    headers = create_people(url, [None if p % 5 == 4 else 1 + (p * 47) % 943 for p in range(people)])
     latencies: list[float] = []
     errors: list[str] = []
     limits = httpx.Limits(max_connections=people, max_keepalive_connections=people)
     async with httpx.AsyncClient(base_url=url, timeout=REQUEST_TIMEOUT_S, limits=limits) as client:
         async def person(p: int) -> None:
             rng = random.Random(p)
-            who = f"crowd-{p}" if p % 5 == 4 else str(1 + (p * 47) % 943)
             for i in range(turns):
                 await asyncio.sleep(rng.uniform(*think_s))
                 if time.monotonic() > deadline:
                     return
                 started = time.perf_counter()
                 try:
-                    reply = await client.post("/api/chat", json={"user_id": who, "session_id": f"crowd-{p}",
-                                                                 "message": utterances[(p * turns + i) % len(utterances)]})
+                    reply = await client.post("/api/chat", headers=headers[p], json={
+                        "session_id": f"crowd-{p}", "message": utterances[(p * turns + i) % len(utterances)]})
                     problem = None if reply.status_code == 200 else f"HTTP {reply.status_code}: {reply.text[:200]}"
                 except httpx.HTTPError as exc:
                     problem = f"{type(exc).__name__}: {exc}"
@@ -342,7 +344,8 @@ def run_capacity_test(crowds: tuple[int, ...] = CROWDS, turns: int = 10, think_s
         report: dict = {"machine": {"cpus": os.cpu_count(), "load_avg_at_start": [round(x, 2) for x in os.getloadavg()]},
                         "config": {"turns_per_person": turns, "think_s": list(think_s), "p95_ms": p95_ms,
                                    "parser": "offline"}, "crowds": [], "holds": 0}
-        with AppProcess(state, env={"CINEAGENT_PARSER": "offline"}) as app:
+        # limits off: the crowd comes from one address, which the per-client limit would throttle
+        with AppProcess(state, env={"CINEAGENT_PARSER": "offline", **limits_off_env()}) as app:
             report["ready_s"] = round(app.wait_ready(), 2)
             deadline = time.monotonic() + time_limit_s
             for people in crowds:

@@ -110,8 +110,6 @@ def cmd_eval_gold(args) -> int:
 
 
 def cmd_eval_conversational(args) -> int:
-    import tempfile
-
     from data import movielens, splits
     from eval.conversational import conversational_report
     from models.train import fit_bundle
@@ -120,8 +118,7 @@ def cmd_eval_conversational(args) -> int:
     data = movielens.load()
     split = splits.stratified(data.ratings)
     bundle = fit_bundle(split.train, data, item_vectors(data))
-    with tempfile.TemporaryDirectory() as profiles_dir:
-        report = conversational_report(split, bundle, profiles_dir, limit=args.limit)
+    report = conversational_report(split, bundle, limit=args.limit)
     print(f"conversational protocol: {report['cases']} (user, genre) requests in {report['seconds']:.0f} s")
     for name, m in sorted(report["methods"].items(), key=lambda kv: -kv[1]["ndcg@10"]):
         print(f"{name:<22} recall@10 {m['recall@10']:.4f}  ndcg@10 {m['ndcg@10']:.4f}")
@@ -147,20 +144,24 @@ def cmd_eval_dialogues(args) -> int:
 
 
 def cmd_eval_nightly(args) -> int:
+    from agent.settings import Settings
     from eval.nightly import NightlyConfig, run_nightly
 
     result = run_nightly(NightlyConfig(quick=args.quick, threshold=args.threshold, parser=args.parser,
-                                       requests=args.requests, dialogues=args.dialogues))
+                                       requests=args.requests, dialogues=args.dialogues,
+                                       database_url=Settings.from_env().database_url))
     print(result.summary())
     _write_json(args.json, result.entry)
     return result.exit_code   # 1 when a figure fell more than the threshold below the previous run
 
 
 def cmd_eval_harvest(args) -> int:
+    from agent.settings import Settings
     from data import movielens
     from eval.harvest import HarvestConfig, run_harvest
 
     candidates, path = run_harvest(HarvestConfig(low_rank=args.low_rank, high_rank=args.high_rank),
+                                   database_url=Settings.from_env().database_url,
                                    out=Path(args.out) if args.out else None, data=movielens.load())
     print(f"{len(candidates)} candidate gold case(s) for review -> {path} (the gold set is not changed)")
     return 0
@@ -175,13 +176,24 @@ def cmd_prompts_push(args) -> int:
 
 
 # ---------------------------------------------------------------------------------------- agent
+def _service(parser: str):
+    """The agent's facade over the configured event store, loaded (the CLI's turns are recorded
+    like the app's)."""
+    from agent.service import CineAgent
+    from agent.settings import Settings
+
+    service = CineAgent(Settings.from_env(parser=parser))
+    service.load()
+    service.require()   # a failed load says why, as an error for the person at the terminal
+    return service
+
+
 def cmd_recommend(args) -> int:
+    import asyncio
     import uuid
 
-    from agent.runtime import load_agent
-
-    agent = load_agent(parser=args.parser)
-    result = agent.turn(args.user, args.session or f"cli-{uuid.uuid4().hex}", args.query)
+    service = _service(args.parser)
+    result = asyncio.run(service.chat(args.user, args.session or f"cli-{uuid.uuid4().hex}", args.query, channel="cli"))
     print(result.text)
     for note in result.notices:
         print(f"  ({note})")
@@ -194,13 +206,15 @@ def cmd_recommend(args) -> int:
 
 
 def cmd_chat(args) -> int:
+    import asyncio
     import uuid
 
-    from agent.runtime import load_agent
+    from data.errors import CineAgentError
 
-    agent = load_agent(parser=args.parser)
+    service = _service(args.parser)
     session = uuid.uuid4().hex
-    print(f"CineAgent — user {args.user}, parser {agent.parser.name}. Empty line or Ctrl-D to quit.")
+    print(f"CineAgent — user {args.user}, parser {service.require().parser.name}. Empty line or Ctrl-D to quit.")
+    loop = asyncio.new_event_loop()
     while True:
         try:
             message = input("you> ")
@@ -209,8 +223,8 @@ def cmd_chat(args) -> int:
         if not message.strip():
             break
         try:
-            result = agent.turn(args.user, session, message)
-        except ValueError as exc:
+            result = loop.run_until_complete(service.chat(args.user, session, message, channel="cli"))
+        except CineAgentError as exc:
             print(f"agent> {exc}")
             continue
         print(f"agent> {result.text}")
@@ -218,21 +232,41 @@ def cmd_chat(args) -> int:
             print(f"       ({note})")
         for rank, card in enumerate(result.cards, 1):
             print(f"  {rank:>2}. {card.title} ({card.year}) — {card.explanation}")
+    loop.close()
     return 0
 
 
 def cmd_serve(args) -> int:
     import uvicorn
 
+    from agent.settings import Settings
+
+    settings = Settings.from_env()   # a bad CINEAGENT_* value stops here, with its name, before any worker starts
     host = args.host or os.environ.get("CINEAGENT_HOST") or "127.0.0.1"
     port = args.port or int(os.environ.get("CINEAGENT_PORT") or 7860)
-    # by import string so nothing imports app.py; on SIGTERM uvicorn stops accepting, lets requests
-    # in flight finish (swipes are fsynced before they are answered), then closes what is left
-    # no access log by default: every turn already logs a line (trace id, user, act, latency) and
-    # /metrics counts requests by route and status; CINEAGENT_ACCESS_LOG=1 turns it on
-    access_log = os.environ.get("CINEAGENT_ACCESS_LOG", "0").lower() in ("1", "true", "yes")
-    uvicorn.run("app:app", host=host, port=port, timeout_graceful_shutdown=args.grace, log_level="info",
-                access_log=access_log)
+    # by import string so nothing imports app.py, and so uvicorn can start --workers processes: each
+    # loads the models and serves anyone, their state shared through the event store. On SIGTERM
+    # uvicorn stops accepting, lets requests in flight finish (a swipe is answered only once it is
+    # committed), then closes what is left. No access log by default: every turn is a Turn event
+    # and /metrics counts requests by route and status; CINEAGENT_ACCESS_LOG=1 turns it on.
+    uvicorn.run("app:app", host=host, port=port, workers=args.workers, timeout_graceful_shutdown=args.grace,
+                timeout_keep_alive=args.keep_alive, log_level="info", access_log=settings.access_log)
+    return 0
+
+
+def cmd_feedback_export(args) -> int:
+    from agent.settings import Settings
+    from data.event_store import open_store
+    from data.feedback import write_feedback
+
+    store = open_store(Settings.from_env().database_url)
+    swipes = store.swipes()
+    if args.out:
+        count = write_feedback(swipes, args.out)
+        print(f"{count} swipe(s) -> {args.out}", file=sys.stderr)
+    else:
+        for swipe in swipes:
+            sys.stdout.write(swipe.to_line().decode("utf-8"))
     return 0
 
 
@@ -250,10 +284,20 @@ def cmd_bench_score(args) -> int:
 
 
 def cmd_bench_turn(args) -> int:
-    from agent.runtime import load_agent
-    from eval.bench import bench_turn
+    import tempfile
 
-    result = bench_turn(load_agent(parser=args.parser), n=args.n)
+    from agent.service import CineAgent
+    from agent.settings import Settings
+    from data.store import home
+    from eval.bench import bench_turn
+    from eval.load_test import scratch_home
+
+    # the turns' events go to a scratch store (models and data borrowed), not to the real one
+    with tempfile.TemporaryDirectory(prefix="cineagent-bench-turn-") as scratch:
+        os.environ["CINEAGENT_HOME"] = str(scratch_home(Path(scratch), home()))
+        service = CineAgent(Settings.from_env(parser=args.parser, database_url=None))
+        service.load()
+        result = bench_turn(service, n=args.n)
     print(f"chat turn, parser {args.parser} (n={result['n']}): p50 {result['p50_ms']:.1f} ms  "
           f"p95 {result['p95_ms']:.1f} ms  p99 {result['p99_ms']:.1f} ms")
     _write_json(args.json, result)
@@ -263,7 +307,8 @@ def cmd_bench_turn(args) -> int:
 def cmd_bench_memory(args) -> int:
     import tempfile
 
-    from agent.runtime import load_agent
+    from agent.service import CineAgent
+    from agent.settings import Settings
     from data.store import home
     from eval.bench import bench_memory
     from eval.load_test import scratch_home
@@ -271,7 +316,9 @@ def cmd_bench_memory(args) -> int:
     # the swipes go to a scratch state directory (models and data borrowed), not to the real one
     with tempfile.TemporaryDirectory(prefix="cineagent-bench-memory-") as scratch:
         os.environ["CINEAGENT_HOME"] = str(scratch_home(Path(scratch), home()))
-        result = bench_memory(load_agent(parser="offline"), people=args.people)
+        service = CineAgent(Settings.from_env(parser="offline", database_url=None))
+        service.load()
+        result = bench_memory(service, people=args.people)
     print(f"{result['people']} new people, one swipe each (a turn every 10th): RSS {result['rss_before_mib']} -> "
           f"{result['rss_after_mib']} MiB (+{result['growth_mib']} MiB) in {result['seconds']} s")
     _write_json(args.json, result)
@@ -294,7 +341,8 @@ def cmd_bench_load(args) -> int:
 
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per request drowns the report
     if args.think:
-        report = run_capacity_test(turns=args.turns if args.turns != 50 else 10, time_limit_s=args.time_limit)
+        report = run_capacity_test(turns=args.turns if args.turns != 50 else 10, time_limit_s=args.time_limit,
+                                   workers=args.workers)
         print(format_capacity(report))
         _write_json(args.json, report)
         return 0 if report["holds"] else 1
@@ -302,6 +350,24 @@ def cmd_bench_load(args) -> int:
     print(format_report(report))
     _write_json(args.json, report)
     return 0 if report["ok"] else 1
+
+
+def cmd_bench_replicas(args) -> int:
+    from eval.replicas import format_kill, format_replicas, run_kill_test, run_replica_bench
+
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    url = args.server or os.environ.get("CINEAGENT_DATABASE_URL")
+    if not url:
+        from data.errors import CineAgentError
+
+        raise CineAgentError("bench replicas needs a PostgreSQL server: --server postgresql://user@host:port/db "
+                             "(a fresh database is made on it and dropped afterwards)")
+    report = {"continuity": run_replica_bench(url, people=args.people, turns=args.turns, swipes=args.swipes),
+              "kill": run_kill_test(url, people=args.people, swipes=args.swipes)}
+    print(format_replicas(report["continuity"]))
+    print(format_kill(report["kill"]))
+    _write_json(args.json, report)
+    return 0 if report["continuity"]["ok"] and report["kill"]["ok"] else 1
 
 
 def cmd_bench_ui(args) -> int:
@@ -422,8 +488,17 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("--think", action="store_true",
                       help="people who wait 1-3 s between turns, in growing crowds (10, 15, 25, 40, ...): how many the "
                            "app holds at p95 <= 100 ms with 0 errors (--turns per person, default 10)")
+    load.add_argument("--workers", type=int, default=1, help="with --think: app worker processes (serve --workers)")
     load.add_argument("--json", help="write the figures here")
     load.set_defaults(func=cmd_bench_load)
+    replicas = bench.add_parser("replicas", help="two app replicas on one PostgreSQL: turns and swipes alternating "
+                                                 "between them, then kill -9 of a replica mid-swipes")
+    replicas.add_argument("--server", help="a PostgreSQL server URL (default $CINEAGENT_DATABASE_URL)")
+    replicas.add_argument("--people", type=int, default=20)
+    replicas.add_argument("--turns", type=int, default=1000)
+    replicas.add_argument("--swipes", type=int, default=1000)
+    replicas.add_argument("--json", help="write the figures here")
+    replicas.set_defaults(func=cmd_bench_replicas)
     ui = bench.add_parser("ui", help="Enter to the reply on screen, in headless chromium, over one conversation")
     ui.add_argument("--turns", type=int, default=50, help="timed turns (after 3 untimed)")
     ui.add_argument("--phone", action="store_true", help="a 390x844 touch screen instead of 1280x800")
@@ -435,7 +510,18 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="default $CINEAGENT_PORT or 7860")
     serve.add_argument("--grace", type=float, default=10.0,
                        help="seconds a shutdown waits for requests in flight (default 10)")
+    serve.add_argument("--workers", type=int, default=1,
+                       help="server processes on this machine, sharing the event store (default 1)")
+    serve.add_argument("--keep-alive", type=float, default=5.0,
+                       help="seconds an idle connection is kept open (default 5)")
     serve.set_defaults(func=cmd_serve)
+
+    feedback = sub.add_parser("feedback", help="the swipes in the event store").add_subparsers(
+        dest="feedback_command", required=True)
+    export = feedback.add_parser("export", help="every swipe as JSON Lines (ts, user_id, session_id, item_id, "
+                                               "action, trace_id, rank, query), oldest first")
+    export.add_argument("--out", help="write to this file (atomically) instead of stdout")
+    export.set_defaults(func=cmd_feedback_export)
     return parser
 
 

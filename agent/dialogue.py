@@ -224,6 +224,7 @@ class DialogueManager:
         if not session_id or len(str(session_id)) > 128:
             raise BadRequest("a session id of 1-128 characters is required")
         user = resolve_user(user_key, self.data)
+        self.profiles.refresh(user.key)  # swipes made through any process since their last turn
         return user, self.sessions.get(str(session_id), user.key), text
 
     def _in_order(self, user: User, session: Session) -> asyncio.Lock:
@@ -238,8 +239,9 @@ class DialogueManager:
         return self.tracer.turn(user, session_id, text, wall) if self.tracer else nullcontext(_Untraced())
 
     def feedback(self, user_key: object, item_id: int, liked: bool, trace_id: str | None = None) -> dict[int, int]:
-        """A swipe: recorded in the person's profile; their next turn scores them from it (the
-        ranker's cache is keyed by the version of their events; no model is written)."""
+        """A swipe kept in this process only (offline simulations, tests without a store; the app
+        records swipes in the event store, ``agent.service``); the next turn scores the person
+        from it (the ranker's cache is keyed by their swipes; no model is written)."""
         user = resolve_user(user_key, self.data)
         with self._swipe_order(user.key):  # one person's swipes land in the order they were made
             ratings = self.profiles.record_swipe(user.key, int(item_id), liked)
@@ -250,6 +252,7 @@ class DialogueManager:
     def forget(self, user_key: str) -> None:
         """Drop what this process caches about a person (their data is deleted elsewhere)."""
         self.ranker.forget(user_key)
+        self.profiles.forget(user_key)
 
     # ---------------------------------------------------------------- graph
     def _build_graph(self):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 from agent.dialogue import DialogueManager
 from agent.intent import IntentParser
@@ -11,6 +12,9 @@ from data import movielens
 from models.train import load_bundle
 from retrieval.catalog import CatalogIndex
 from retrieval.profile_index import ProfileStore
+
+if TYPE_CHECKING:
+    from data.event_store import EventStore
 
 log = logging.getLogger(__name__)
 
@@ -70,12 +74,21 @@ def one_thread_per_turn() -> None:
     faiss.omp_set_num_threads(1)
 
 
-def load_agent(parser: str = "auto", version: str | None = None, sessions: SessionStore | None = None) -> DialogueManager:
+def load_agent(parser: str = "auto", version: str | None = None, sessions: SessionStore | None = None,
+               events: "EventStore | None" = None) -> DialogueManager:
+    """The dialogue manager over the current artifacts. With ``events`` (the app's store), people's
+    swipes are read from it; without (the terminal chat), they live in this process."""
     one_thread_per_turn()
     data = movielens.load()
     bundle = load_bundle(data, version)
     catalog = CatalogIndex(bundle.item_text_vectors, data.item_ids)
-    profiles = ProfileStore(bundle.item_text_vectors, data.item_ids, base_profiles(data.ratings))
+
+    def swipes_of(user_key: str) -> tuple[dict[int, int], tuple[int, int]]:
+        state = events.profile_state(user_key)
+        return state.ratings, state.version
+
+    profiles = ProfileStore(bundle.item_text_vectors, data.item_ids, base_profiles(data.ratings),
+                            load=swipes_of if events is not None else None)
     from agent.tracing import turn_tracer
 
     intent_parser = make_parser(data, parser)

@@ -1,17 +1,19 @@
 """Per-conversation dialogue state: the standing request (explicit slots), the cards shown, and
-the operations a turn applies to it (``merge``); kept in a bounded store with a TTL, written
-through to SQLite when the app gives it a file (a restart continues the conversation)."""
+the operations a turn applies to it (``merge``); kept in the event store when the app has one (a
+restart or another replica continues the conversation), else in this process, bounded, with a TTL."""
 from __future__ import annotations
 
 import json
-import sqlite3
 import threading
 import time
 from collections import OrderedDict
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from agent.intent import Act, Intent, YearRange
+
+if TYPE_CHECKING:
+    from data.event_store import EventStore
 
 
 @dataclass
@@ -99,22 +101,25 @@ def merge(standing: Intent | None, new: Intent) -> Intent:
 
 
 class SessionStore:
-    """Thread-safe map (person, session id) -> Session with a TTL and a size bound (LRU eviction).
+    """(person, session id) -> Session, with a TTL and a size bound.
 
-    With ``path`` (a SQLite file, WAL), every turn's session is also written there (``save``) and
-    read back on a miss: conversations survive a restart and are shared by every process that
-    serves from the same file. Without it, sessions live in this process only (the CLI's chat).
-    The TTL and the bound apply to both: a session idle for ``ttl_seconds`` is gone, and at most
-    ``max_sessions`` are kept, the least recently used dropped first.
+    With an event ``store`` (the app), every conversation lives there: read at the start of each
+    turn and written after it, so it survives a restart and continues on any process or replica
+    that shares the store; nothing is cached here (another replica may have moved it on). Without
+    one (the terminal chat, offline simulations), sessions live in this process, least recently
+    used evicted first. Either way a session idle for ``ttl_seconds`` is gone, and at most
+    ``max_sessions`` are kept (in the store, pruned every few saves: up to a tenth more between
+    two prunes).
     """
 
-    def __init__(self, max_sessions: int = 10_000, ttl_seconds: float = 3600.0, path: Path | str | None = None) -> None:
+    def __init__(self, max_sessions: int = 10_000, ttl_seconds: float = 3600.0, store: "EventStore | None" = None) -> None:
         self.max_sessions = max_sessions
         self.ttl = ttl_seconds
+        self.store = store
         self._sessions: OrderedDict[str, Session] = OrderedDict()
         self._lock = threading.Lock()
-        self._file = _SessionFile(Path(path)) if path is not None else None
         self._saves = 0
+        self._prune_every = max(1, min(100, max_sessions // 10))
 
     def get(self, session_id: str, user_key: str) -> Session:
         """The live session of this user with this id, or a fresh one.
@@ -122,15 +127,16 @@ class SessionStore:
         Keyed by (user, id): another person reusing an id gets a session of their own and cannot
         read or reset this one.
         """
+        key = _key(user_key, session_id)
+        if self.store is not None:
+            stored = self.store.load_session(key, time.time() - self.ttl)
+            return _from_json(stored) if stored else Session(session_id=session_id, user_key=user_key)
         now = time.monotonic()
-        key = f"{user_key}\x00{session_id}"
         with self._lock:
             self._expire(now)
             session = self._sessions.get(key)
             if session is None:
-                stored = self._file.load(key, time.time() - self.ttl) if self._file else None
-                session = _from_json(stored) if stored else Session(session_id=session_id, user_key=user_key)
-                self._sessions[key] = session
+                session = self._sessions[key] = Session(session_id=session_id, user_key=user_key)
             session.touched = now
             self._sessions.move_to_end(key)
             while len(self._sessions) > self.max_sessions:
@@ -138,14 +144,13 @@ class SessionStore:
             return session
 
     def save(self, session: Session) -> None:
-        """Write the session through to the file (a no-op without one); called after each turn."""
-        if self._file is None:
+        """Write the session to the store after a turn (in memory it is already current)."""
+        if self.store is None:
             return
-        key = f"{session.user_key}\x00{session.session_id}"
-        self._file.save(key, session.user_key, _to_json(session))
         self._saves += 1
-        if self._saves % 100 == 1:  # the bound and the TTL on disk: now and then, not every turn
-            self._file.prune(time.time() - self.ttl, self.max_sessions)
+        self.store.save_session(_key(session.user_key, session.session_id), session.user_key, _to_json(session),
+                                not_before=time.time() - self.ttl, keep=self.max_sessions,
+                                prune=self._saves % self._prune_every == 0)
 
     def _expire(self, now: float) -> None:
         while self._sessions:
@@ -155,30 +160,26 @@ class SessionStore:
             self._sessions.popitem(last=False)
 
     def discard(self, session_id: str, user_key: str) -> None:
-        key = f"{user_key}\x00{session_id}"
+        key = _key(user_key, session_id)
+        if self.store is not None:
+            self.store.delete_session(key)
         with self._lock:
             self._sessions.pop(key, None)
-        if self._file:
-            self._file.delete(key)
 
     def of_user(self, user_key: str) -> list[Session]:
         """This person's live sessions (for their data export)."""
+        if self.store is not None:
+            return [_from_json(raw) for raw in self.store.sessions_of(user_key)]
         with self._lock:
-            live = {s.session_id: s for s in self._sessions.values() if s.user_key == user_key}
-        stored = [_from_json(raw) for raw in self._file.of_user(user_key)] if self._file else []
-        return list(live.values()) + [s for s in stored if s.session_id not in live]
-
-    def discard_user(self, user_key: str) -> int:
-        """Drop every session of this person, in memory and on disk; returns how many there were."""
-        with self._lock:
-            keys = [k for k, s in self._sessions.items() if s.user_key == user_key]
-            for key in keys:
-                del self._sessions[key]
-        on_disk = self._file.delete_user(user_key) if self._file else 0
-        return max(len(keys), on_disk)
+            return [s for s in self._sessions.values() if s.user_key == user_key]
 
     def __len__(self) -> int:
-        return len(self._sessions)
+        return self.store.count_sessions() if self.store is not None else len(self._sessions)
+
+
+def _key(user_key: str, session_id: str) -> str:
+    # length-prefixed: unambiguous whatever either part holds, and no NUL (PostgreSQL text refuses it)
+    return f"{len(user_key)}:{user_key}/{session_id}"
 
 
 def _to_json(session: Session) -> str:
@@ -194,50 +195,3 @@ def _from_json(raw: str) -> Session:
                    standing=Intent.model_validate(state["standing"]) if state["standing"] else None,
                    shown=list(state["shown"]), last_cards=[Card(**c) for c in state["last_cards"]],
                    focus=state["focus"], told_likes=list(state["told_likes"]), turns=int(state["turns"]))
-
-
-class _SessionFile:
-    """Sessions as JSON rows in SQLite (WAL: several processes may share it); one connection per
-    thread, each write its own transaction."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._local = threading.local()
-        with self._db() as db:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("CREATE TABLE IF NOT EXISTS sessions (key TEXT PRIMARY KEY, user_key TEXT NOT NULL, "
-                       "touched REAL NOT NULL, state TEXT NOT NULL)")
-            db.execute("CREATE INDEX IF NOT EXISTS sessions_user ON sessions (user_key)")
-            db.execute("CREATE INDEX IF NOT EXISTS sessions_touched ON sessions (touched)")
-
-    def _db(self) -> sqlite3.Connection:
-        db = getattr(self._local, "db", None)
-        if db is None:
-            db = self._local.db = sqlite3.connect(self.path, timeout=10, isolation_level=None)
-            db.execute("PRAGMA synchronous=NORMAL")  # WAL: durable at checkpoints, never corrupt
-        return db
-
-    def load(self, key: str, not_before: float) -> str | None:
-        row = self._db().execute("SELECT state FROM sessions WHERE key = ? AND touched >= ?", (key, not_before)).fetchone()
-        return row[0] if row else None
-
-    def save(self, key: str, user_key: str, state: str) -> None:
-        self._db().execute("INSERT INTO sessions (key, user_key, touched, state) VALUES (?, ?, ?, ?) "
-                           "ON CONFLICT(key) DO UPDATE SET touched = excluded.touched, state = excluded.state",
-                           (key, user_key, time.time(), state))
-
-    def prune(self, not_before: float, keep: int) -> None:
-        db = self._db()
-        db.execute("DELETE FROM sessions WHERE touched < ?", (not_before,))
-        db.execute("DELETE FROM sessions WHERE key NOT IN (SELECT key FROM sessions ORDER BY touched DESC LIMIT ?)",
-                   (keep,))
-
-    def delete(self, key: str) -> None:
-        self._db().execute("DELETE FROM sessions WHERE key = ?", (key,))
-
-    def of_user(self, user_key: str) -> list[str]:
-        return [r[0] for r in self._db().execute("SELECT state FROM sessions WHERE user_key = ?", (user_key,))]
-
-    def delete_user(self, user_key: str) -> int:
-        return self._db().execute("DELETE FROM sessions WHERE user_key = ?", (user_key,)).rowcount

@@ -31,18 +31,26 @@ def bench_score(bundle, n: int = 1000, k: int = 10) -> dict[str, float]:
     return time_calls(lambda i: bundle.fusion.recommend(users[i % len(users)], k), n)
 
 
-def bench_turn(agent, n: int = 500) -> dict[str, float]:
-    """Warm chat turns with the gold set's utterances, spread over known and new users."""
+def bench_turn(service, n: int = 500) -> dict[str, float]:
+    """Warm chat turns through the facade (``agent.service.CineAgent``: the person's swipes and the
+    conversation read from the event store, the conversation and a Turn event written back), with
+    the gold set's utterances, spread over known and new users."""
+    import asyncio
+
     from data import GOLD_SET
     from eval.gold import load_cases
 
     messages = [c["utterance"] for c in load_cases(GOLD_SET) if c["utterance"].strip()]
     users = ["196", "42", "7", "ana", "ben"]
+    loop = asyncio.new_event_loop()
 
     def one(i: int) -> None:
-        agent.turn(users[i % len(users)], f"bench-{i % 37}", messages[i % len(messages)])
+        loop.run_until_complete(service.chat(users[i % len(users)], f"bench-{i % 37}", messages[i % len(messages)]))
 
-    return time_calls(one, n, warmup=30)
+    try:
+        return time_calls(one, n, warmup=30)
+    finally:
+        loop.close()
 
 
 def bench_embed(n: int = 30) -> dict[str, dict[str, float]]:
@@ -82,10 +90,11 @@ def bench_embed(n: int = 30) -> dict[str, dict[str, float]]:
     return results
 
 
-def bench_memory(agent, people: int = 10_000, turn_every: int = 10) -> dict[str, float]:
-    """Resident memory of the serving process as ``people`` new people each swipe once (and every
-    ``turn_every``-th asks for something, so their scores are computed and cached): what grows
-    with the number of people. RSS from /proc (MiB), after a garbage collection."""
+def bench_memory(service, people: int = 10_000, turn_every: int = 10) -> dict[str, float]:
+    """Resident memory of the serving process as ``people`` new people each swipe once through the
+    facade (``agent.service.CineAgent``, its event store included), and every ``turn_every``-th
+    asks for something, so their scores are computed and cached: what grows with the number of
+    people. RSS from /proc (MiB), after a garbage collection."""
     import gc
     import uuid
 
@@ -95,13 +104,14 @@ def bench_memory(agent, people: int = 10_000, turn_every: int = 10) -> dict[str,
             kb = next(int(line.split()[1]) for line in fh if line.startswith("VmRSS:"))
         return kb / 1024
 
+    agent = service.require()
     items = agent.data.item_ids
     agent.turn("bench-warm", "warm", "a comedy")
     before = rss_mib()
     started = time.perf_counter()
     for k in range(people):
         name = f"mem-{uuid.uuid4().hex[:20]}"
-        agent.feedback(name, int(items[k % len(items)]), liked=k % 3 != 0)
+        service.swipe(name, "s", int(items[k % len(items)]), "like" if k % 3 else "dislike")
         if turn_every and k % turn_every == 0:
             agent.turn(name, "s", "something like that one")
     after = rss_mib()

@@ -43,11 +43,11 @@ def cases(split: Split, data: MovieLens) -> list[tuple[int, str, set[int]]]:
     return out
 
 
-def conversational_report(split: Split, bundle: ModelBundle, profiles_dir, k: int = 10,
+def conversational_report(split: Split, bundle: ModelBundle, k: int = 10,
                           config: RankerConfig | None = None, limit: int | None = None) -> dict:
     data = bundle.data
     catalog = CatalogIndex(bundle.item_text_vectors, data.item_ids)
-    profiles = ProfileStore(bundle.item_text_vectors, data.item_ids, base_profiles(split.train), directory=profiles_dir)
+    profiles = ProfileStore(bundle.item_text_vectors, data.item_ids, base_profiles(split.train))
     ranker = RequestRanker(bundle, catalog, profiles, config)
     todo = cases(split, data)[:limit] if limit else cases(split, data)
     encoder = RequestEncoder(catalog, data)

@@ -1,7 +1,7 @@
 """``cineagent eval harvest``: candidate gold cases from what people did, written for review.
 
-Three kinds of disagreement between the agent and the person, read from the swipe log
-(``data.feedback``) and the local trace log (``agent.tracing``):
+Three kinds of disagreement between the agent and the person, read from the ``Swipe`` and
+``Turn`` events of the event store (``data.event_store``):
 
 - ``liked_low``: a liked card the agent had placed at rank ``low_rank`` or below;
 - ``disliked_high``: a disliked card the agent had placed at rank ``high_rank`` or above;
@@ -28,6 +28,7 @@ from typing import Any, Iterable, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from data.events import Swipe, Turn
 from data.movielens import GENRES
 from data.store import home, write_bytes_atomic
 
@@ -65,14 +66,11 @@ def overlap(a: str, b: str) -> float:
     return len(wa & wb) / len(wa | wb) if wa and wb else 0.0
 
 
-def parsed_reading(trace: dict) -> dict | None:
+def parsed_reading(turn: Turn) -> dict | None:
     """What the parser read from the turn's message: {"genres", "exclude_genres", "titles"}."""
-    for step in trace.get("steps", []):
-        if step.get("name") == "intent_parse":
-            intent = step.get("output", {}).get("intent") or {}
-            return {"genres": list(intent.get("genres", [])), "exclude_genres": list(intent.get("exclude_genres", [])),
-                    "titles": list(intent.get("titles", []))}
-    return None
+    if turn.parsed is None:
+        return None
+    return {key: list(turn.parsed.get(key, [])) for key in ("genres", "exclude_genres", "titles")}
 
 
 def _describe(item_id: int, movies: dict | None) -> str:
@@ -80,7 +78,7 @@ def _describe(item_id: int, movies: dict | None) -> str:
     return f"item {item_id}" if movie is None else f"{movie.title} ({movie.year}) [{'|'.join(movie.genres)}]"
 
 
-def swipe_candidates(records: Iterable, traces: dict[str, dict], config: HarvestConfig,
+def swipe_candidates(records: Iterable[Swipe], turns: dict[str, Turn], config: HarvestConfig,
                      movies: dict | None = None) -> list[dict]:
     out = []
     for r in records:
@@ -88,34 +86,34 @@ def swipe_candidates(records: Iterable, traces: dict[str, dict], config: Harvest
             continue
         kind = ("liked_low" if r.action == "like" and r.rank >= config.low_rank else
                 "disliked_high" if r.action == "dislike" and r.rank <= config.high_rank else None)
-        trace = traces.get(r.trace_id)
-        reading = parsed_reading(trace) if trace else None
-        if kind is None or reading is None or not trace.get("message"):
+        turn = turns.get(r.trace_id)
+        reading = parsed_reading(turn) if turn else None
+        if kind is None or reading is None or not turn.message:
             continue
         verb = "liked" if r.action == "like" else "disliked"
-        out.append({"utterance": trace["message"], "expected": reading, "kind": kind,
+        out.append({"utterance": turn.message, "expected": reading, "kind": kind,
                     "reason": f"{verb} {_describe(r.item_id, movies)} shown at rank {r.rank}; the request was read as "
                               f"genres {reading['genres'] or '-'}, excluded {reading['exclude_genres'] or '-'}, "
                               f"titles {reading['titles'] or '-'} (trace {r.trace_id})"})
     return out
 
 
-def correction_candidates(traces: Sequence[dict], config: HarvestConfig) -> list[dict]:
-    """Turns whose next message in the session corrects or re-asks them (traces oldest first)."""
-    by_session: dict[str, list[dict]] = {}
-    for t in traces:
-        if t.get("session") and t.get("message") and not t.get("error"):
-            by_session.setdefault(t["session"], []).append(t)
+def correction_candidates(turns: Sequence[Turn], config: HarvestConfig) -> list[dict]:
+    """Turns whose next message in the conversation corrects or re-asks them."""
+    by_session: dict[tuple[str, str], list[Turn]] = {}
+    for t in turns:
+        if t.message and t.outcome == "ok":
+            by_session.setdefault((t.user_id, t.session_id), []).append(t)
     out = []
-    for turns in by_session.values():
-        turns.sort(key=lambda t: t.get("ts") or 0)
-        for first, nxt in zip(turns, turns[1:]):
-            if first.get("act") not in ("recommend", "refine", "clarify") or (nxt.get("ts") or 0) - (first.get("ts") or 0) > config.window_s:
+    for session in by_session.values():
+        session.sort(key=lambda t: t.ts)
+        for first, nxt in zip(session, session[1:]):
+            if first.act not in ("recommend", "refine", "clarify") or (nxt.ts - first.ts).total_seconds() > config.window_s:
                 continue
             before, after = parsed_reading(first), parsed_reading(nxt)
             if before is None or after is None:
                 continue
-            if nxt.get("act") == "refine":
+            if nxt.act == "refine":
                 added = [g for g in after["genres"] if g not in before["genres"]]
                 excluded = [g for g in after["exclude_genres"] if g not in before["exclude_genres"]]
                 if not (added or excluded):
@@ -125,27 +123,27 @@ def correction_candidates(traces: Sequence[dict], config: HarvestConfig) -> list
                             "titles": before["titles"]}
                 what = "; ".join(p for p in (f"+{', '.join(added)}" if added else "",
                                               f"no {', '.join(excluded)}" if excluded else "") if p)
-                reason = (f"the next message {nxt['message']!r} refined it ({what}); the first reading may have missed "
-                          f"it (trace {first['trace_id']})")
-            elif (nxt.get("act") == "recommend" and after != before
-                  and overlap(first["message"], nxt["message"]) >= config.reask_overlap):
+                reason = (f"the next message {nxt.message!r} refined it ({what}); the first reading may have missed "
+                          f"it (trace {first.trace_id})")
+            elif (nxt.act == "recommend" and after != before
+                  and overlap(first.message, nxt.message) >= config.reask_overlap):
                 expected = after
-                reason = (f"asked again as {nxt['message']!r}, read differently: {before} then {after} "
-                          f"(traces {first['trace_id']}, {nxt['trace_id']})")
+                reason = (f"asked again as {nxt.message!r}, read differently: {before} then {after} "
+                          f"(traces {first.trace_id}, {nxt.trace_id})")
             else:
                 continue
-            out.append({"utterance": first["message"], "expected": expected, "kind": "corrected", "reason": reason})
+            out.append({"utterance": first.message, "expected": expected, "kind": "corrected", "reason": reason})
     return out
 
 
-def harvest(records: Iterable, traces: Sequence[dict], gold_cases: Sequence[dict], config: HarvestConfig | None = None,
-            movies: dict | None = None, day: Date | None = None) -> list[dict]:
+def harvest(records: Iterable[Swipe], turns: Sequence[Turn], gold_cases: Sequence[dict],
+            config: HarvestConfig | None = None, movies: dict | None = None, day: Date | None = None) -> list[dict]:
     """Candidate gold cases (see the module docstring), in the gold schema plus ``reason``."""
     config = config or HarvestConfig()
-    index = {t["trace_id"]: t for t in traces if t.get("trace_id")}
+    index = {t.trace_id: t for t in turns}
     known = {_norm(c["utterance"]) for c in gold_cases}
     merged: dict[str, dict] = {}
-    for cand in [*swipe_candidates(records, index, config, movies), *correction_candidates(traces, config)]:
+    for cand in [*swipe_candidates(records, index, config, movies), *correction_candidates(turns, config)]:
         key = _norm(cand["utterance"])
         if key in known or not key:
             continue
@@ -171,17 +169,21 @@ def write_candidates(candidates: Sequence[dict], path: Path | None = None, day: 
     return path
 
 
-def run_harvest(config: HarvestConfig | None = None, feedback_log: Path | None = None, trace_log: Path | None = None,
-                gold_set: Path | None = None, out: Path | None = None, data: Any = None) -> tuple[list[dict], Path]:
-    """Read the logs, harvest, write the review file; returns (candidates, path)."""
-    from agent.tracing import iter_traces
+def run_harvest(config: HarvestConfig | None = None, database_url: str | None = None, gold_set: Path | None = None,
+                out: Path | None = None, data: Any = None) -> tuple[list[dict], Path]:
+    """Read the swipes and turns from the event store, harvest, write the review file; returns
+    (candidates, path)."""
     from data import GOLD_SET
-    from data.feedback import read_feedback
+    from data.event_store import open_store
     from eval.gold import load_cases
 
-    traces = list(iter_traces(trace_log))
+    store = open_store(database_url)
+    try:
+        swipes, turns = store.swipes(), store.turns()
+    finally:
+        store.close()
     movies = data.movies if data is not None else None
-    candidates = harvest(read_feedback(feedback_log), traces, load_cases(gold_set or GOLD_SET), config, movies)
+    candidates = harvest(swipes, turns, load_cases(gold_set or GOLD_SET), config, movies)
     path = write_candidates(candidates, out)
-    log.info("harvest: %d candidate(s) from %d turns -> %s", len(candidates), len(traces), path)
+    log.info("harvest: %d candidate(s) from %d turns -> %s", len(candidates), len(turns), path)
     return candidates, path

@@ -14,7 +14,7 @@ started from a MovieLens persona, and sends its token; rate limits are off for t
   embedded off the event loop (from the app's trace log);
 - ``swipes`` likes/dislikes from ``users`` concurrent writers (``POST /api/feedback``, on the cards
   of a turn each writer had first, untimed, naming its trace): errors,
-  latency, and whether ``feedback.jsonl`` holds exactly one valid line per acknowledged swipe;
+  latency, and whether the event store holds exactly one swipe per acknowledged swipe;
 - graceful shutdown: seconds from SIGTERM to exit, and the exit status.
 
 Bounded: every phase stops issuing requests at ``time_limit_s`` (the report says so).
@@ -39,7 +39,6 @@ from pathlib import Path
 import httpx
 
 from data import GOLD_SET
-from data.feedback import FILE_NAME, read_feedback
 from data.store import home
 from eval.bench import percentiles
 from web.limits import limits_off_env
@@ -76,8 +75,10 @@ class AppProcess:
     ``state``. Use as a context manager: started on enter, SIGTERM (then SIGKILL) on exit.
     """
 
-    def __init__(self, state: Path, env: dict[str, str] | None = None, host: str = "127.0.0.1") -> None:
+    def __init__(self, state: Path, env: dict[str, str] | None = None, host: str = "127.0.0.1",
+                 workers: int = 1) -> None:
         self.state = Path(state)
+        self.workers = workers
         self.host, self.port = host, free_port(host)
         self.url = f"http://{host}:{self.port}"
         self.log_path = self.state / "app.log"
@@ -89,19 +90,23 @@ class AppProcess:
         self.state.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as out:  # the child keeps its own copy of the descriptor
             self.proc = subprocess.Popen([sys.executable, "-m", "cli", "serve", "--host", self.host, "--port",
-                                          str(self.port)], cwd=REPO, env=self.env, stdout=out, stderr=subprocess.STDOUT)
+                                          str(self.port), "--workers", str(self.workers)], cwd=REPO, env=self.env,
+                                         stdout=out, stderr=subprocess.STDOUT)
         self.started = time.monotonic()
         return self
 
     def wait_ready(self, timeout_s: float = READY_TIMEOUT_S) -> float:
-        """Block until /healthz says ready; returns seconds since start. Raises with the log tail."""
+        """Block until /healthz says ready; returns seconds since start. Raises with the log tail.
+        With several workers, each answers /healthz for itself: ready once a run of answers (new
+        connections, spread by the kernel over the workers) are all 200."""
         deadline = self.started + timeout_s
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"the app exited with {self.proc.returncode} before it was ready:\n{self.log_tail()}")
             try:
                 reply = httpx.get(f"{self.url}/healthz", timeout=5)
-                if reply.status_code == 200:
+                if reply.status_code == 200 and all(
+                        httpx.get(f"{self.url}/healthz", timeout=5).status_code == 200 for _ in range(8 * (self.workers - 1))):
                     return time.monotonic() - self.started
                 if reply.json().get("status") == "failed":
                     raise RuntimeError(f"the app could not load its models: {reply.json().get('error')}")
@@ -239,11 +244,20 @@ def swipe_phase(url: str, state: Path, writers: int, swipes: int, deadline: floa
             "trace_id": trace_id, "rank": i % len(items) + 1, "query": "load test"}, headers=people[writer])
 
     result = _run_concurrently(writers, per_writer, url, swipe, deadline)
-    path = state / FILE_NAME
-    result["log_lines"] = path.read_bytes().count(b"\n") if path.exists() else 0
-    result["log_valid_records"] = len(read_feedback(path))
-    result["log_matches"] = result["log_lines"] == result["log_valid_records"] == result["ok"]
+    result["stored"] = stored_swipes(state)
+    result["store_matches"] = result["stored"] == result["ok"]
     return result
+
+
+def stored_swipes(state: Path) -> int:
+    """Swipes in the app's event store (the default SQLite file of that state directory)."""
+    from data.event_store import FILE_NAME, EventStore
+
+    store = EventStore(f"sqlite:///{state / FILE_NAME}")
+    try:
+        return store.count_swipes()
+    finally:
+        store.close()
 
 
 # ---------------------------------------------------------------------------------------- driver
@@ -274,7 +288,7 @@ def run_load_test(users: int = 20, turns: int = 50, swipes: int = 1000, time_lim
                                   "graceful": status in (0, -signal.SIGTERM)
                                   and "Application shutdown complete" in app.log_tail()}
         report["ok"] = (report["chat"]["errors"] == 0 and report["swipes"]["errors"] == 0
-                        and report["swipes"]["log_matches"] and report["shutdown"]["graceful"]
+                        and report["swipes"]["store_matches"] and report["shutdown"]["graceful"]
                         and not report["chat"]["stopped_early"]
                         and not report["swipes"]["stopped_early"])
         return report
@@ -332,7 +346,7 @@ async def _people(url: str, people: int, turns: int, think_s: tuple[float, float
 
 def run_capacity_test(crowds: tuple[int, ...] = CROWDS, turns: int = 10, think_s: tuple[float, float] = THINK_S,
                       p95_ms: float = CAPACITY_P95_MS, time_limit_s: float = 480.0,
-                      source_home: Path | None = None) -> dict:
+                      source_home: Path | None = None, workers: int = 1) -> dict:
     """Crowds of growing size against one fresh app (offline parser), each person waiting
     ``think_s`` between ``turns`` turns; stops at the first crowd the app does not hold (p95 above
     ``p95_ms`` or any error). Returns every crowd's figures and ``holds``: the largest crowd held."""
@@ -343,9 +357,10 @@ def run_capacity_test(crowds: tuple[int, ...] = CROWDS, turns: int = 10, think_s
         state = scratch_home(scratch / "home", source_home)
         report: dict = {"machine": {"cpus": os.cpu_count(), "load_avg_at_start": [round(x, 2) for x in os.getloadavg()]},
                         "config": {"turns_per_person": turns, "think_s": list(think_s), "p95_ms": p95_ms,
-                                   "parser": "offline"}, "crowds": [], "holds": 0}
+                                   "parser": "offline", "workers": workers}, "crowds": [], "holds": 0}
         # limits off: the crowd comes from one address, which the per-client limit would throttle
-        with AppProcess(state, env={"CINEAGENT_PARSER": "offline", **limits_off_env()}) as app:
+        # (per process: with several workers each keeps its own buckets)
+        with AppProcess(state, env={"CINEAGENT_PARSER": "offline", **limits_off_env()}, workers=workers) as app:
             report["ready_s"] = round(app.wait_ready(), 2)
             deadline = time.monotonic() + time_limit_s
             for people in crowds:
@@ -364,7 +379,7 @@ def run_capacity_test(crowds: tuple[int, ...] = CROWDS, turns: int = 10, think_s
 
 def format_capacity(report: dict) -> str:
     lines = [f"machine: {report['machine']['cpus']} CPUs, load average at start {report['machine']['load_avg_at_start']}",
-             f"each person waits {report['config']['think_s'][0]:g}-{report['config']['think_s'][1]:g} s between "
+             f"app: {report['config'].get('workers', 1)} worker process(es); each person waits {report['config']['think_s'][0]:g}-{report['config']['think_s'][1]:g} s between "
              f"{report['config']['turns_per_person']} turns"]
     for c in report["crowds"]:
         lines.append(f"{c['people']:>4} people: {c['ok']}/{c['n']} ok, {c['errors']} errors, p50 {c['p50_ms']} ms, "
@@ -379,11 +394,14 @@ def format_capacity(report: dict) -> str:
 
 
 def turns_with_step(state: Path, name: str) -> int:
-    """Turns in the app's local trace log with a step of this name (read after the app stopped)."""
-    from agent.tracing import iter_traces
+    """Turn events in the app's store with a step of this name (read after the app stopped)."""
+    from data.event_store import FILE_NAME, EventStore
 
-    return sum(any(step.get("name") == name for step in trace.get("steps", []))
-               for trace in iter_traces(state / "traces" / "traces.jsonl"))
+    store = EventStore(f"sqlite:///{state / FILE_NAME}")
+    try:
+        return sum(any(step.name == name for step in turn.steps) for turn in store.turns())
+    finally:
+        store.close()
 
 
 def format_report(report: dict) -> str:
@@ -398,7 +416,7 @@ def format_report(report: dict) -> str:
         + (" (stopped at the time limit)" if chat["stopped_early"] else ""),
         f"swipes: {swipes['ok']}/{swipes['n']} ok, {swipes['errors']} errors, p50 {swipes['p50_ms']} ms, "
         f"p95 {swipes['p95_ms']} ms, p99 {swipes['p99_ms']} ms, {swipes['throughput_rps']} swipes/s; "
-        f"feedback.jsonl {swipes['log_lines']} lines, {swipes['log_valid_records']} valid"
+        f"{swipes['stored']} in the event store"
         + (" (stopped at the time limit)" if swipes["stopped_early"] else ""),
         f"shutdown on SIGTERM: {'graceful' if report['shutdown']['graceful'] else 'NOT graceful'}, exit status "
         f"{report['shutdown']['exit_status']} after {report['shutdown']['seconds']} s",

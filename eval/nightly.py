@@ -9,9 +9,9 @@ One run (``run_nightly``):
 2. the offline recommender benchmark: ``eval.offline.offline_report`` with the rating protocol
    (two model fits plus 5-fold rating runs: tens of minutes on 2 cores), or with ``quick`` only the
    stratified ranking protocol (``eval.offline.ranking_on``: one fit, a few minutes);
-3. feedback statistics from the swipe log (``feedback_stats``): like rate overall, by card
-   position (rank) and by candidate source, the source read from the turn's trace in the local
-   trace log (the best-ranked source its explanation cites);
+3. feedback statistics from the event store (``feedback_stats``): like rate overall, by card
+   position (rank) and by candidate source, the source read from the ``Turn`` event that showed
+   the card (the best-ranked source its explanation cites);
 4. one line appended to ``$CINEAGENT_HOME/eval/history.jsonl`` with every figure;
 5. ``$CINEAGENT_HOME/eval/dashboard.html`` rewritten (``eval.dashboard``);
 6. ``regressions``: every guarded figure that fell more than ``threshold`` (absolute, in the
@@ -48,6 +48,7 @@ from typing import Any, Callable, Iterable, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from data import GOLD_SET
+from data.events import Turn
 from data.store import home, write_bytes_atomic
 
 log = logging.getLogger(__name__)
@@ -59,7 +60,8 @@ GOLD_FIGURES = ("accuracy", "micro_f1", "exclusion_accuracy", "title_accuracy", 
 
 
 class NightlyConfig(BaseModel):
-    """A nightly run. Paths default to ``$CINEAGENT_HOME`` (eval/, feedback.jsonl, traces/)."""
+    """A nightly run. Paths default to ``$CINEAGENT_HOME/eval``; swipes and turns come from the
+    event store (``database_url``, default the SQLite store under ``$CINEAGENT_HOME``)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -69,8 +71,7 @@ class NightlyConfig(BaseModel):
     parser: Literal["offline", "llm"] = "offline"
     gold_set: Path = GOLD_SET
     eval_dir: Path | None = None            # history.jsonl and dashboard.html; default $CINEAGENT_HOME/eval
-    feedback_log: Path | None = None        # default $CINEAGENT_HOME/feedback.jsonl
-    trace_log: Path | None = None           # default $CINEAGENT_HOME/traces/traces.jsonl
+    database_url: str | None = None         # the event store; default SQLite under $CINEAGENT_HOME
     requests: Path | None = None            # real people's requests in the gold schema (off when unset)
     dialogues: Path | None = None           # real dialogues for ``eval.dialogues`` (off when unset)
 
@@ -104,19 +105,14 @@ class NightlyResult:
 
 
 # ---------------------------------------------------------------------------------------- feedback
-def card_source(trace: dict | None, item_id: int) -> str:
-    """The candidate source that put ``item_id`` on the cards of ``trace``: the best-ranked source
-    its explanation cites; "uncited" when none ranked it in its top 20, "unknown" without a trace."""
-    if trace is None:
+def card_source(turn: Turn | None, item_id: int) -> str:
+    """The candidate source that put ``item_id`` on the cards of ``turn``: the best-ranked source
+    its explanation cites; "uncited" when none ranked it in its top 20, "unknown" without the turn
+    (or a turn recorded before cards carried their sources)."""
+    if turn is None or item_id not in turn.items or len(turn.sources) != len(turn.items):
         return "unknown"
-    for step in trace.get("steps", []):
-        if step.get("name") != "explain":
-            continue
-        for card in step.get("output", {}).get("cards", []):
-            if card.get("item_id") == item_id:
-                sources = card.get("sources") or {}
-                return min(sources, key=sources.get) if sources else "uncited"
-    return "unknown"
+    sources = turn.sources[turn.items.index(item_id)]
+    return min(sources, key=sources.get) if sources else "uncited"
 
 
 def _rate(records: list) -> dict:
@@ -124,15 +120,15 @@ def _rate(records: list) -> dict:
     return {"n": len(records), "likes": likes, "like_rate": likes / len(records) if records else None}
 
 
-def feedback_stats(records: Iterable, traces: dict[str, dict]) -> dict:
-    """Like rate overall, by rank (card position) and by source, from swipe records
-    (``data.feedback.FeedbackRecord``) and the local trace log indexed by trace id."""
+def feedback_stats(records: Iterable, turns: dict[str, Turn]) -> dict:
+    """Like rate overall, by rank (card position) and by source, from ``Swipe`` events and the
+    ``Turn`` events that showed the cards, indexed by trace id."""
     records = list(records)
     by_rank: dict[str, list] = {}
     by_source: dict[str, list] = {}
     for r in records:
         by_rank.setdefault(str(r.rank) if r.rank else "unknown", []).append(r)
-        by_source.setdefault(card_source(traces.get(r.trace_id or ""), r.item_id), []).append(r)
+        by_source.setdefault(card_source(turns.get(r.trace_id or ""), r.item_id), []).append(r)
     return {**_rate(records), "dislikes": sum(r.action == "dislike" for r in records),
             "by_rank": {k: _rate(v) for k, v in by_rank.items() if k != "unknown"},
             "by_source": {k: _rate(v) for k, v in sorted(by_source.items())}}
@@ -222,9 +218,8 @@ def run_nightly(config: NightlyConfig | None = None, data: Any = None, parser: A
     default ``agent.runtime.make_parser(data, config.parser)``, ``offline(data, quick)`` the
     benchmark, ``agent`` (for the dialogues) default ``agent.runtime.load_agent`` on the current
     artifacts."""
-    from agent.tracing import iter_traces
     from data import movielens
-    from data.feedback import read_feedback
+    from data.event_store import open_store
     from eval import dashboard
     from eval.experiments import parser_description, run_gold
     from eval.gold import load_cases
@@ -255,8 +250,11 @@ def run_nightly(config: NightlyConfig | None = None, data: Any = None, parser: A
         dialogues = evaluate_dialogues(cases, data, agent_replay(agent))
         log.info("nightly: dialogues R@10 %.4f (%d cases)", dialogues["metrics"]["cineagent"]["R@10"], dialogues["n"])
     bench = offline(data, config.quick)
-    traces = {t.get("trace_id"): t for t in iter_traces(config.trace_log)}
-    feedback = feedback_stats(read_feedback(config.feedback_log), traces)
+    store = open_store(config.database_url)
+    try:
+        feedback = feedback_stats(store.swipes(), {t.trace_id: t for t in store.turns()})
+    finally:
+        store.close()
     about = parser_description(parser)
     entry = {"ts_iso": now.isoformat(timespec="seconds"), "date": now.date().isoformat(), "quick": config.quick,
              "threshold": config.threshold, "parser": about["parser"], "prompt_version": about.get("prompt_version"),

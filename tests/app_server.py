@@ -2,7 +2,7 @@
 
 ``running_app(tmp)`` trains models into the test home once (``cineagent train --if-missing``:
 minutes on a fresh machine, nothing after), then serves them from a scratch state directory under
-``tmp`` (so feedback.jsonl and profiles start empty for each test module) on a free 127.0.0.1
+``tmp`` (so its event store starts empty for each test module) on a free 127.0.0.1
 port, with the offline parser, and yields the ready ``AppProcess``.
 """
 from __future__ import annotations
@@ -40,3 +40,14 @@ def running_app(tmp: Path, env: dict[str, str] | None = None, wait: bool = True)
         if wait:
             app.wait_ready()
         yield app
+
+
+def stored_swipes(state: Path) -> list:
+    """The swipes in the event store of an app's state directory (the default SQLite file)."""
+    from data.event_store import FILE_NAME, EventStore
+
+    store = EventStore(f"sqlite:///{Path(state) / FILE_NAME}")
+    try:
+        return store.swipes()
+    finally:
+        store.close()

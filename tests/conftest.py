@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+pytest_plugins = ["tests.postgres"]   # pg_server_url, pg_database_url, pg_url
+
 # set before any project module reads it; a developer can point tests elsewhere
 os.environ["CINEAGENT_HOME"] = os.environ.get("CINEAGENT_TEST_HOME", str(Path.home() / ".cache" / "cineagent-test"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")

@@ -16,8 +16,7 @@ from schemathesis.specs.openapi.checks import (content_type_conformance, respons
                                                response_schema_conformance, status_code_conformance)
 from schemathesis.generation import GenerationMode
 
-from data.feedback import read_feedback
-from tests.app_server import running_app
+from tests.app_server import running_app, stored_swipes
 
 pytestmark = pytest.mark.integration
 
@@ -108,7 +107,7 @@ def test_a_disliked_movie_never_comes_back_and_swipes_are_logged(client, server)
     assert any(p["item_id"] == liked["item_id"] for i in again["items"] for p in i["evidence"]["profile_items"]), \
         "the liked movie becomes evidence for the next picks"
 
-    mine = [r for r in read_feedback(server.state / "feedback.jsonl") if r.user_id == carol["user_id"]]
+    mine = [r for r in stored_swipes(server.state) if r.user_id == carol["user_id"]]
     assert [(r.item_id, r.action, r.rank, r.trace_id, r.query) for r in mine] == [
         (disliked["item_id"], "dislike", 1, first["trace_id"], "a comedy"),
         (liked["item_id"], "like", 2, first["trace_id"], "a comedy")]
@@ -128,7 +127,7 @@ def test_a_person_can_undo_their_own_swipe(client, server):
     reply = client.post("/api/feedback/undo", json={"item_id": item}, headers=dana["headers"])
     assert reply.status_code == 200 and reply.json() == {"undone": "dislike", "item_id": item}
     assert client.get("/api/users/me/profile", headers=dana["headers"]).json()["dislikes"] == []
-    assert not [r for r in read_feedback(server.state / "feedback.jsonl") if r.user_id == dana["user_id"]]
+    assert not [r for r in stored_swipes(server.state) if r.user_id == dana["user_id"]]
     assert client.post("/api/feedback/undo", json={"item_id": item}, headers=dana["headers"]).json()["undone"] is None
     assert client.post("/api/feedback/undo", json={"item_id": item}).status_code == 401
 
@@ -323,5 +322,5 @@ def test_loading_then_ready_then_shutdown_loses_no_acknowledged_swipe(tmp_path):
         stop.set()
         for t in threads:
             t.join()
-        logged = {r.query for r in read_feedback(app.state / "feedback.jsonl")}
+        logged = {r.query for r in stored_swipes(app.state)}
         assert set(acknowledged) <= logged

@@ -16,8 +16,7 @@ import sqlite3
 import httpx
 import pytest
 
-from data.feedback import read_feedback
-from tests.app_server import running_app
+from tests.app_server import running_app, stored_swipes
 
 pytestmark = pytest.mark.integration
 
@@ -164,7 +163,7 @@ def test_forged_trace_ids_are_404_and_score_nothing(client, victims, tally, serv
         tally.attempt(f"forged trace {trace_id[:8]} item {item}", reply.status_code != 404)
         assert reply.status_code == 404, reply.text
         assert "not one of your turns" in reply.json()["error"]
-    logged = {r.trace_id for r in read_feedback(server.state / "feedback.jsonl")}
+    logged = {r.trace_id for r in stored_swipes(server.state)}
     assert not logged & {t for t, _ in forged[:1] + forged[2:]}, "a forged trace reached the swipe log"
 
 
@@ -193,19 +192,17 @@ def test_personas_are_read_only(client, victims, tally, movielens, server):
     bob_now = profile_of(client, bob)
     tally.attempt("bob got alice's swipes", bool(bob_now["dislikes"]))
     assert bob_now["dislikes"] == [] and {r["item_id"]: r["rating"] for r in bob_now["ratings"]} == persona
-    assert not list((server.state / "profiles").glob("*.json")) or all(
-        json.loads(p.read_text())["user"].startswith("p_") for p in (server.state / "profiles").glob("*.json"))
 
 
 def test_the_database_holds_no_token(client, server, victims):
     alice = victims["alice"]
-    db = server.state / "people.sqlite3"
+    db = server.state / "cineagent.sqlite3"
     with sqlite3.connect(db) as conn:
         rows = conn.execute("SELECT * FROM people").fetchall()
     dumped = repr(rows)
     assert rows and alice["token"] not in dumped
     assert hashlib.sha256(alice["token"].encode()).digest() in {r[1] for r in rows}, "stored as its SHA-256"
-    for path in server.state.glob("people.sqlite3*"):   # the file, its WAL and shared memory
+    for path in server.state.glob("cineagent.sqlite3*"):   # the file, its WAL and shared memory
         assert alice["token"].encode() not in path.read_bytes()
 
 
@@ -226,18 +223,18 @@ def test_export_then_delete_removes_a_person_everywhere(client, server):
     assert [t["trace_id"] for t in data["turns"]] == [turn["trace_id"]]
 
     gone = client.delete("/api/people/me", headers=carol["headers"])
-    assert gone.status_code == 200 and gone.json() == {"deleted": True, "swipes": 1, "sessions": 1, "profile": True}
+    assert gone.status_code == 200 and gone.json() == {"deleted": True, "swipes": 1, "sessions": 1, "turns": 1,
+                                                       "profile": True}
     for method, path in (("GET", "/api/people/me/export"), ("GET", "/api/users/me/profile"),
                          ("POST", "/api/chat"), ("DELETE", "/api/people/me")):
         reply = client.request(method, path, headers=carol["headers"],
                                json={"session_id": "c1", "message": "hi"} if method == "POST" else None)
         assert reply.status_code == 401, (method, path, reply.text)
-    assert not [r for r in read_feedback(server.state / "feedback.jsonl") if r.user_id == carol["user_id"]]
-    with sqlite3.connect(server.state / "people.sqlite3") as conn:
+    assert not [r for r in stored_swipes(server.state) if r.user_id == carol["user_id"]]
+    with sqlite3.connect(server.state / "cineagent.sqlite3") as conn:
         assert not conn.execute("SELECT 1 FROM people WHERE id = ?", (carol["user_id"],)).fetchall()
-        assert not conn.execute("SELECT 1 FROM turns WHERE person = ?", (carol["user_id"],)).fetchall()
-    for path in (server.state / "profiles").glob("*.json"):
-        assert carol["user_id"] not in path.read_text()
+        for table in ("turns", "swipes", "sessions"):
+            assert not conn.execute(f"SELECT 1 FROM {table} WHERE user_id = ?", (carol["user_id"],)).fetchall()
     # the trace log keeps her turns under the random id only: never her name
     for path in (server.state / "traces").glob("traces.jsonl*"):
         assert "Carol" not in path.read_text()

@@ -13,8 +13,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
-from data.feedback import read_feedback
-from tests.app_server import running_app
+from tests.app_server import running_app, stored_swipes
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
@@ -150,7 +149,7 @@ def shot(page, name: str) -> None:
 
 
 def feedback(server) -> list[tuple]:
-    return [(r.user_id, r.item_id, r.action, r.trace_id) for r in read_feedback(server.state / "feedback.jsonl")]
+    return [(r.user_id, r.item_id, r.action, r.trace_id) for r in stored_swipes(server.state)]
 
 
 def test_a_desktop_conversation_by_keyboard(server, desktop, movielens):
@@ -177,7 +176,7 @@ def test_a_desktop_conversation_by_keyboard(server, desktop, movielens):
     page.wait_for_timeout(800)
     expect(turns(page)).to_have_count(0)
     expect(page.locator("#pending .pending-turn")).to_have_count(0)
-    assert not (server.state / "feedback.jsonl").exists() or not feedback(server)
+    assert not feedback(server)
 
     # the typing indicator shows while the agent works (noted by an observer: it may last only ms)
     page.evaluate("""() => { window.sawTyping = false; new MutationObserver(() => {
@@ -256,7 +255,7 @@ def test_a_desktop_conversation_by_keyboard(server, desktop, movielens):
     page.locator("#delete-me").click()
     page.locator("#data-status").get_by_text("Deleted").wait_for()
     page.locator("#who").get_by_text("new visitor").wait_for()
-    assert read_feedback(server.state / "feedback.jsonl") == []
+    assert stored_swipes(server.state) == []
     page.reload()
     page.locator("#who").get_by_text("new visitor").wait_for()
 

@@ -72,8 +72,7 @@ def agent(trained, movielens, stratified_split, item_text_vectors, tmp_path_fact
     from retrieval.catalog import CatalogIndex
     from retrieval.profile_index import ProfileStore
 
-    profiles = ProfileStore(item_text_vectors, movielens.item_ids, base_profiles(stratified_split.train),
-                            directory=tmp_path_factory.mktemp("profiles"))
+    profiles = ProfileStore(item_text_vectors, movielens.item_ids, base_profiles(stratified_split.train))
     return DialogueManager(trained, OfflineParser(movielens), CatalogIndex(item_text_vectors, movielens.item_ids), profiles)
 
 
@@ -184,13 +183,16 @@ def test_the_configured_session_bounds_apply(agent):
 
 
 def test_a_conversation_survives_a_restart_and_expires_by_its_ttl(agent, tmp_path):
-    """Sessions written through to SQLite: a new store (a restarted process) continues them."""
+    """Sessions in the event store: a new store (a restarted process) continues them."""
     from agent.dialogue import DialogueManager
     from agent.session import SessionStore
+    from data.event_store import EventStore
+
+    url = f"sqlite:///{tmp_path / 'events.sqlite3'}"
 
     def restarted(ttl=3600.0, bound=100):
         return DialogueManager(agent.bundle, agent.parser, agent.catalog, agent.profiles,
-                               SessionStore(bound, ttl, path=tmp_path / "sessions.sqlite3"))
+                               SessionStore(bound, ttl, store=EventStore(url)))
 
     first = restarted()
     shown = first.turn("196", "s-restart", "a comedy, no romance")
@@ -204,5 +206,20 @@ def test_a_conversation_survives_a_restart_and_expires_by_its_ttl(agent, tmp_pat
     assert restarted().turn("42", "s-restart", "show me more").intent.genres != ["Comedy"]
     expired = restarted(ttl=1e-6)  # idle longer than the TTL: gone
     assert expired.sessions.get("s-restart", "196").standing is None
-    store = SessionStore(100, 3600, path=tmp_path / "sessions.sqlite3")
-    assert store.discard_user("196") >= 1 and restarted().sessions.get("s-restart", "196").standing is None
+    assert EventStore(url).delete_person("196")["sessions"] >= 1
+    assert restarted().sessions.get("s-restart", "196").standing is None
+
+
+def test_the_store_keeps_at_most_the_configured_sessions(agent, tmp_path):
+    """CINEAGENT_MAX_SESSIONS applies to the stored conversations too (pruned every few saves)."""
+    from agent.dialogue import DialogueManager
+    from agent.session import SessionStore
+    from data.event_store import EventStore
+
+    store = EventStore(f"sqlite:///{tmp_path / 'events.sqlite3'}")
+    bounded = DialogueManager(agent.bundle, agent.parser, agent.catalog, agent.profiles,
+                              SessionStore(3, 3600, store=store))
+    for k in range(6):
+        bounded.turn("196", f"bounded-{k}", "a comedy")
+        assert store.count_sessions() <= 3
+    assert bounded.sessions.get("bounded-5", "196").turns == 1 and bounded.sessions.get("bounded-0", "196").turns == 0

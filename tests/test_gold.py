@@ -224,17 +224,23 @@ def test_offline_parser_meets_the_gold_targets(movielens):
 def test_every_error_meant_for_people_shares_one_base():
     """The CLI words any of them as one line and exit 2 (tested above for a missing dataset)."""
     from agent.dialogue import BadRequest
+    from agent.errors import NotReady, UnknownPersona, UnknownTurn
     from agent.llm_parser import LLMNotConfigured
     from agent.prompts import PromptError
     from agent.users import UnknownUser
     from data.errors import CineAgentError
-    from data.feedback import FeedbackError
+    from agent.settings import SettingsError
+    from data.event_store import StoreError
+    from data.events import FeedbackError
     from data.movielens import DataError
     from data.people import PeopleError
     from eval.dialogues import DialogueSetError
     from eval.gold import GoldSetError
     from models.artifacts import ArtifactError
+    from web.auth import Forbidden, Unauthorized
+    from web.limits import RateLimited
 
     for error in (BadRequest, LLMNotConfigured, PromptError, UnknownUser, FeedbackError, DataError, PeopleError,
-                  DialogueSetError, GoldSetError, ArtifactError):
+                  DialogueSetError, GoldSetError, ArtifactError, NotReady, UnknownPersona, UnknownTurn, SettingsError,
+                  StoreError, Forbidden, Unauthorized, RateLimited):
         assert issubclass(error, CineAgentError), error

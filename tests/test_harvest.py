@@ -1,13 +1,13 @@
-"""Harvesting candidate gold cases from a planted swipe log and trace log."""
+"""Harvesting candidate gold cases from planted swipes and turns in an event store."""
 from __future__ import annotations
 
 import hashlib
 import json
-from datetime import date
+from datetime import date, datetime, timezone
 
-from agent.tracing import TraceLog
 from data import GOLD_SET
-from data.feedback import FeedbackLog
+from data.event_store import EventStore
+from data.events import Turn, make_swipe
 from eval.gold import load_cases, validate_case
 from eval.harvest import HarvestConfig, harvest, overlap, run_harvest
 
@@ -15,12 +15,11 @@ DAY = date(2026, 1, 2)
 T0 = 1_767_000_000.0
 
 
-def turn(trace: str, session: str, message: str, act: str, genres=(), excluded=(), titles=(), ts: float = T0) -> dict:
-    """A turn as the local trace log holds it (only the fields harvest reads, plus a step)."""
+def turn(trace: str, session: str, message: str, act: str, genres=(), excluded=(), titles=(), ts: float = T0) -> Turn:
+    """A turn event as the store holds it (the parser's reading is what harvest reads)."""
     intent = {"act": act, "genres": list(genres), "exclude_genres": list(excluded), "titles": list(titles)}
-    return {"trace_id": trace * 32, "ts": ts, "session": session, "message": message, "act": act, "intent": intent,
-            "error": None, "steps": [{"name": "intent_parse", "output": {"intent": intent, "parser": "offline"}},
-                                     {"name": "merge", "output": {"act": act}}]}
+    return Turn(trace_id=trace * 32, ts=datetime.fromtimestamp(ts, timezone.utc), user_id="196", session_id=session,
+                message=message, act=act, parsed=intent, intent=intent, parser="offline")
 
 
 GOLD_UTTERANCE = "I'm in the mood for a good comedy tonight"   # case g001 of the gold set
@@ -38,24 +37,24 @@ TRACES = [
 ]
 
 
-def plant(tmp_path) -> tuple:
-    trace_log = TraceLog(tmp_path / "traces.jsonl")
+def plant(tmp_path) -> str:
+    url = f"sqlite:///{tmp_path / 'events.sqlite3'}"
+    feedback = EventStore(url)
     for t in TRACES:
-        trace_log.append(t)
-    feedback = FeedbackLog(tmp_path / "feedback.jsonl")
+        feedback.add_turn(t)
     swipes = [("a", 12, "like", 9), ("a", 13, "like", 1), ("b", 14, "dislike", 1), ("b", 15, "dislike", 7),
               ("3", 16, "like", 10), ("c", 17, "dislike", 2)]
     for trace, item, action, rank in swipes:
-        feedback.log(user_id="196", session_id="s", item_id=item, action=action, trace_id=trace * 32, rank=rank,
-                     query="x")
-    return tmp_path / "traces.jsonl", tmp_path / "feedback.jsonl"
+        feedback.add_swipe(make_swipe(user_id="196", session_id="s", item_id=item, action=action,
+                                      trace_id=trace * 32, rank=rank, query="x"))
+    return url
 
 
 def test_planted_logs_yield_the_expected_candidates(tmp_path, movielens):
-    traces, feedback = plant(tmp_path)
+    feedback = plant(tmp_path)
     gold_before = hashlib.sha256(GOLD_SET.read_bytes()).hexdigest()
     out = tmp_path / "eval" / f"candidates-{DAY}.jsonl"
-    candidates, path = run_harvest(HarvestConfig(), feedback_log=feedback, trace_log=traces, out=out, data=movielens)
+    candidates, path = run_harvest(HarvestConfig(), database_url=feedback, out=out, data=movielens)
 
     assert path == out and hashlib.sha256(GOLD_SET.read_bytes()).hexdigest() == gold_before, "gold set untouched"
     written = [json.loads(line) for line in out.read_text().splitlines()]
@@ -88,11 +87,8 @@ def test_planted_logs_yield_the_expected_candidates(tmp_path, movielens):
 
 
 def test_thresholds_and_the_window_are_settings(tmp_path):
-    traces, feedback = plant(tmp_path)
-    from agent.tracing import iter_traces
-    from data.feedback import read_feedback
-
-    records, turns = read_feedback(feedback), list(iter_traces(traces))
+    store = EventStore(plant(tmp_path))
+    records, turns = store.swipes(), store.turns()
     strict = harvest(records, turns, load_cases(GOLD_SET), HarvestConfig(low_rank=10, high_rank=1, window_s=10), day=DAY)
     # rank 9 is no longer "low", rank 2 no longer "high", the 30 s refine is outside a 10 s window
     assert [c["utterance"] for c in strict] == ["a cozy film for a rainy day"]

@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from agent.tracing import TraceLog, Tracing, TracingConfig
+from agent.tracing import Tracing, TracingConfig
 from data import GOLD_SET
-from data.feedback import FeedbackLog, read_feedback
+from data.event_store import EventStore
+from data.events import Turn, make_swipe
 from eval import dashboard
 from eval.experiments import DATASET, item_id, run_gold
 from eval.gold import load_cases
@@ -65,18 +66,17 @@ def test_figures_flatten_gold_ranking_rating_and_feedback():
 
 
 # ---------------------------------------------------------------------------------------- feedback statistics
-def explained(trace_id: str, cards: dict[int, dict]) -> dict:
-    return {"trace_id": trace_id, "steps": [{"name": "explain", "output": {
-        "cards": [{"item_id": i, "sources": s} for i, s in cards.items()]}}]}
+def explained(trace_id: str, cards: dict[int, dict]) -> Turn:
+    """The turn that showed these cards, each with the sources that ranked it."""
+    return Turn(trace_id=trace_id, user_id="196", session_id="s", items=list(cards), sources=list(cards.values()))
 
 
 def test_feedback_stats_by_position_and_source(tmp_path):
     traces = {"a" * 32: explained("a" * 32, {1: {"svd": 3, "semantic": 1}, 2: {"two_tower": 2}, 3: {}})}
-    log = FeedbackLog(tmp_path / "feedback.jsonl")
-    for item, action, rank in ((1, "like", 1), (2, "dislike", 2), (3, "like", 3), (1, "dislike", 1)):
-        log.log(user_id="196", session_id="s", item_id=item, action=action, trace_id="a" * 32, rank=rank)
-    log.log(user_id="196", session_id="s", item_id=9, action="like", trace_id="b" * 32, rank=1)
-    stats = feedback_stats(read_feedback(tmp_path / "feedback.jsonl"), traces)
+    swipes = [make_swipe(user_id="196", session_id="s", item_id=item, action=action, trace_id="a" * 32, rank=rank)
+              for item, action, rank in ((1, "like", 1), (2, "dislike", 2), (3, "like", 3), (1, "dislike", 1))]
+    swipes.append(make_swipe(user_id="196", session_id="s", item_id=9, action="like", trace_id="b" * 32, rank=1))
+    stats = feedback_stats(swipes, traces)
     assert (stats["n"], stats["likes"], stats["dislikes"], stats["like_rate"]) == (5, 3, 2, 0.6)
     assert stats["by_rank"]["1"] == {"n": 3, "likes": 2, "like_rate": pytest.approx(2 / 3)}
     assert stats["by_source"] == {"semantic": {"n": 2, "likes": 1, "like_rate": 0.5},
@@ -147,13 +147,13 @@ def test_nightly_on_real_data_writes_the_dashboard_and_catches_a_planted_regress
         movielens, trained, stratified_split, tmp_path):
     from agent.offline_parser import OfflineParser
 
-    trace_log = TraceLog(tmp_path / "traces.jsonl")
-    trace_log.append(explained("c" * 32, {50: {"svd": 1}, 181: {"semantic": 4}}))
-    feedback = FeedbackLog(tmp_path / "feedback.jsonl")
-    feedback.log(user_id="196", session_id="s", item_id=50, action="like", trace_id="c" * 32, rank=1)
-    feedback.log(user_id="196", session_id="s", item_id=181, action="dislike", trace_id="c" * 32, rank=2)
-    config = NightlyConfig(quick=True, eval_dir=tmp_path / "eval", feedback_log=tmp_path / "feedback.jsonl",
-                           trace_log=tmp_path / "traces.jsonl")
+    url = f"sqlite:///{tmp_path / 'events.sqlite3'}"
+    feedback = EventStore(url)
+    feedback.add_turn(explained("c" * 32, {50: {"svd": 1}, 181: {"semantic": 4}}))
+    feedback.add_swipe(make_swipe(user_id="196", session_id="s", item_id=50, action="like", trace_id="c" * 32, rank=1))
+    feedback.add_swipe(make_swipe(user_id="196", session_id="s", item_id=181, action="dislike", trace_id="c" * 32,
+                                  rank=2))
+    config = NightlyConfig(quick=True, eval_dir=tmp_path / "eval", database_url=url)
     offline = stratified_ranking(trained, stratified_split)
     parser = OfflineParser(movielens)
 
@@ -307,11 +307,10 @@ def test_nightly_scores_real_requests_and_replays_dialogues_when_given(movielens
          "targets": [1]},
     ]) + "\n")
     parser = OfflineParser(movielens)
-    profiles = ProfileStore(trained.item_text_vectors, movielens.item_ids, base_profiles(stratified_split.train),
-                            directory=tmp_path / "profiles")
+    profiles = ProfileStore(trained.item_text_vectors, movielens.item_ids, base_profiles(stratified_split.train))
     agent = DialogueManager(trained, parser, CatalogIndex(trained.item_text_vectors, movielens.item_ids), profiles)
-    config = NightlyConfig(quick=True, eval_dir=tmp_path / "eval", feedback_log=tmp_path / "feedback.jsonl",
-                           trace_log=tmp_path / "traces.jsonl", requests=requests, dialogues=dialogues)
+    config = NightlyConfig(quick=True, eval_dir=tmp_path / "eval", database_url=f"sqlite:///{tmp_path / 'e.sqlite3'}",
+                           requests=requests, dialogues=dialogues)
     result = run_nightly(config, data=movielens, parser=parser, offline=lambda data, quick: {}, agent=agent)
     figures = result.entry["figures"]
     assert figures["requests.accuracy"] == 1.0 and result.entry["requests"]["n"] == 2

@@ -31,7 +31,7 @@ def test_fusion_weights_were_learned_not_uniform(trained):
 def test_conversational_pipeline_beats_single_sources(trained, stratified_split, tmp_path):
     from eval.conversational import conversational_report
 
-    report = conversational_report(stratified_split, trained, tmp_path, limit=600)
+    report = conversational_report(stratified_split, trained, limit=600)
     pipeline = report["methods"]["pipeline"]["ndcg@10"]
     for name, m in report["methods"].items():
         if name != "pipeline":

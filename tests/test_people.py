@@ -1,15 +1,15 @@
-"""The people store (tokens hashed, bindings of turns to people), abuse limits, the operator
-credential and the swipe log's per-person removal: no server, no models."""
+"""People in the event store (tokens hashed, turns bound to their person), abuse limits and the
+operator credential: no server, no models."""
 from __future__ import annotations
 
 import hashlib
 import sqlite3
-import threading
 
 import pytest
 
-from data.feedback import FeedbackLog, read_feedback
-from data.people import InvalidPerson, InvalidToken, SQLitePeopleStore, is_person_id
+from data.event_store import EventStore
+from data.events import Turn
+from data.people import InvalidPerson, InvalidToken, is_person_id
 from web.auth import AdminTokenTooShort, Operator, Unauthorized, bearer_token
 from web.gate import allowed
 from web.limits import Limits, RateLimited, RateSettings, TokenBuckets, limits_off_env
@@ -17,15 +17,15 @@ from web.limits import Limits, RateLimited, RateSettings, TokenBuckets, limits_o
 
 @pytest.fixture
 def store(tmp_path):
-    s = SQLitePeopleStore(tmp_path / "people.sqlite3", max_turns=5)
+    s = EventStore(f"sqlite:///{tmp_path / 'people.sqlite3'}", max_turns=5)
     yield s
     s.close()
 
 
 def test_a_token_authenticates_its_person_and_is_stored_only_as_a_hash(store, tmp_path):
-    person, token = store.create("Ann", 196)
+    person, token = store.create_person("Ann", 196)
     assert is_person_id(person.id) and person.name == "Ann" and person.seed_from == 196
-    assert store.authenticate(token) == person == store.get(person.id)
+    assert store.authenticate(token) == person == store.person(person.id)
     for bad in ("", token[:-1], token + "x", token.upper(), "x" * 43, None):
         with pytest.raises(InvalidToken):
             store.authenticate(bad)
@@ -39,36 +39,36 @@ def test_a_token_authenticates_its_person_and_is_stored_only_as_a_hash(store, tm
 def test_names_are_bounded(store):
     for bad in ("", "   ", "x" * 65, "tab\there"):
         with pytest.raises(InvalidPerson):
-            store.create(bad)
+            store.create_person(bad)
 
 
 def test_a_turn_is_bound_to_its_person_and_the_bindings_are_bounded(store):
-    alice, _ = store.create()
-    bob, _ = store.create()
-    store.record_turn("a" * 32, alice.id, [1, 2, 3])
+    alice, _ = store.create_person()
+    bob, _ = store.create_person()
+    store.add_turn(Turn(trace_id="a" * 32, user_id=alice.id, session_id="s", items=[1, 2, 3]))
     assert store.shown("a" * 32, alice.id) == [1, 2, 3]
     assert store.shown("a" * 32, bob.id) is None and store.shown("b" * 32, alice.id) is None
-    import data.people as people
+    import data.event_store as event_store
 
-    people.PRUNE_EVERY, before = 4, people.PRUNE_EVERY
+    event_store.PRUNE_EVERY, before = 4, event_store.PRUNE_EVERY
     try:
         for i in range(20):
-            store.record_turn(f"{i:032x}", alice.id, [i])
+            store.add_turn(Turn(trace_id=f"{i:032x}", user_id=alice.id, session_id="s", items=[i]))
     finally:
-        people.PRUNE_EVERY = before
-    assert len(store.turns_of(alice.id)) <= 5 + 4
+        event_store.PRUNE_EVERY = before
+    assert len(store.turns(alice.id)) <= 5 + 4
 
 
 def test_delete_removes_the_person_and_their_turns_and_revokes_the_token(store):
-    person, token = store.create("Ann")
-    store.record_turn("c" * 32, person.id, [7])
-    assert store.export(person.id)["turns"][0]["items"] == [7]
-    assert store.delete(person.id) and not store.delete(person.id)
+    person, token = store.create_person("Ann")
+    store.add_turn(Turn(trace_id="c" * 32, user_id=person.id, session_id="s", items=[7]))
+    assert store.export_person(person.id)["turns"][0]["items"] == [7]
+    assert store.delete_person(person.id)["person"] == 1 and store.delete_person(person.id)["person"] == 0
     with pytest.raises(InvalidToken):
         store.authenticate(token)
-    assert store.get(person.id) is None and store.turns_of(person.id) == []
-    store.record_turn("d" * 32, person.id, [7])   # a turn that finished after the deletion
-    assert store.turns_of(person.id) == []
+    assert store.person(person.id) is None and store.turns(person.id) == []
+    store.add_turn(Turn(trace_id="d" * 32, user_id=person.id, session_id="s", items=[7]))  # finished after the deletion
+    assert store.turns(person.id) == []
 
 
 def test_token_buckets_refill_at_their_rate():
@@ -132,33 +132,6 @@ def test_only_the_routes_the_app_uses_are_open():
     for path in ("/gradio_api/upload", "/gradio_api/file=/etc/passwd", "/gradio_api/file/x", "/monitoring",
                  "/gradio_api/run/predict", "/gradio_api/call/x", "//gradio_api/upload", "/login"):
         assert not allowed(path), path
-
-
-def test_remove_user_rewrites_the_log_without_them_and_writers_keep_appending(tmp_path):
-    log = FeedbackLog(tmp_path / "feedback.jsonl")
-    for i in range(10):
-        log.log(user_id="alice" if i % 2 else "bob", session_id="s", item_id=i + 1, action="like")
-    stop, written = threading.Event(), []
-    other = FeedbackLog(tmp_path / "feedback.jsonl")   # as another process would: its own lock, flock only
-
-    def writer():
-        n = 0
-        while not stop.is_set() or n < 20:
-            other.log(user_id="carol", session_id="s", item_id=n % 1000 + 1, action="like")
-            written.append(n)
-            n += 1
-
-    thread = threading.Thread(target=writer)
-    thread.start()
-    try:
-        assert log.remove_user("alice") == 5
-    finally:
-        stop.set()
-        thread.join()
-    records = read_feedback(tmp_path / "feedback.jsonl")
-    assert [r.user_id for r in records if r.user_id != "carol"] == ["bob"] * 5
-    assert sum(r.user_id == "carol" for r in records) == len(written), "no concurrent swipe was lost"
-    assert log.remove_user("nobody") == 0
 
 
 def test_user_keys_have_one_spelling(movielens):

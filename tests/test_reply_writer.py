@@ -95,8 +95,7 @@ def test_a_turn_shows_validated_words_and_traces_which_path_answered(trained, mo
     from retrieval.profile_index import ProfileStore
 
     def manager(base_url):
-        profiles = ProfileStore(item_text_vectors, movielens.item_ids, base_profiles(stratified_split.train),
-                                directory=tmp_path / base_url.rsplit(":", 1)[-1].replace("/", "_"))
+        profiles = ProfileStore(item_text_vectors, movielens.item_ids, base_profiles(stratified_split.train))
         return DialogueManager(trained, OfflineParser(movielens), CatalogIndex(item_text_vectors, movielens.item_ids),
                                profiles, writer=ReplyWriter(LLMSettings(base_url=base_url, timeout_s=5), titles))
 

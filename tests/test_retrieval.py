@@ -23,9 +23,9 @@ def test_catalog_faiss_search_matches_dense_similarity(vectors):
     assert found.tolist() == ids[np.argsort(-dense)[:5]].tolist()
 
 
-def test_profile_search_returns_only_this_users_liked_items(vectors, tmp_path):
+def test_profile_search_returns_only_this_users_liked_items(vectors):
     ids = np.arange(1, 51)
-    store = ProfileStore(vectors, ids, {"1": {3: 5, 4: 2, 5: 4}, "2": {10: 5}}, directory=tmp_path)
+    store = ProfileStore(vectors, ids, {"1": {3: 5, 4: 2, 5: 4}, "2": {10: 5}})
     hits = store.search("1", vectors[2], k=5)
     assert [h.item_id for h in hits][0] == 3 and {h.item_id for h in hits} == {3, 5}  # 4 was rated 2: not liked
     store.record_swipe("1", 20, liked=True)
@@ -33,38 +33,30 @@ def test_profile_search_returns_only_this_users_liked_items(vectors, tmp_path):
     assert {h.item_id for h in store.search("2", vectors[19], k=5)} == {10}
     store.record_swipe("2", 10, liked=False)
     assert store.search("2", vectors[9]) == [] and store.disliked("2") == {10}
-    reopened = ProfileStore(vectors, ids, {}, directory=tmp_path)
-    assert reopened.swipes("1") == {20: 5}
 
 
-def test_a_swipe_being_written_holds_up_nobody_else(vectors, tmp_path, monkeypatch):
-    """The profile file is written outside the store-wide lock: while one person's swipe waits on
-    the disk, other people's searches and swipes go ahead, and the writer's own table changes only
-    once its file is on disk."""
-    import threading
+def test_profiles_follow_the_event_store_across_processes(vectors, tmp_path):
+    """Two profile stores over one event store (two replicas): a swipe recorded through either is
+    in the other's profile after its refresh, and an undo takes it out of both."""
+    from data.event_store import EventStore
+    from data.events import make_swipe
 
-    import retrieval.profile_index as profile_index
+    events = EventStore(f"sqlite:///{tmp_path / 'events.sqlite3'}")
+
+    def load(key):
+        state = events.profile_state(key)
+        return state.ratings, state.version
 
     ids = np.arange(1, 51)
-    store = ProfileStore(vectors, ids, {"1": {3: 5}, "2": {10: 5}}, directory=tmp_path)
-    on_disk, release = threading.Event(), threading.Event()
-    real_write = profile_index.write_json_atomic
-
-    def slow_write(path, obj):
-        if obj["user"] == "1":
-            on_disk.set()
-            assert release.wait(10), "the test never released the write"
-        real_write(path, obj)
-
-    monkeypatch.setattr(profile_index, "write_json_atomic", slow_write)
-    writer = threading.Thread(target=store.record_swipe, args=("1", 20, True))
-    writer.start()
-    assert on_disk.wait(10)
-    others = threading.Thread(target=lambda: (store.search("2", vectors[9]), store.record_swipe("2", 11, True)))
-    others.start()
-    others.join(10)
-    assert not others.is_alive(), "another person's search or swipe waited for this write"
-    assert store.swipes("2") == {11: 5} and store.swipes("1") == {}  # not published before it is durable
-    release.set()
-    writer.join(10)
-    assert store.swipes("1") == {20: 5}
+    here, there = (ProfileStore(vectors, ids, {"1": {3: 5}}, load=load) for _ in range(2))
+    assert here.swipes("1") == {} and there.swipes("1") == {}
+    events.add_swipe(make_swipe(user_id="1", session_id="s", item_id=20, action="like"))
+    here.refresh("1")
+    assert here.swipes("1") == {20: 5} and 20 in {h.item_id for h in here.search("1", vectors[19], k=5)}
+    assert there.swipes("1") == {}       # cached until its next turn refreshes it
+    there.refresh("1")
+    assert there.swipes("1") == {20: 5} and 20 in {h.item_id for h in there.search("1", vectors[19], k=5)}
+    events.undo_swipe("1", 20)
+    for store in (here, there):
+        store.refresh("1")
+        assert store.swipes("1") == {} and 20 not in {h.item_id for h in store.search("1", vectors[19], k=5)}

@@ -46,8 +46,7 @@ def parts(trained, movielens, stratified_split, item_text_vectors, tmp_path_fact
     from retrieval.catalog import CatalogIndex
     from retrieval.profile_index import ProfileStore
 
-    profiles = ProfileStore(item_text_vectors, movielens.item_ids, base_profiles(stratified_split.train),
-                            directory=tmp_path_factory.mktemp("profiles"))
+    profiles = ProfileStore(item_text_vectors, movielens.item_ids, base_profiles(stratified_split.train))
     return trained, CatalogIndex(item_text_vectors, movielens.item_ids), profiles
 
 

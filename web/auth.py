@@ -23,11 +23,11 @@ MIN_ADMIN_TOKEN_CHARS = 16
 MAX_AUTHORIZATION_CHARS = 256    # "Bearer " + a 43-character token; anything far longer is junk
 
 
-class Unauthorized(Exception):
+class Unauthorized(CineAgentError):
     """401: no valid credential; the message says which to send."""
 
 
-class Forbidden(Exception):
+class Forbidden(CineAgentError):
     """403: a valid credential, but not for this data."""
 
     def __init__(self) -> None:

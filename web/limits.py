@@ -30,11 +30,13 @@ from typing import Mapping
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from data.errors import CineAgentError
+
 MAX_KEYS = 100_000
 ENV_PREFIX = "CINEAGENT_RATE_"
 
 
-class RateLimited(Exception):
+class RateLimited(CineAgentError):
     """Too many actions of one kind; retry after ``retry_after_s`` seconds."""
 
     def __init__(self, what: str, scope: str, retry_after_s: float) -> None:

@@ -26,15 +26,16 @@ import gradio as gr
 
 from agent import metrics
 from agent.dialogue import MAX_MESSAGE_CHARS, BadRequest
-from agent.users import UnknownUser
-from data.feedback import FeedbackError
-from data.people import InvalidPerson, InvalidToken, Person
-from web.errors import NotReady, UnknownPersona, UnknownTurn
+from agent.errors import NotReady
+from data.errors import CineAgentError
+from data.event_store import StoreError
+from data.people import InvalidToken, Person
+from web.errors import status_of
 from web.limits import RateLimited
 from web.render import MAX_TURNS_KEPT, render_conversation, render_welcome, shown_card, swiped_items
 
 if TYPE_CHECKING:
-    from app import Runtime
+    from web.api import Runtime
 
 STATIC = Path(__file__).resolve().parent / "static"
 CHAT_JS = (STATIC / "chat.js").read_text()
@@ -55,8 +56,7 @@ STEP_COLUMNS = ["trace_id", "step", "kind", "duration_ms", "error"]
 PICK_COLUMNS = ["trace_id", "rank", "item_id", "title", "score", "sources (rank)", "models"]
 PICKS_KEPT = 200   # UI turns whose picks the operator can inspect
 
-PEOPLE_ERRORS = (BadRequest, UnknownUser, NotReady, FeedbackError, InvalidToken, RateLimited, UnknownTurn,
-                 UnknownPersona, InvalidPerson)  # shown to the person, never a crash
+PEOPLE_ERRORS = CineAgentError  # shown to the person, never a crash
 
 FRESH = "Start from scratch (no history)"
 PERSONA_NOTE = ("**What is a persona?** MovieLens 100k is 100,000 ratings by 943 anonymous film fans. "
@@ -66,22 +66,14 @@ PERSONA_NOTE = ("**What is a persona?** MovieLens 100k is 100,000 ratings by 943
                 "kept in this browser.")
 
 
-def status_of(exc: Exception) -> int:
-    if isinstance(exc, NotReady):
-        return 503
-    if isinstance(exc, InvalidToken):
-        return 401
-    if isinstance(exc, RateLimited):
-        return 429
-    return 404 if isinstance(exc, (UnknownUser, UnknownTurn)) else 400
-
-
 def plain_error(exc: Exception) -> str:
     """An error in a person's words (the detail for a developer is in the logs and traces)."""
     if isinstance(exc, NotReady):
         return "the recommender is still getting ready; try again in a few seconds"
     if isinstance(exc, RateLimited):
         return f"that was a lot at once; try again in {exc.retry_after_s} s"
+    if isinstance(exc, StoreError):
+        return "we could not save that just now; nothing was changed, try again in a moment"
     if isinstance(exc, InvalidToken):
         return "this browser's profile is no longer valid; reload the page to start a new one"
     return str(exc)
@@ -315,22 +307,18 @@ def ui_delete(runtime: "Runtime", stored: dict | None, request: gr.Request):
 
 
 def trace_tables(runtime: "Runtime", picks: PickLog, request: gr.Request) -> tuple[list[list], list[list], list[list], str]:
-    """The operator's view: parser and models, the local trace log (this server's turns and any
-    other process's), and the picks of UI turns with their scores and sources. Every person's
+    """The operator's view: parser and models, the latest turns from the event store (every
+    process's and replica's), and the picks of UI turns with their scores and sources. Every person's
     turns: for the operator only (checked here, on every call: Gradio's queue runs this event for
     anyone who names it)."""
-    from agent.tracing import recent_traces
-
     if not is_operator(runtime, request):
         return [], [], [], ""
-    channels = {t.trace_id: t.channel for t in runtime.turns.latest()}
-    traces = recent_traces(runtime.settings.recent_turns)
-    rows = [[time.strftime("%H:%M:%S", time.localtime(t["ts"])), t["trace_id"][:12], channels.get(t["trace_id"], "cli"),
-             t["user"], t["message"][:200], t["act"], t["parser"] or "", len(t["items"]), round(t["duration_ms"], 1),
-             t["error"] or (f"ok (fallback: {t['fallback_reason']})" if t["fallback_reason"] else "ok")]
-            for t in traces]
-    steps = [[t["trace_id"][:12], s["name"], s["kind"], s["duration_ms"], s["error"] or ""] for t in traces
-             for s in t["steps"]]
+    turns = runtime.recent_turns()
+    rows = [[t.ts.astimezone().strftime("%H:%M:%S"), t.trace_id[:12], t.channel, t.user_id, t.message[:200],
+             t.act or "", t.parser or "", len(t.items), round(t.total_ms, 1),
+             t.outcome if t.outcome != "ok" else f"ok (fallback: {t.fallback_reason})" if t.fallback_reason else "ok"]
+            for t in turns]
+    steps = [[t.trace_id[:12], s.name, s.kind, s.duration_ms, s.error or ""] for t in turns for s in t.steps]
     return rows, steps, picks.rows(), operator_note(runtime)
 
 

@@ -1,0 +1,219 @@
+"""CineAgent's one facade: every entry point (the JSON API, the chat UI, the CLI) calls these.
+
+``chat`` answers a message, ``recommend`` answers a stand-alone request, ``swipe`` / ``undo_swipe``
+record and take back likes, ``profile`` shows what is known of a person; people are created,
+authenticated, exported and deleted here too. All state is the event store's
+(``data.event_store``): a person's swipes are events, their profile is derived from them, their
+conversations are stored there, and every turn is recorded as one ``Turn`` event. Nothing a
+person did lives only in this process, so any process or replica sharing the store can serve
+anyone, and killing one loses nothing it acknowledged.
+"""
+from __future__ import annotations
+
+import gc
+import logging
+import threading
+import time
+import uuid
+from datetime import datetime, timezone
+
+from agent import metrics
+from agent.dialogue import BadRequest, DialogueManager, TurnResult
+from agent.settings import Settings
+from agent.users import resolve_user
+from data.event_store import EventStore, open_store
+from data.events import Swipe, Turn, TurnStep, make_swipe
+from data.people import InvalidToken, Person, is_person_id
+from agent.errors import NotReady, UnknownPersona, UnknownTurn
+
+log = logging.getLogger("cineagent.service")
+
+
+class CineAgent:
+    """The agent once loaded, over the event store. ``load`` builds the models (slow: the app runs
+    it in a background thread, and ``status`` says loading / ready / failed meanwhile)."""
+
+    def __init__(self, settings: Settings, store: EventStore | None = None) -> None:
+        self.settings = settings
+        self.store = store or open_store(settings.database_url)
+        self.store.max_turns = settings.max_turns
+        self.agent: DialogueManager | None = None
+        self.error: str | None = None
+        self.created = time.monotonic()
+        self.load_seconds: float | None = None
+        self._loading = threading.Lock()
+
+    # ------------------------------------------------------------ loading
+    def load(self) -> None:
+        """Build the agent from the current artifacts; failures are kept for ``status``."""
+        from agent.runtime import load_agent
+        from agent.session import SessionStore
+
+        started = time.monotonic()
+        try:
+            sessions = SessionStore(self.settings.max_sessions, self.settings.session_ttl_s, store=self.store)
+            agent = load_agent(parser=self.settings.parser, sessions=sessions, events=self.store)
+        except Exception as exc:  # noqa: BLE001 - reported by /healthz and every call
+            log.exception("loading the models failed")
+            self.error = f"{type(exc).__name__}: {exc}"
+            return
+        # everything loaded so far lives as long as the process: moved out of the collector's view,
+        # a full collection scans only what turns create (before, it scanned ~600k objects in
+        # ~340 ms, timed with gc.callbacks: a pause every in-flight request waited out)
+        gc.collect()
+        gc.freeze()
+        self.load_seconds = time.monotonic() - started   # before `agent`: /healthz reads both
+        self.agent = agent
+        log.info("serving: models %s, parser %s, store %s, loaded in %.1f s", self.model_version,
+                 agent.parser.name, self.store.describe(), self.load_seconds)
+
+    @property
+    def status(self) -> str:
+        return "ready" if self.agent is not None else "failed" if self.error else "loading"
+
+    @property
+    def model_version(self) -> str | None:
+        manifest = self.agent.bundle.manifest if self.agent else None
+        return manifest.version if manifest else None
+
+    def require(self) -> DialogueManager:
+        if self.agent is None:
+            raise NotReady(f"the models failed to load ({self.error}); run `cineagent train`, then restart"
+                           if self.error else "the models are still loading; retry in a few seconds")
+        return self.agent
+
+    # ------------------------------------------------------------ turns
+    async def chat(self, user: object, session_id: str, message: str, channel: str = "api") -> TurnResult:
+        """One turn, recorded as a ``Turn`` event (a refused one too, with its error)."""
+        started, wall = time.perf_counter(), datetime.now(timezone.utc)
+        try:
+            result = await self.require().chat(user, session_id, message)
+        except Exception as exc:
+            self.store.add_turn(Turn(trace_id=uuid.uuid4().hex, ts=wall, user_id=str(user)[:64] or "?",
+                                     session_id=str(session_id)[:128] or "?", channel=channel,
+                                     message=str(message)[:200], outcome=f"{type(exc).__name__}: {exc}"[:500],
+                                     total_ms=(time.perf_counter() - started) * 1000))
+            raise
+        self.store.add_turn(turn_event(result, channel, wall, (time.perf_counter() - started) * 1000))
+        metrics.observe_turn(len(result.cards), result.parse.fallback_reason if result.parse else None)
+        return result
+
+    async def recommend(self, user: object, query: str, n: int | None = None, channel: str = "api") -> TurnResult:
+        """One stand-alone request in a session of its own, which is not kept."""
+        result = await self.chat(user, f"recommend-{uuid.uuid4().hex}", query, channel)
+        # a one-off request: its session must not push live conversations out of the bounded store
+        self.require().sessions.discard(result.session_id, result.user.key)
+        if n is not None:
+            result.cards = result.cards[:n]
+        return result
+
+    def recent_turns(self) -> list[Turn]:
+        """The latest turns, newest first (the operator's Traces tab)."""
+        return list(reversed(self.store.turns(latest=self.settings.recent_turns)))
+
+    # ------------------------------------------------------------ swipes
+    def swipe(self, user: object, session_id: str, item_id: int, action: str, trace_id: str | None = None,
+              rank: int | None = None, query: str | None = None) -> Swipe:
+        """Record a like/dislike durably; the person's next turn, on any replica, is ranked with it.
+
+        A ``trace_id`` must be a turn that showed this card to this person (else UnknownTurn):
+        only then is the swipe scored on that trace."""
+        agent = self.require()
+        person = resolve_user(user, agent.data)
+        if item_id not in agent.data.movies:
+            raise BadRequest(f"item {item_id} is not in the catalog (MovieLens item ids "
+                             f"{min(agent.data.movies)}-{max(agent.data.movies)})")
+        if trace_id is not None and item_id not in (self.store.shown(trace_id, person.key) or ()):
+            raise UnknownTurn(trace_id, item_id)
+        swipe = make_swipe(user_id=person.key, session_id=session_id, item_id=item_id, action=action,
+                           trace_id=trace_id, rank=rank, query=query)
+        # one transaction, refused if the person was deleted meanwhile (then nothing is left behind)
+        self.store.add_swipe(swipe)
+        agent.profiles.refresh(person.key)
+        if agent.tracer and trace_id:
+            agent.tracer.record_feedback(trace_id, person, int(item_id), action == "like")
+        metrics.observe_feedback(action)
+        return swipe
+
+    def undo_swipe(self, user: object, item_id: int) -> str | None:
+        """Take back the person's swipe on ``item_id``. Returns the action undone, or None when
+        there was none (an undo is idempotent)."""
+        agent = self.require()
+        person = resolve_user(user, agent.data)
+        if is_person_id(person.key) and self.store.person(person.key) is None:
+            raise InvalidToken()
+        action = self.store.undo_swipe(person.key, item_id)
+        agent.profiles.refresh(person.key)
+        if action is not None:
+            metrics.observe_feedback(f"undo_{action}")
+        return action
+
+    def profile(self, user: object) -> dict:
+        """The person's own ratings and swipes, with titles."""
+        agent = self.require()
+        person = resolve_user(user, agent.data)
+        agent.profiles.refresh(person.key)
+        swipes = agent.profiles.swipes(person.key)
+        disliked = agent.profiles.disliked(person.key)
+        ratings = agent.profiles.ratings(person.key)
+        items = [{"item_id": i, "title": agent.data.movies[i].title, "year": agent.data.movies[i].year, "rating": r,
+                  "source": "swipe" if i in swipes else "movielens",
+                  "swipe": ("dislike" if i in disliked else "like") if i in swipes else None}
+                 for i, r in sorted(ratings.items()) if i in agent.data.movies]
+        seed = agent.profiles.seeded_from(person.key)
+        return {"user_id": person.key, "known": person.known, "seed_from": int(seed) if seed else None,
+                "ratings": items, "likes": sorted(i for i in swipes if i not in disliked), "dislikes": sorted(disliked)}
+
+    # ------------------------------------------------------------ people
+    def create_person(self, name: str | None, seed_from: int | None) -> tuple[Person, str]:
+        agent = self.require()
+        if seed_from is not None and seed_from not in agent.data.user_id_set:
+            ids = agent.data.user_id_set
+            raise UnknownPersona(f"seed_from: {seed_from} is not a MovieLens user ({min(ids)}-{max(ids)}); "
+                                 "leave it out to start from scratch")
+        person, token = self.store.create_person(name, seed_from)
+        self._seed(person)
+        return person, token
+
+    def authenticate(self, token: str) -> Person:
+        """The person holding ``token`` (raises InvalidToken), their persona seed in place."""
+        person = self.store.authenticate(token)
+        self._seed(person)
+        return person
+
+    def _seed(self, person: Person) -> None:
+        # every process learns a person's persona from their record, on each authenticated call
+        if person.seed_from is not None and self.agent is not None:
+            self.agent.profiles.seed(person.id, str(person.seed_from))
+
+    def export(self, person: Person) -> dict:
+        """Everything held about the person: who they are, their swipes, profile, conversations,
+        turns, and those turns' records in the trace log."""
+        from agent.tracing import iter_traces
+
+        stored = self.store.export_person(person.id)
+        traces = [t for t in iter_traces() if t.get("user") == person.id]
+        return {**stored, "profile": self.profile(person.id), "traces": traces}
+
+    def delete(self, person: Person) -> dict:
+        """Forget the person: record, token, swipes, conversations and turns in one transaction,
+        then this process's caches. The trace log keeps their turns under the random person id
+        only, which nothing maps to a person any more."""
+        removed = self.store.delete_person(person.id)
+        if self.agent is not None:
+            self.agent.forget(person.id)
+        return {"swipes": removed["swipes"], "sessions": removed["sessions"], "turns": removed["turns"],
+                "profile": bool(removed["swipes"])}
+
+
+def turn_event(result: TurnResult, channel: str, ts: datetime, total_ms: float) -> Turn:
+    return Turn(trace_id=result.trace_id, ts=ts, user_id=result.user.key, session_id=result.session_id,
+                channel=channel, message=result.message[:2000], act=result.act,
+                parser=result.parse.parser if result.parse else None,
+                fallback_reason=result.parse.fallback_reason if result.parse else None,
+                parsed=result.parse.intent.model_dump(mode="json") if result.parse else None,
+                intent=result.intent.model_dump(mode="json"), items=[c.item_id for c in result.cards],
+                sources=[dict(c.evidence.get("sources") or {}) for c in result.cards],
+                unused=[u.model_dump() for u in result.unused],
+                steps=[TurnStep(name=s.name, kind=s.kind, duration_ms=round(s.duration_ms, 2), error=s.error)
+                       for s in result.steps], total_ms=round(total_ms, 2))

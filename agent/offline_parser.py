@@ -543,7 +543,9 @@ class OfflineParser(IntentParser):
             if off:
                 unused.append(UnusedPart(text=_short(off), why="off_topic"))
             return Intent(act=Act.chit_chat, exclude_titles=rejected), details, unused
-        intent = Intent(act=act, genres=genres, exclude_genres=excluded, titles=positive,
+        alternatives = len(genres) > 1 and self._alternatives(tokens, words, counted)
+        intent = Intent(act=act, genres=genres, genre_match="any" if alternatives else "all",
+                        exclude_genres=excluded, titles=positive,
                         exclude_titles=rejected, years=years, keywords=keywords, count=count,
                         replace=replace, relax=relax, adjust=adjust, card_ref=card)
         return intent, details, unused
@@ -1148,6 +1150,19 @@ class OfflineParser(IntentParser):
         excluded = [g for m in mentions if m.negated and not (m.soft and not m.strong)  # "less sad" is a mood
                     for g in m.genres if g not in wanted]
         return wanted, list(dict.fromkeys(excluded))
+
+    @staticmethod
+    def _alternatives(tokens, words, mentions: list[_Mention]) -> bool:
+        """Genres named as alternatives ("action or comedy", "I like horror, comedy and drama",
+        "comedies. Dramas are good too"), not as a blend ("a romantic comedy", "action/thriller"):
+        two wanted genre mentions joined by "or", "and" or punctuation, a few words apart at most."""
+        wanted = sorted((m for m in mentions if m.genres and not m.negated), key=lambda m: m.start)
+        for a, b in zip(wanted, wanted[1:]):
+            gap = words[a.end:b.start]
+            if set(a.genres) != set(b.genres) and len(gap) <= 3 and (
+                    "or" in gap or "and" in gap or tokens[b.start].boundary_before):
+                return True
+        return False
 
     def _keywords(self, words, consumed, negated) -> list[str]:
         out = []

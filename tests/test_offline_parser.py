@@ -570,6 +570,16 @@ def test_chatty_acts(parser, text, act):
     assert parse(parser, text).act == act
 
 
+@pytest.mark.parametrize("text, match", [
+    ("action or comedy please", "any"), ("I like westerns, comedies and dramas", "any"),
+    ("horror movies. Thrillers are good too", "any"),
+    ("a romantic comedy", "all"), ("an action/thriller", "all"), ("a funny sci-fi", "all"),
+])
+def test_genres_named_as_alternatives_or_as_a_blend(parser, text, match):
+    intent = parse(parser, text)
+    assert len(intent.genres) > 1 and intent.genre_match == match
+
+
 STANDING = Intent(genres=["Comedy"])
 
 

@@ -93,7 +93,7 @@ def evidence_for(item: RankedItem, liked: Mapping[int, int], source: EvidenceSou
         "referenced_titles": [data.movies[t].display_title for t, rank in near if rank and rank <= NEIGHBOUR_RANK],
         "neighbour_ranks": {str(t): rank for t, rank in near if rank},
         "genres": list(item.matched_genres),
-        "missing_genres": [g for g in wanted if g not in item.matched_genres],
+        "missing_genres": [] if item.alternatives else [g for g in wanted if g not in item.matched_genres],
         "tones": tones,
         "sources": {name: rank for name, rank in top_sources},
     }

@@ -53,6 +53,9 @@ class Intent(BaseModel):
 
     act: Act = Act.recommend
     genres: list[str] = Field(default_factory=list, description="genres wanted (all of them, MovieLens vocabulary)")
+    genre_match: Literal["all", "any"] = Field(
+        default="all", description="'all': a blend of the genres ('a romantic comedy'); 'any': alternatives "
+                                   "the person named ('action or comedy', 'I like horror, comedy and drama')")
     exclude_genres: list[str] = Field(default_factory=list, description="genres the person does not want")
     titles: list[int] = Field(default_factory=list, description="referenced movies, as MovieLens item ids")
     exclude_titles: list[int] = Field(default_factory=list,

@@ -73,9 +73,11 @@ words the earlier ones left):
    shown film ("not the others you mentioned"); the dialogue manager treats such a refine as a
    new request. A card seen or disliked ("I've seen that one, any others?") is ``more`` with
    ``card_ref`` 0 and ``details["rejected_card"]``; a request built on a card ("more like the
-   second one") is ``refine`` with ``card_ref``. ``recommend`` for a request with a constraint, free-text keywords, or one the
+   second one") is ``refine`` with ``card_ref``. ``recommend`` for a request with a constraint, free-text keywords (in a
+   follow-up only where the message asks for something: "loved both" gives none), or one the
    catalog cannot serve (a person, an unknown film, an era after 1998); ``clarify`` for a request
-   for films with no constraint at all ("recommend something", "I'm bored"); ``chit_chat`` for
+   for films with no constraint at all ("recommend something", "I'm bored": a request's words; a
+   film noun in a statement, "that was a great movie", asks for nothing); ``chit_chat`` for
    anything else ("hi", "thanks", "I haven't seen X"), with a question about something else
    reported as ``unused`` "off_topic" ("what's the weather?"). For ``refine`` the intent holds
    only the adjustment; merging is the dialogue manager's job.
@@ -296,6 +298,7 @@ class OfflineParser(IntentParser):
         self._post_reject = _Phrases(lx.POST_REJECTIONS)
         self._corrections = _Phrases(lx.CORRECTION_CUES)
         self._request = _Phrases(list(lx.REQUEST_CUES) + [w for n in lx.MOVIE_NOUNS for w in (n, _plural(n))])
+        self._asking = _Phrases(lx.REQUEST_CUES)  # a request's own words, without the film nouns
         self._movie_nouns = {w for n in lx.MOVIE_NOUNS for w in (n, _plural(n))}
         self._predicates = set(lx.PREDICATE_MARKERS)
         self._fillers = set(lx.FILLERS) | STOPWORDS
@@ -476,13 +479,20 @@ class OfflineParser(IntentParser):
 
         # "that one" points at a film shown; it asks for none
         pointed = {j for i, n in self._deictic.find(words) for j in range(i, i + n)} | thanked
-        has_request = bool(self._request.find([w if i not in pointed else "" for i, w in enumerate(words)]))
+        unpointed = [w if i not in pointed else "" for i, w in enumerate(words)]
+        has_request = bool(self._request.find(unpointed))
         context = (has_request or previous is not None or bool(positive) or years is not None
                    or count is not None or any(m.strong for m in mentions))
         bare = not any(w in self._predicates or self._is_verb_form(w) for w in words)
+        # a film noun alone asks for nothing in a statement ("that was a great movie"): a request
+        # has a request's words, or opens a conversation with no sentence around it ("a good movie";
+        # in a follow-up, "great movie" is a comment)
+        asking = bool(self._asking.find(unpointed)) or (bare and previous is None)
         counted = [m for m in mentions if m.strong or context or bare]
         genres, excluded = self._genres(counted)
-        keywords = self._keywords(words, consumed, negated) if context else []
+        # free words are wishes only where the message asks for something: in a follow-up, a
+        # comment's words ("loved both", "pretty good") are no description of the next films
+        keywords = self._keywords(words, consumed, negated) if context and (previous is None or asking) else []
         details["mentions"] = [{"words": " ".join(words[m.start:m.end]), "genres": list(m.genres),
                                 "negated": m.negated, "strong": m.strong, "typo_of": m.typo_of}
                                for m in mentions]
@@ -526,14 +536,16 @@ class OfflineParser(IntentParser):
         elif liked_unknown or beyond or (rejected and has_request):
             # a request the catalog cannot serve as asked ("a Tom Hanks film", "from 2017"): still a request
             act = Act.refine if previous is not None or form else Act.recommend
-        elif has_request or count is not None or relax:
+        elif (has_request and asking) or count is not None or relax:
             act = Act.clarify
         else:
             off = self._off_topic(text, words, consumed)
             if off:
                 unused.append(UnusedPart(text=_short(off), why="off_topic"))
             return Intent(act=Act.chit_chat, exclude_titles=rejected), details, unused
-        intent = Intent(act=act, genres=genres, exclude_genres=excluded, titles=positive,
+        alternatives = len(genres) > 1 and self._alternatives(tokens, words, counted)
+        intent = Intent(act=act, genres=genres, genre_match="any" if alternatives else "all",
+                        exclude_genres=excluded, titles=positive,
                         exclude_titles=rejected, years=years, keywords=keywords, count=count,
                         replace=replace, relax=relax, adjust=adjust, card_ref=card)
         return intent, details, unused
@@ -1138,6 +1150,19 @@ class OfflineParser(IntentParser):
         excluded = [g for m in mentions if m.negated and not (m.soft and not m.strong)  # "less sad" is a mood
                     for g in m.genres if g not in wanted]
         return wanted, list(dict.fromkeys(excluded))
+
+    @staticmethod
+    def _alternatives(tokens, words, mentions: list[_Mention]) -> bool:
+        """Genres named as alternatives ("action or comedy", "I like horror, comedy and drama",
+        "comedies. Dramas are good too"), not as a blend ("a romantic comedy", "action/thriller"):
+        two wanted genre mentions joined by "or", "and" or punctuation, a few words apart at most."""
+        wanted = sorted((m for m in mentions if m.genres and not m.negated), key=lambda m: m.start)
+        for a, b in zip(wanted, wanted[1:]):
+            gap = words[a.end:b.start]
+            if set(a.genres) != set(b.genres) and len(gap) <= 3 and (
+                    "or" in gap or "and" in gap or tokens[b.start].boundary_before):
+                return True
+        return False
 
     def _keywords(self, words, consumed, negated) -> list[str]:
         out = []

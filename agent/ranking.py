@@ -8,8 +8,9 @@ Sources (each a dense score vector over the catalog, z-scored per request so the
   most relevant to the request ("more like these").
 Filters remove items of the wrong years, excluded genres and titles (with their sequels), and
 everything the person has seen, disliked or been shown this session. Wanted genres are a
-conjunction: items with all of them come first; when fewer than n exist, the closest partial
-matches (most wanted genres) follow, marked as partial. A mood ("darker", "funnier", "less
+conjunction (a blend, "a romantic comedy"): items with all of them come first; when fewer than n
+exist, the closest partial matches (most wanted genres) follow, marked as partial. Alternatives
+("action or comedy", ``genre_match`` "any") admit items with any of them, ranked by score alone. A mood ("darker", "funnier", "less
 violent") is a direction in the collaborative item vectors between genre anchors, learned from the
 data: it adds a term to the score and keeps items at least as far along it as what was shown.
 MMR then trades a little score for variety.
@@ -69,6 +70,7 @@ class RankedItem:
     score: float
     source_ranks: dict[str, int] = field(default_factory=dict)  # 1-based rank within each source's pool
     matched_genres: list[str] = field(default_factory=list)
+    alternatives: bool = False        # the wanted genres were alternatives: one of them is no partial match
 
 
 @dataclass
@@ -117,7 +119,9 @@ class RequestRanker:
         if blocked:
             mask[[self.position[i] for i in blocked if i in self.position]] = False
         relaxed = False
-        if intent.genres:
+        if intent.genres and intent.genre_match == "any":  # alternatives: one of them is enough
+            mask &= self.genre_matches(intent) > 0
+        elif intent.genres:
             matches = self.genre_matches(intent)
             strict = mask & (matches == len(intent.genres))
             if strict.sum() >= (intent.count or 10):
@@ -130,6 +134,14 @@ class RequestRanker:
     def genre_matches(self, intent: Intent) -> np.ndarray:
         """How many of the wanted genres each item has."""
         return self.genres[:, [GENRES.index(g) for g in intent.genres]].sum(axis=1)
+
+    def genre_tiers(self, intent: Intent) -> np.ndarray:
+        """The tier each item is ranked in, highest first: for a blend, how many of the wanted
+        genres it has; for alternatives, one tier for every item with any of them."""
+        if not intent.genres:
+            return np.zeros(len(self.item_ids), dtype=int)
+        matches = self.genre_matches(intent)
+        return np.minimum(matches, 1) if intent.genre_match == "any" else matches
 
     def with_sequels(self, item_ids) -> set[int]:
         """The items and every catalog title of the same franchise ("Alien" -> "Alien 3",
@@ -290,7 +302,7 @@ class RequestRanker:
                                                          for p in top[:5].tolist()]}
         # the union of the pools in order of first appearance (the order MMR breaks exact ties in)
         joined = np.concatenate(list(tops.values())) if tops else np.zeros(0, dtype=np.int64)
-        matches = self.genre_matches(intent) if intent.genres else np.zeros(len(mask), dtype=int)
+        matches = self.genre_tiers(intent)
         if relaxed:  # every full match is a candidate, however the sources ranked it: they go first
             joined = np.concatenate([joined, np.flatnonzero(mask & (matches == len(intent.genres)))])
         _, first = np.unique(joined, return_index=True)
@@ -313,7 +325,8 @@ class RequestRanker:
         wanted = set(intent.genres)
         rank_in = {name: dict(zip(top.tolist(), range(1, len(top) + 1))) for name, top in tops.items()}
         items = [RankedItem(int(self.item_ids[p]), float(total[p]), {name: r[p] for name, r in rank_in.items() if p in r},
-                            [g for g in self.data.movies[int(self.item_ids[p])].genres if g in wanted]) for p in picks]
+                            [g for g in self.data.movies[int(self.item_ids[p])].genres if g in wanted],
+                            alternatives=intent.genre_match == "any") for p in picks]
         return Ranking(items, evidence, list(sources), cold_reason, relaxed, len(candidates), tones)
 
     def favourites(self, user: User, n: int, exclude: set[int] | frozenset = frozenset()) -> Ranking:

@@ -32,7 +32,10 @@ UNUSED_SAYINGS = {
 
 def describe(intent: Intent, data: MovieLens) -> str:
     """The request in a few words: "darker comedy sci-fi movies from the 80s like Alien, still no horror"."""
-    words = [MOOD_WORDS[m] for m in intent.mood] + [PLURAL[g] for g in intent.genres]
+    genres = [PLURAL[g] for g in intent.genres]
+    if intent.genre_match == "any" and len(genres) > 1:  # alternatives: "comedies or horrors"
+        genres = [", ".join(genres[:-1]) + " or " + genres[-1]]
+    words = [MOOD_WORDS[m] for m in intent.mood] + genres
     head = " ".join(words + ["movies"]) if words or intent.years or intent.titles else ""
     if intent.years:
         head += " " + era(intent.years.start, intent.years.end)

@@ -93,7 +93,11 @@ def merge(standing: Intent | None, new: Intent) -> Intent:
     rejected = [t for t in rejected if t not in new.titles]
     titles = [t for t in dict.fromkeys(kept("titles", new.titles) + new.titles) if t not in rejected]
     years = None if "years" in relax else (new.years or base.years)
-    return Intent(act=new.act, genres=wanted, exclude_genres=excluded, titles=titles, exclude_titles=rejected,
+    # alternatives ("action or comedy") stand until a turn adds genres of its own: then all of them
+    mode = new.genre_match if new.genres and not kept("genres", new.genres) else \
+        (base.genre_match if not new.genres else "all")
+    return Intent(act=new.act, genres=wanted, genre_match=mode if len(wanted) > 1 else "all",
+                  exclude_genres=excluded, titles=titles, exclude_titles=rejected,
                   years=YearRange(**years.model_dump()) if years else None,
                   keywords=list(dict.fromkeys(kept("keywords", new.keywords) + new.keywords)),
                   mood=_moods([] if "mood" in relax else base.mood, new.adjust),

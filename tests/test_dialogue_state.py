@@ -31,6 +31,16 @@ def test_replace_swaps_only_the_slots_it_fills():
     assert merged.genres == ["Thriller"] and merged.exclude_genres == ["Horror"] and merged.titles == [1]
 
 
+def test_alternatives_stand_until_a_turn_adds_genres_of_its_own():
+    either = merge(None, Intent(act=Act.recommend, genres=["Action", "Comedy"], genre_match="any"))
+    assert either.genre_match == "any"
+    assert merge(either, Intent(act=Act.refine, years=YearRange(start=1990))).genre_match == "any"
+    assert merge(either, Intent(act=Act.refine, genres=["Sci-Fi"])).genre_match == "all"   # narrowed
+    swapped = merge(either, Intent(act=Act.refine, genres=["Horror", "Western"], genre_match="any", replace=True))
+    assert swapped.genres == ["Horror", "Western"] and swapped.genre_match == "any"
+    assert merge(either, Intent(act=Act.refine, exclude_genres=["Comedy"])).genre_match == "all"  # one is left
+
+
 def test_relax_drops_the_named_slots():
     assert merge(STANDING, Intent(act=Act.refine, relax=["years"])).years is None
     everything = merge(STANDING, Intent(act=Act.refine, relax=["all"], genres=["Drama"]))
@@ -89,6 +99,15 @@ def test_every_full_match_comes_before_any_partial_one(agent):
     partial = [c for c, ok in zip(result.cards, full) if not ok]
     assert partial and all(c.evidence["missing_genres"] for c in partial)
     assert "only some" in result.text
+
+
+@pytest.mark.integration
+def test_alternatives_admit_either_genre_and_none_is_partial(agent):
+    result = agent.turn("196", "s-either", "a western or a musical")
+    assert result.intent.genre_match == "any" and set(result.intent.genres) == {"Western", "Musical"}
+    genres = [set(agent.data.movies[c.item_id].genres) for c in result.cards]
+    assert len(genres) == 10 and all(g & {"Western", "Musical"} for g in genres)
+    assert not any(c.evidence["missing_genres"] for c in result.cards) and "only some" not in result.text
 
 
 @pytest.mark.integration

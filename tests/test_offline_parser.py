@@ -570,6 +570,36 @@ def test_chatty_acts(parser, text, act):
     assert parse(parser, text).act == act
 
 
+@pytest.mark.parametrize("text, match", [
+    ("action or comedy please", "any"), ("I like westerns, comedies and dramas", "any"),
+    ("horror movies. Thrillers are good too", "any"),
+    ("a romantic comedy", "all"), ("an action/thriller", "all"), ("a funny sci-fi", "all"),
+])
+def test_genres_named_as_alternatives_or_as_a_blend(parser, text, match):
+    intent = parse(parser, text)
+    assert len(intent.genres) > 1 and intent.genre_match == match
+
+
+STANDING = Intent(genres=["Comedy"])
+
+
+@pytest.mark.parametrize("text, act", [
+    ("That was such a fun film.", Act.chit_chat),      # a film noun in a statement asks for nothing
+    ("Great movie!", Act.chit_chat),
+    ("Both were good films", Act.chit_chat),
+    ("Any other films you would suggest?", Act.more),
+    ("a good movie", Act.clarify),                      # a bare phrase opening a conversation asks
+])
+def test_a_comment_on_a_film_is_no_request(parser, text, act):
+    previous = None if act == Act.clarify else STANDING
+    assert parse(parser, text, previous).act == act
+
+
+def test_a_follow_up_comment_gives_no_keywords(parser):
+    assert parse(parser, "loved both, what a ride", STANDING) == Intent(act=Act.chit_chat)
+    assert parse(parser, "something with a twist ending please", STANDING).keywords == ["twist", "ending"]
+
+
 @pytest.mark.parametrize("text, act", [
     ("I don't like that last suggestion.", Act.more),               # rejects a card shown
     ("I hate when that happens lol", Act.chit_chat),               # "that" is no card here

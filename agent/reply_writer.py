@@ -61,6 +61,7 @@ _GENRE_WORDS = {w: g for g in GENRES for w in {g.lower(), PLURAL[g]}} | {
 _GENRE_WORDS |= {(w[:-1] + "ies" if w.endswith("y") else w + "s"): g for w, g in list(_GENRE_WORDS.items())}  # plurals
 _GENRE_PATTERN = re.compile(r"\b(" + "|".join(sorted(map(re.escape, _GENRE_WORDS), key=len, reverse=True)) + r")\b", re.I)
 _NUMBER = re.compile(r"\b\d+\b")
+_BEFORE_LAST_WORD = re.compile(r"\S*$")    # what a draft leaves out: the word still being written
 
 
 class Reason(BaseModel):
@@ -204,7 +205,7 @@ class Drafts:
         # the reply is finished once another key follows it (or the call is done); until then its
         # last word may still grow ("Sci" -> "Sci-Fi"), so only the words before it are drafts
         finished = done or len(partial) > 1
-        text = reply.strip() if finished else reply[:max(reply.rfind(" "), 0)].strip()
+        text = reply.strip() if finished else _BEFORE_LAST_WORD.sub("", reply).strip()
         if not text or text == self.shown or not text.startswith(self.shown) or len(text) > MAX_REPLY_CHARS:
             return None
         self.held = bool(_claims(text, self.titles, self.allowed_titles, self.genres, self.years))
@@ -290,9 +291,11 @@ class ReplyWriter:
         draft = drafts.feed(arguments, done=True)
         if draft is not None:
             listener(draft)
+        # drafts_held: the last draft failed the checks, so the reply's end was never shown as a draft
         details.update({"stream_chunks": chunks, "first_token_ms": first_ms, "drafts_held": drafts.held})
         try:
-            parsed = WrittenReply.model_validate(json.loads(arguments)) if arguments else None
+            # strict=False: a raw newline inside a string is read, as LangChain reads a whole call
+            parsed = WrittenReply.model_validate(json.loads(arguments, strict=False)) if arguments else None
             error = None if parsed is not None else "no WrittenReply call"
         except (ValueError, TypeError) as exc:   # bad JSON, or JSON of the wrong shape
             parsed, error = None, f"{type(exc).__name__}: {exc}"

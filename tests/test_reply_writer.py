@@ -188,6 +188,16 @@ def test_a_streamed_claim_outside_the_evidence_is_never_a_draft_and_the_template
     assert drafts and not any("Story" in d for d in drafts), drafts
 
 
+def test_a_raw_newline_in_the_streamed_json_is_read_as_a_whole_call_is(titles):
+    # llama.cpp's grammar lets a raw newline into a JSON string; LangChain reads a whole call leniently
+    arguments = '{"reply": "Some sci-fi\nfor tonight.", "reasons": []}'
+    with fake_endpoint(stream_body(pieces_of(arguments)), content_type="text/event-stream") as endpoint:
+        writer = ReplyWriter(LLMSettings(base_url=endpoint.base_url, timeout_s=5), titles)
+        drafts, result = streamed(writer, "sci-fi movies", CARDS, "Sci-fi movies:", ["Sci-Fi"])
+    assert result.written_by == "llm" and result.text == "Some sci-fi\nfor tonight." == drafts[-1]
+    assert drafts[:2] == ["Some", "Some sci-fi"]
+
+
 def test_a_broken_stream_falls_back_to_the_template(titles):
     body = stream_body(['{"reply": "Some sci-fi', ' picks'])   # the JSON is never closed
     with fake_endpoint(body, content_type="text/event-stream") as endpoint:

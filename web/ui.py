@@ -9,6 +9,12 @@ turn, shows the person's current swipe. The script shows the swipe at once and t
 ``ui_swipe`` settles it (``#swipe-status``); a chat turn never waits for a swipe, nor a swipe for
 a turn.
 
+A message shows at once with a typing indicator (``#pending``, drawn by the script). With an LLM
+wording replies (``agent.reply_writer``), the reply streams: ``ui_chat`` yields each draft of it to
+``#reply-draft`` and the script shows it growing in place of the indicator; the finished turn,
+with its cards, then replaces the draft with the reply as checked (the template's reply when the
+validator rejected the LLM's words).
+
 What a person sees is in plain words; model names, ranks, scores, the parser and the model version
 are the operator's, in the Traces tab (shown to the operator only, and checked on every call).
 """
@@ -250,8 +256,12 @@ async def _drafts_until(turn: asyncio.Future, drafts: asyncio.Queue) -> AsyncIte
     are one update: the page draws the newest)."""
     while not turn.done():
         getting = asyncio.ensure_future(drafts.get())
-        await asyncio.wait([turn, getting], return_when=asyncio.FIRST_COMPLETED)
-        if not getting.done():
+        try:
+            await asyncio.wait([turn, getting], return_when=asyncio.FIRST_COMPLETED)
+        except BaseException:   # the page went away: the turn runs on, nobody waits for its drafts
+            getting.cancel()
+            raise
+        if not getting.done():   # the turn ended first
             getting.cancel()
             break
         newest = getting.result()

@@ -426,16 +426,17 @@ class DialogueManager:
                            "next ones will be more yours.")
         text = self._recommend_text(intent, cards, session, carried, unused)
         if self.writer is not None and cards:
-            text = self._written(state, intent, cards, text, unused)
+            text = await self._written(state, intent, cards, text, unused)
         return {"result": TurnResult(text, cards, intent.act.value, intent, state["parse"], user,
                                      session.session_id, notices=notices, unused=unused)}
 
-    def _written(self, state: TurnState, intent: Intent, cards: list[Card], template: str,
-                 unused: list[UnusedPart]) -> str:
+    async def _written(self, state: TurnState, intent: Intent, cards: list[Card], template: str,
+                       unused: list[UnusedPart]) -> str:
         """The LLM's wording of the reply and reasons when it passes validation, else the template's
         (both traced: the step says which, and why the LLM's was rejected)."""
         with recording(state["steps"], "write_reply", "generation") as step:
-            written = self.writer.write(replies.describe(intent, self.data), cards, template, list(intent.genres))
+            # awaited (the loop is free meanwhile); it streams drafts where the caller listens (the UI)
+            written = await self.writer.awrite(replies.describe(intent, self.data), cards, template, list(intent.genres))
             step.input = {"cards": [c.item_id for c in cards], "model": self.writer.settings.model}
             step.output = {"written_by": written.written_by, "rejected": written.rejected,
                            **{k: v for k, v in written.details.items() if k != "written"}}

@@ -14,16 +14,30 @@ One call (``ReplyWriter.write``):
    the request); any year must be that card's year; nothing may be empty or run long.
 3. Anything wrong (endpoint down, timeout, bad JSON, a rejected claim) returns the template reply
    and reasons, with the reason recorded; the dialogue manager traces both paths.
+
+``ReplyWriter.awrite`` is the same call awaited (the dialogue manager's path: the event loop is not
+held while the model writes). Where the caller listens (``streaming_to(callback)``: the chat UI),
+it streams instead: the tool call's JSON arrives token by token, and as the ``reply`` field grows
+the callback gets its text so far (``Drafts``). A draft is never more than the final check would
+allow of it: only whole words (the last one may still be growing), only while they pass the same
+claim checks as the finished reply (a draft naming a movie, genre or year outside the evidence is
+held back, and nothing later is shown until the text passes again), and never over the length
+limit. The finished call is validated exactly as ``write`` does, and the caller shows the returned
+``Written`` in place of the drafts: the LLM's reply when it passed, else the template's.
 """
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import time
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
-from langchain_core.messages import HumanMessage, SystemMessage
+from langchain_core.messages import AIMessageChunk, HumanMessage, SystemMessage
+from langchain_core.utils.json import parse_partial_json
 from langchain_openai import ChatOpenAI
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -47,6 +61,7 @@ _GENRE_WORDS = {w: g for g in GENRES for w in {g.lower(), PLURAL[g]}} | {
 _GENRE_WORDS |= {(w[:-1] + "ies" if w.endswith("y") else w + "s"): g for w, g in list(_GENRE_WORDS.items())}  # plurals
 _GENRE_PATTERN = re.compile(r"\b(" + "|".join(sorted(map(re.escape, _GENRE_WORDS), key=len, reverse=True)) + r")\b", re.I)
 _NUMBER = re.compile(r"\b\d+\b")
+_BEFORE_LAST_WORD = re.compile(r"\S*$")    # what a draft leaves out: the word still being written
 
 
 class Reason(BaseModel):
@@ -148,6 +163,59 @@ def _claims(text: str, titles: TitleIndex, allowed_titles: set[int], genres: set
     return problems
 
 
+# ------------------------------------------------------------------------------------ streaming
+_listener: ContextVar[Callable[[str], None] | None] = ContextVar("cineagent_reply_listener", default=None)
+
+
+@contextmanager
+def streaming_to(callback: Callable[[str], None]) -> Iterator[None]:
+    """While open, a reply the writer words in this context (and in tasks started from it) streams:
+    ``callback`` gets each new draft of the reply text (see ``Drafts``), then the turn ends as usual."""
+    token = _listener.set(callback)
+    try:
+        yield
+    finally:
+        _listener.reset(token)
+
+
+class Drafts:
+    """The reply's drafts as its JSON streams in: each one the longest text so far that could be
+    shown without showing more than the final check would pass of it.
+
+    ``feed(arguments_so_far, done)`` returns the new draft, or None when there is nothing new to
+    show: the reply has not begun, has not grown by a whole word, or its words so far fail the
+    reply's claim checks (a title, genre or year outside the evidence) or its length limit."""
+
+    def __init__(self, cards: Sequence[Card], titles: TitleIndex, request_genres: Sequence[str]) -> None:
+        self.titles = titles
+        self.allowed_titles = {c.item_id for c in cards} | {i for c in cards for i in _cited_ids(c, titles)}
+        self.genres = {g for c in cards for g in c.genres} | set(request_genres)
+        self.years = {c.year for c in cards if c.year}
+        self.shown = ""
+        self.held = False     # a draft failed the checks: nothing more is shown until one passes
+
+    def feed(self, arguments: str, done: bool = False) -> str | None:
+        try:
+            partial = parse_partial_json(arguments) if arguments else None
+        except Exception:  # noqa: BLE001 - half a JSON document that cannot be read yet
+            return None
+        reply = partial.get("reply") if isinstance(partial, dict) else None
+        if not isinstance(reply, str):
+            return None
+        # the reply is finished once another key follows it (or the call is done); until then its
+        # last word may still grow ("Sci" -> "Sci-Fi"), so only the words before it are drafts
+        finished = done or len(partial) > 1
+        text = reply.strip() if finished else _BEFORE_LAST_WORD.sub("", reply).strip()
+        if not text or text == self.shown or not text.startswith(self.shown) or len(text) > MAX_REPLY_CHARS:
+            return None
+        self.held = bool(_claims(text, self.titles, self.allowed_titles, self.genres, self.years))
+        if self.held:
+            return None
+        self.shown = text
+        return text
+
+
+# ------------------------------------------------------------------------------------ the writer
 class ReplyWriter:
     """Words a turn's reply and reasons with an LLM, validated; the template answers otherwise."""
 
@@ -158,6 +226,12 @@ class ReplyWriter:
                           timeout=settings.timeout_s, max_retries=0, temperature=settings.temperature,
                           extra_body={"max_tokens": max(settings.max_tokens, 512)})
         self._chain = chat.with_structured_output(WrittenReply, method="function_calling", include_raw=True)
+        # the same forced tool call, its chunks read as they come (``awrite`` with a listener)
+        self._tool = chat.bind_tools([WrittenReply], tool_choice=WrittenReply.__name__, parallel_tool_calls=False)
+
+    def _messages(self, request: str, cards: Sequence[Card]) -> list:
+        return [SystemMessage(SYSTEM),
+                HumanMessage(f"Request: {request}\nFacts: {json.dumps(facts(cards), ensure_ascii=False)}")]
 
     def write(self, request: str, cards: Sequence[Card], template_text: str, request_genres: Sequence[str]) -> Written:
         template = Written(template_text, {c.item_id: c.explanation for c in cards}, "template")
@@ -165,13 +239,70 @@ class ReplyWriter:
             return template
         details: dict[str, Any] = {"model": self.settings.model}
         started = time.perf_counter()
-        messages = [SystemMessage(SYSTEM),
-                    HumanMessage(f"Request: {request}\nFacts: {json.dumps(facts(cards), ensure_ascii=False)}")]
         try:
-            out = self._chain.invoke(messages)
+            out = self._chain.invoke(self._messages(request, cards))
         except Exception as exc:  # noqa: BLE001 - whatever the endpoint does, the template answers
             details["latency_ms"] = _ms(started)
             return _fallback(template, f"{_failure_code(exc)}: {type(exc).__name__}: {exc}", details)
+        return self._checked(out, started, details, template, cards, request_genres)
+
+    async def awrite(self, request: str, cards: Sequence[Card], template_text: str,
+                     request_genres: Sequence[str]) -> Written:
+        """``write``, awaited; with a listener (``streaming_to``) the reply streams to it as drafts.
+        What it returns is checked the same way either way."""
+        template = Written(template_text, {c.item_id: c.explanation for c in cards}, "template")
+        if not cards:
+            return template
+        listener = _listener.get()
+        details: dict[str, Any] = {"model": self.settings.model, "streamed": listener is not None}
+        started = time.perf_counter()
+        try:
+            if listener is None:
+                out = await self._chain.ainvoke(self._messages(request, cards))
+            else:
+                # the whole call within the timeout, as without streaming (the client's own timeout
+                # is per read, and a stream reads often)
+                out = await asyncio.wait_for(self._streamed(request, cards, request_genres, listener, details),
+                                             self.settings.timeout_s)
+        except Exception as exc:  # noqa: BLE001 - whatever the endpoint does, the template answers
+            details["latency_ms"] = _ms(started)
+            return _fallback(template, f"{_failure_code(exc)}: {type(exc).__name__}: {exc}", details)
+        return self._checked(out, started, details, template, cards, request_genres)
+
+    async def _streamed(self, request: str, cards: Sequence[Card], request_genres: Sequence[str],
+                        listener: Callable[[str], None], details: dict) -> dict:
+        """The forced tool call streamed: drafts of its reply to ``listener`` as its arguments grow;
+        returns what ``with_structured_output(include_raw=True)`` would have."""
+        drafts = Drafts(cards, self.titles, request_genres)
+        whole: AIMessageChunk | None = None
+        arguments, chunks, first_ms = "", 0, None
+        started = time.perf_counter()
+        async for chunk in self._tool.astream(self._messages(request, cards)):
+            whole = chunk if whole is None else whole + chunk
+            piece = "".join(c.get("args") or "" for c in chunk.tool_call_chunks if (c.get("index") or 0) == 0)
+            if not piece:
+                continue
+            chunks += 1
+            first_ms = first_ms if first_ms is not None else _ms(started)
+            arguments += piece
+            draft = drafts.feed(arguments)
+            if draft is not None:
+                listener(draft)
+        draft = drafts.feed(arguments, done=True)
+        if draft is not None:
+            listener(draft)
+        # drafts_held: the last draft failed the checks, so the reply's end was never shown as a draft
+        details.update({"stream_chunks": chunks, "first_token_ms": first_ms, "drafts_held": drafts.held})
+        try:
+            # strict=False: a raw newline inside a string is read, as LangChain reads a whole call
+            parsed = WrittenReply.model_validate(json.loads(arguments, strict=False)) if arguments else None
+            error = None if parsed is not None else "no WrittenReply call"
+        except (ValueError, TypeError) as exc:   # bad JSON, or JSON of the wrong shape
+            parsed, error = None, f"{type(exc).__name__}: {exc}"
+        return {"raw": whole, "parsed": parsed, "parsing_error": error}
+
+    def _checked(self, out: dict, started: float, details: dict, template: Written, cards: Sequence[Card],
+                 request_genres: Sequence[str]) -> Written:
         details["latency_ms"] = _ms(started)
         details.update(_usage(out.get("raw")))
         written = out.get("parsed")

@@ -112,3 +112,119 @@ def test_a_turn_shows_validated_words_and_traces_which_path_answered(trained, mo
     step = next(s for s in result.steps if s.name == "write_reply")
     assert step.output["written_by"] == "template" and step.output["rejected"]
     assert "western" in result.text.lower() and "Horror" not in result.text
+
+
+# ------------------------------------------------------------------------------------ streaming
+def stream_body(arguments: list[str], name: str = "WrittenReply") -> str:
+    """An OpenAI chat.completion.chunk stream (server-sent events) of one tool call whose arguments
+    arrive in the given pieces."""
+    def event(delta: dict, finish: str | None = None) -> str:
+        return "data: " + json.dumps({"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 0,
+                                      "model": "fake", "choices": [{"index": 0, "delta": delta,
+                                                                    "finish_reason": finish}]}) + "\n\n"
+    first = {"role": "assistant", "content": None, "tool_calls": [
+        {"index": 0, "id": "call_0", "type": "function", "function": {"name": name, "arguments": ""}}]}
+    pieces = [event({"tool_calls": [{"index": 0, "function": {"arguments": a}}]}) for a in arguments]
+    return event(first) + "".join(pieces) + event({}, "tool_calls") + "data: [DONE]\n\n"
+
+
+def pieces_of(arguments: str, size: int = 4) -> list[str]:
+    return [arguments[i:i + size] for i in range(0, len(arguments), size)]
+
+
+def streamed(writer, *args):
+    """``awrite`` with a listener: (the drafts it got, the result)."""
+    import asyncio
+
+    from agent.reply_writer import streaming_to
+
+    drafts: list[str] = []
+
+    async def run():
+        with streaming_to(drafts.append):
+            return await writer.awrite(*args)
+
+    return drafts, asyncio.run(run())
+
+
+def test_drafts_are_whole_words_that_pass_the_checks_so_far(titles):
+    from agent.reply_writer import Drafts
+
+    drafts = Drafts(CARDS, titles, ["Sci-Fi"])
+    arguments = json.dumps({"reply": "Some sci-fi picks for a quiet night.", "reasons": []})
+    shown = [d for d in (drafts.feed(arguments[:n]) for n in range(len(arguments) + 1)) if d is not None]
+    assert shown[0] == "Some" and shown[-1] == "Some sci-fi picks for a quiet night."
+    assert all(b.startswith(a) and len(b) > len(a) for a, b in zip(shown, shown[1:]))
+    assert "Some sci" not in shown   # a word still growing is not shown ("sci" -> "sci-fi")
+
+    # a claim outside the evidence is held back, and so is everything after it
+    drafts = Drafts(CARDS, titles, ["Sci-Fi"])
+    arguments = json.dumps({"reply": "Some westerns and sci-fi for tonight.", "reasons": []})
+    shown = [d for d in (drafts.feed(arguments[:n]) for n in range(len(arguments) + 1)) if d is not None]
+    assert shown == ["Some"] and drafts.held
+    assert drafts.feed(arguments, done=True) is None
+
+
+def test_a_streamed_reply_shows_drafts_and_ends_as_validated(titles):
+    reply = "Some sci-fi and crime picks for tonight."
+    arguments = json.dumps({"reply": reply, "reasons": [{"item_id": FARGO, "reason": "A crime drama."}]})
+    with fake_endpoint(stream_body(pieces_of(arguments)), content_type="text/event-stream") as endpoint:
+        writer = ReplyWriter(LLMSettings(base_url=endpoint.base_url, timeout_s=5), titles)
+        drafts, result = streamed(writer, "sci-fi movies", CARDS, "Sci-fi movies:", ["Sci-Fi"])
+    assert endpoint.requests[0]["stream"] is True
+    assert result.written_by == "llm" and result.text == reply and result.reasons[FARGO] == "A crime drama."
+    assert len(drafts) >= 3 and drafts[-1] == reply and result.details["streamed"]
+    assert result.details["stream_chunks"] == len(pieces_of(arguments))
+
+
+def test_a_streamed_claim_outside_the_evidence_is_never_a_draft_and_the_template_answers(titles):
+    arguments = json.dumps({"reply": "Try these, like Toy Story but darker.", "reasons": []})
+    with fake_endpoint(stream_body(pieces_of(arguments)), content_type="text/event-stream") as endpoint:
+        writer = ReplyWriter(LLMSettings(base_url=endpoint.base_url, timeout_s=5), titles)
+        drafts, result = streamed(writer, "sci-fi movies", CARDS, "Sci-fi movies:", ["Sci-Fi"])
+    assert result.written_by == "template" and result.text == "Sci-fi movies:"
+    assert any("outside the evidence" in r for r in result.rejected)
+    assert drafts and not any("Story" in d for d in drafts), drafts
+
+
+def test_a_raw_newline_in_the_streamed_json_is_read_as_a_whole_call_is(titles):
+    # llama.cpp's grammar lets a raw newline into a JSON string; LangChain reads a whole call leniently
+    arguments = '{"reply": "Some sci-fi\nfor tonight.", "reasons": []}'
+    with fake_endpoint(stream_body(pieces_of(arguments)), content_type="text/event-stream") as endpoint:
+        writer = ReplyWriter(LLMSettings(base_url=endpoint.base_url, timeout_s=5), titles)
+        drafts, result = streamed(writer, "sci-fi movies", CARDS, "Sci-fi movies:", ["Sci-Fi"])
+    assert result.written_by == "llm" and result.text == "Some sci-fi\nfor tonight." == drafts[-1]
+    assert drafts[:2] == ["Some", "Some sci-fi"]
+
+
+def test_a_broken_stream_falls_back_to_the_template(titles):
+    body = stream_body(['{"reply": "Some sci-fi', ' picks'])   # the JSON is never closed
+    with fake_endpoint(body, content_type="text/event-stream") as endpoint:
+        writer = ReplyWriter(LLMSettings(base_url=endpoint.base_url, timeout_s=5), titles)
+        drafts, result = streamed(writer, "sci-fi movies", CARDS, "Sci-fi movies:", ["Sci-Fi"])
+    # the drafts were shown while it streamed; what the turn shows in their place is the template
+    assert drafts == ["Some", "Some sci-fi", "Some sci-fi picks"]
+    assert result.written_by == "template" and result.text == "Sci-fi movies:"
+    assert result.rejected[0].startswith("invalid_output")
+
+
+@pytest.mark.llm
+def test_the_real_server_streams_the_reply_and_ends_as_validated_or_the_template(titles):
+    from agent.reply_writer import _claims
+
+    with llama_server() as base_url:
+        writer = ReplyWriter(LLMSettings(base_url=base_url, timeout_s=60), titles)
+        drafts, result = streamed(writer, "sci-fi movies", CARDS, "Sci-fi movies:", ["Sci-Fi"])
+    print("real server, streamed:", result.written_by, result.rejected[:2], drafts, result.details)
+    assert result.details["streamed"] and result.details["stream_chunks"] >= 2   # the call came in pieces
+    assert result.details["first_token_ms"] < result.details["latency_ms"]
+    # every draft grew the one before it, and passed the reply's claim checks as far as it went
+    assert all(b.startswith(a) and len(b) > len(a) for a, b in zip(drafts, drafts[1:]))
+    allowed = {EMPIRE, FARGO, STAR_WARS}
+    assert all(_claims(d, titles, allowed, {"Action", "Adventure", "Sci-Fi", "Crime", "Drama", "Thriller"},
+                       {1980, 1996}) == [] for d in drafts)
+    if result.written_by == "llm":   # the last draft is the validated reply itself
+        assert len(drafts) >= 2 and drafts[-1] == result.text
+        assert validate(written(result.text, *result.reasons.items()), CARDS, titles, ["Sci-Fi"]) == []
+    else:
+        assert result.rejected and result.text == "Sci-fi movies:"

@@ -9,18 +9,25 @@ turn, shows the person's current swipe. The script shows the swipe at once and t
 ``ui_swipe`` settles it (``#swipe-status``); a chat turn never waits for a swipe, nor a swipe for
 a turn.
 
+A message shows at once with a typing indicator (``#pending``, drawn by the script). With an LLM
+wording replies (``agent.reply_writer``), the reply streams: ``ui_chat`` yields each draft of it to
+``#reply-draft`` and the script shows it growing in place of the indicator; the finished turn,
+with its cards, then replaces the draft with the reply as checked (the template's reply when the
+validator rejected the LLM's words).
+
 What a person sees is in plain words; model names, ranks, scores, the parser and the model version
 are the operator's, in the Traces tab (shown to the operator only, and checked on every call).
 """
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections import deque
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from html import escape
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any, AsyncIterator, Iterator
 
 import gradio as gr
 
@@ -189,29 +196,76 @@ def ui_load(runtime: "Runtime", stored: dict | None, chat: Any, request: gr.Requ
 
 async def ui_chat(runtime: "Runtime", picks: PickLog, stored: dict | None, chat: Any, message: str,
                   request: gr.Request):
-    """One message -> (conversation, its browser copy, person, who, error beside the box).
+    """One message -> (conversation, its browser copy, person, who, error beside the box, draft).
+
+    A generator: with an LLM wording replies, each draft of the reply as it streams goes to
+    ``#reply-draft`` (the script shows it in the message's pending bubble, in place of the typing
+    indicator); the last update draws the turn as the agent finished it (the validated reply, or
+    the template's when the check rejected the LLM's words) with its cards, and the pending bubble
+    and its draft go. Without an LLM there are no drafts: one update, as before.
 
     An empty message does nothing at all; a failed one leaves the conversation as it was and the
     message in the box, with the reason beside it."""
     message = message if isinstance(message, str) else ""
     if not message.strip():
-        return gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        yield gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        return
     with observed("ui/chat") as outcome:
         try:
             person, stored = ui_person(runtime, stored, request)
             runtime.limits.turn(person.id, ui_client(request))
             kept = chat_of(chat, person) or {"user_id": person.id, "session_id": uuid.uuid4().hex, "turns": []}
-            result = await runtime.chat(person.id, kept["session_id"], message, channel="ui")
+            drafts: asyncio.Queue[str] = asyncio.Queue()
+            with listening(runtime, drafts.put_nowait):  # the turn's task starts in this context: it streams here
+                turn = asyncio.ensure_future(runtime.chat(person.id, kept["session_id"], message, channel="ui"))
+            async for draft in _drafts_until(turn, drafts):
+                yield gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), draft_html(message, draft)
+            result = turn.result()
             cards = [c.as_dict() for c in result.cards]
             picks.add(result.trace_id, cards, runtime.model_version)
             kept["turns"] = [*kept["turns"], {"trace_id": result.trace_id, "message": message, "text": result.text,
                                               "notices": list(result.notices),
                                               "cards": [shown_card(c) for c in cards]}][-MAX_TURNS_KEPT:]
             outcome["status"] = 200
-            return (conversation_html(runtime, person, kept), kept, stored, describe_person(runtime, person), "")
+            yield (conversation_html(runtime, person, kept), kept, stored, describe_person(runtime, person), "", "")
         except PEOPLE_ERRORS as exc:
             outcome["status"] = status_of(exc)
-            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), failed_html(message, exc)
+            yield gr.skip(), gr.skip(), gr.skip(), gr.skip(), failed_html(message, exc), ""
+
+
+def listening(runtime: "Runtime", callback) -> AbstractContextManager:
+    """Drafts of the reply to ``callback`` where an LLM words replies (else nothing streams, and
+    the LLM's modules are not imported for it)."""
+    if getattr(runtime.require(), "writer", None) is None:
+        return nullcontext()
+    from agent.reply_writer import streaming_to
+
+    return streaming_to(callback)
+
+
+async def _drafts_until(turn: asyncio.Future, drafts: asyncio.Queue) -> AsyncIterator[str]:
+    """The newest draft each time some arrive, until ``turn`` is done (drafts that arrive together
+    are one update: the page draws the newest)."""
+    while not turn.done():
+        getting = asyncio.ensure_future(drafts.get())
+        try:
+            await asyncio.wait([turn, getting], return_when=asyncio.FIRST_COMPLETED)
+        except BaseException:   # the page went away: the turn runs on, nobody waits for its drafts
+            getting.cancel()
+            raise
+        if not getting.done():   # the turn ended first
+            getting.cancel()
+            break
+        newest = getting.result()
+        while not drafts.empty():
+            newest = drafts.get_nowait()
+        if not turn.done():   # a finished turn draws itself: its last draft would only flash
+            yield newest
+
+
+def draft_html(message: str, draft: str) -> str:
+    """A draft of the reply for the message's pending bubble (``cine.draft`` in chat.js puts it there)."""
+    return (f'<p data-draft-for="{escape(message)}" data-seq="{time.time_ns()}">{escape(draft)}</p>')
 
 
 def ui_swipe(runtime: "Runtime", stored: dict | None, chat: Any, data: Any, request: gr.Request) -> tuple[str, Any]:
@@ -369,6 +423,7 @@ SEND_JS = "(person, chat, message) => { window.cine && window.cine.sending(messa
 SETTLE_JS = "() => { window.cine && window.cine.sent(); }"
 STATUS_JS = "watch('value', () => { window.cine && window.cine.settle(element); });"
 ERROR_JS = "watch('value', () => { window.cine && window.cine.failed(element); });"
+DRAFT_JS = "watch('value', () => { window.cine && window.cine.draft(element); });"
 
 
 def build_ui(runtime: "Runtime") -> gr.Blocks:
@@ -378,7 +433,8 @@ def build_ui(runtime: "Runtime") -> gr.Blocks:
         return ui_load(runtime, stored, chat, request)
 
     async def send(stored: dict | None, chat: Any, message: str, request: gr.Request):
-        return await ui_chat(runtime, picks, stored, chat, message, request)
+        async for update in ui_chat(runtime, picks, stored, chat, message, request):
+            yield update
 
     def swipe(stored: dict | None, chat: Any, request: gr.Request, evt: gr.EventData):
         return ui_swipe(runtime, stored, chat, getattr(evt, "_data", None), request)
@@ -415,6 +471,9 @@ def build_ui(runtime: "Runtime") -> gr.Blocks:
                                        html_template='<div class="log" role="log" aria-label="Conversation">'
                                                      "${value}</div>")
                 gr.HTML("", elem_id="pending", js_on_load=None)
+                # the reply's draft while an LLM words it (ui_chat); the script shows it in the pending bubble
+                reply_draft = gr.HTML("", elem_id="reply-draft", js_on_load=DRAFT_JS,
+                                      html_template='<div class="draft-source" aria-hidden="true">${value}</div>')
                 with gr.Row(elem_id="composer", equal_height=True):
                     message = gr.Textbox(label="Message CineAgent", show_label=False, container=False, lines=1,
                                          max_lines=1, placeholder="Ask for a movie…", elem_id="msg", scale=5,
@@ -460,7 +519,7 @@ def build_ui(runtime: "Runtime") -> gr.Blocks:
         start.click(start_over, inputs=[persona], outputs=[person, who, conversation, chat, chat_error],
                     api_visibility="private")
         for trigger in (send_button.click, message.submit):
-            trigger(send, [person, chat, message], [conversation, chat, person, who, chat_error], js=SEND_JS,
+            trigger(send, [person, chat, message], [conversation, chat, person, who, chat_error, reply_draft], js=SEND_JS,
                     api_visibility="private", show_progress="hidden", trigger_mode=CHAT_TRIGGER
                     ).then(None, js=SETTLE_JS)
         conversation.swipe(swipe, inputs=[person, chat], outputs=[swipe_status, who], api_visibility="private",

@@ -124,6 +124,24 @@ cine.sent = () => {
   const first = document.querySelector('#pending .pending-turn');
   if (first) first.remove();
 };
+// a draft of the reply while an LLM words it (#reply-draft, from the server): it takes the place of
+// the typing indicator in its message's pending bubble. The finished turn replaces the bubble with
+// the reply as checked (the LLM's words, or the template's if the check rejected them).
+cine.draft = (host) => {
+  const note = host.querySelector('[data-draft-for]');
+  if (!note) return;
+  const pending = [...document.querySelectorAll('#pending .pending-turn')];
+  const turn = pending.find((t) => t.querySelector('.msg.user')?.textContent === note.dataset.draftFor) || pending[0];
+  const bubble = turn?.querySelector('.msg.bot');
+  if (!bubble) return;
+  if (!bubble.classList.contains('drafting')) {
+    bubble.className = 'msg bot drafting';
+    bubble.removeAttribute('role');           // no live region: the finished answer is announced, not each word
+    bubble.setAttribute('aria-busy', 'true');
+    bubble.innerHTML = '<p class="reply draft"></p>';
+  }
+  bubble.querySelector('.draft').textContent = note.textContent;
+};
 // a message that could not be sent goes back to the box, unless something new is typed there
 cine.failed = (host) => {
   const note = host.querySelector('[data-failed]');

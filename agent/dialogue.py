@@ -290,9 +290,16 @@ class DialogueManager:
         merged = self._merged(state["user"], state["session"], state["parse"].intent)
         merged, readings, avoid, unused = self._in_context(
             merged, state["session"], rejected_card=bool(state["parse"].details.get("rejected_card")))
-        session, said = state["session"], state["parse"].intent
-        session.told_likes = [t for t in dict.fromkeys([*session.told_likes, *said.titles])
-                              if t not in said.exclude_titles][-MAX_TOLD:]
+        session, said, details = state["session"], state["parse"].intent, state["parse"].details
+        # films seen and liked ("I've seen Fargo, loved it") are taste, though never shown; merely
+        # seen ones are neither taste nor a rejection of what was told before
+        liked = list(details.get("seen_liked", []))
+        card = self._card_at(session, said.card_ref or 0) if details.get("seen_liked_card") else None
+        if card is not None and details.get("rejected_card"):
+            liked.append(card.item_id)  # "I've seen that one, great movie"
+        dropped = set(said.exclude_titles) - set(details.get("seen", [])) - set(liked)
+        session.told_likes = [t for t in dict.fromkeys([*session.told_likes, *said.titles, *liked])
+                              if t not in dropped][-MAX_TOLD:]
         step.output = {"act": merged.act.value, "intent": merged.model_dump(mode="json"), "readings": readings}
         return {"intent": merged, "avoid": avoid, "unused": [*state["parse"].unused, *unused]}
 

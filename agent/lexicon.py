@@ -434,6 +434,16 @@ UNSEEN_CUES: tuple[str, ...] = (
     "never saw", "didnt see", "did not see", "didnt watch", "did not watch",
     "never watched", "never heard of", "not heard of", "havent heard of", "not yet seen",
 )
+# Said of a film in the same sentence, these make a film the person has seen one they liked:
+# taste to go by, though never shown again ("I've seen Fargo, loved it"). Not "okay" or "fine".
+PRAISE_CUES: tuple[str, ...] = (
+    "love", "loved", "loves", "loving", "liked", "i like it", "i like them", "i like that", "i like those",
+    "and like it", "and like them",
+    "enjoy", "enjoyed", "enjoys", "great", "good", "awesome", "amazing", "fantastic", "excellent",
+    "brilliant", "wonderful", "favorite", "favourite", "favorites", "favourites", "best", "classic",
+    "masterpiece", "incredible", "perfect", "hilarious", "fun", "cool", "a fan of", "big fan",
+    "huge fan", "really liked", "really enjoyed",
+)
 # Open a clause whose genre words are allowed rather than asked for: "doesn't have to be a comedy".
 HEDGE_CUES: tuple[str, ...] = (
     "doesnt have to be", "does not have to be", "dont have to be", "doesnt need to be",

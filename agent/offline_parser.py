@@ -183,6 +183,11 @@ def _plural(word: str) -> str:
     return word + "s"
 
 
+# Before a praise word, these take it back ("not good", "not that great", "never liked")
+PRAISE_NEGATORS = frozenset(("not", "no", "never", "isnt", "wasnt", "arent", "werent", "dont", "didnt", "doesnt",
+                             "hardly", "less", "nothing"))
+
+
 class _Phrases:
     """Longest-match lookup of tokenised phrases at a position of a message."""
 
@@ -324,6 +329,7 @@ class OfflineParser(IntentParser):
         self._seen = _Phrases(lx.SEEN_CUES, skip=("already", "just", "recently", "also", "both", "all"))
         self._unseen = _Phrases(lx.UNSEEN_CUES, skip=("really", "yet", "ever", "even", "actually"))
         self._hedge = _Phrases(lx.HEDGE_CUES)
+        self._praise = _Phrases(lx.PRAISE_CUES)
         self._adjust = _Phrases(list(lx.ADJUSTMENTS), list(lx.ADJUSTMENTS.values()))
         self._relax = {slot: [re.compile(p) for p in pats] for slot, pats in lx.RELAX_PATTERNS.items()}
         self._replace = _Phrases(lx.REPLACE_CUES)
@@ -437,6 +443,16 @@ class OfflineParser(IntentParser):
         unseen = list(dict.fromkeys(m.item_id for m, pol in zip(titles, polarity[0]) if pol == "unseen"))
         rejected_unknown = any(pol == "reject" for pol in polarity[1])
         details["title_polarity"] = {"titles": polarity[0], "unknown": polarity[1]}
+        # "I've seen Fargo, loved it": never shown again, but taste to go by
+        seen_liked = [m.item_id for m, pol in zip(titles, polarity[0])
+                      if pol == "seen" and self._praised(tokens, words, negated, m.start)]
+        seen = [m.item_id for m, pol in zip(titles, polarity[0]) if pol == "seen"]
+        if seen:
+            details["seen"] = list(dict.fromkeys(seen))
+        if seen_liked:
+            details["seen_liked"] = list(dict.fromkeys(seen_liked))
+        if polarity[2] == "seen" and self._praised(tokens, words, negated, None):
+            details["seen_liked_card"] = True  # "I've seen that one, great movie"
         for u in unknown:
             unused.append(UnusedPart(text=_short(u.text), why="out_of_catalog"))
         for start, end, why in names:
@@ -784,6 +800,19 @@ class OfflineParser(IntentParser):
                 pointer = "reject" if negated[i] else (pointer or "seen")
         return ([verdict[("t", k)] for k in range(len(titles))], [verdict[("u", k)] for k in range(len(unknown))],
                 pointer)
+
+    def _praised(self, tokens, words, negated, at: int | None) -> bool:
+        """Whether the sentence of word ``at`` (None: the whole message) speaks well of something:
+        a praise word not negated ("loved it", "a great movie"; not "not that good")."""
+        start, end = 0, len(words)
+        if at is not None:
+            start = max((i for i in range(at + 1) if tokens[i].sentence_start), default=0)
+            end = next((i for i in range(at + 1, len(words)) if tokens[i].sentence_start), len(words))
+        for i in range(start, end):
+            length, _ = self._praise.match(words, i)
+            if length and not negated[i] and not set(words[max(0, i - 2):i]) & PRAISE_NEGATORS:
+                return True
+        return False
 
     def _rejected_pronouns(self, tokens, words, negated) -> list[int]:
         """Positions of "it" / "them" / "those" that the speaker rejects right after a negation cue

@@ -258,7 +258,7 @@ class RequestRanker:
         cfg = self.config
         steps = steps if steps is not None else []
         ratings = self.profiles.ratings(user.key)
-        told = [t for t in told or [] if t not in intent.titles and t not in intent.exclude_titles]
+        told = [t for t in told or [] if t not in intent.titles]  # seen and liked: still taste, never shown
         blocked = (set(ratings) | set(exclude) | set(intent.titles) | set(told)
                    | self.with_sequels(intent.exclude_titles))
         mask, relaxed = self.allowed(intent, blocked)

@@ -126,6 +126,27 @@ def test_a_mood_moves_the_picks_along_its_learned_direction(agent):
 
 
 @pytest.mark.integration
+def test_a_film_seen_and_liked_is_taste_but_never_shown(agent):
+    def told(session):
+        return agent.sessions.get(session, "newcomer-seen").told_likes
+
+    result = agent.turn("newcomer-seen", "s-seen", "I've seen Fargo (1996), loved it. A thriller please")
+    assert told("s-seen") == [100] and 100 in result.intent.exclude_titles
+    assert 100 not in [c.item_id for c in result.cards]
+    assert any("told" in c.evidence["sources"] or "Fargo" in c.explanation for c in result.cards)
+    agent.turn("newcomer-seen", "s-seen", "I have seen Heat (1995)")          # merely seen: no taste either way
+    assert told("s-seen") == [100]
+    agent.turn("newcomer-seen", "s-seen", "I've seen Fargo (1996) again")     # still liked
+    assert told("s-seen") == [100]
+    agent.turn("newcomer-seen", "s-seen", "actually I hated Fargo (1996)")
+    assert told("s-seen") == []
+    first = agent.turn("newcomer-seen", "s-seen-card", "a comedy")
+    agent.turn("newcomer-seen", "s-seen-card", "why the first one?")
+    agent.turn("newcomer-seen", "s-seen-card", "I have seen that one, great movie. Any others?")
+    assert told("s-seen-card") == [first.cards[0].item_id]
+
+
+@pytest.mark.integration
 def test_rejected_titles_take_their_sequels_along(agent):
     alien = agent.ranker.with_sequels([183])  # Alien
     titles = {agent.data.movies[i].display_title for i in alien}

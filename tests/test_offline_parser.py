@@ -433,6 +433,21 @@ def test_seen_and_rejection_traps(parser, text, titles, excluded):
     assert intent.titles == titles and intent.exclude_titles == excluded and intent.exclude_genres == []
 
 
+@pytest.mark.parametrize("text, seen_liked, card", [
+    ("I've seen Fargo (1996), loved it. Any thrillers?", [100], False),
+    ("I have seen Heat (1995) and it was a great movie", [273], False),
+    ("I've seen Fargo (1996) but it was not that good", [], False),     # seen, not liked
+    ("I have seen Fargo (1996), not a fan of it", [], False),
+    ("I have seen Fargo (1996) and Heat (1995)", [], False),             # merely seen
+    ("I have seen that one, great movie. Any others?", [], True),
+    ("I've seen that one. Any others?", [], False),
+])
+def test_films_seen_and_liked_are_told_apart(parser, text, seen_liked, card):
+    result = parser.parse(text)
+    assert result.details.get("seen_liked", []) == seen_liked and set(seen_liked) <= set(result.intent.exclude_titles)
+    assert bool(result.details.get("seen_liked_card")) == card and not set(seen_liked) & set(result.intent.titles)
+
+
 def test_a_rejected_pronoun_takes_what_was_just_named(parser):
     intent = parse(parser, "My husband loves westerns but I can't stand them.\n\nWe watched Heat (1995) and I hated it. "
                            "Tonight I'd like a comedy from the 80s")

@@ -56,6 +56,7 @@ class RankerConfig(BaseModel):
     neighbour_weight: float = 0.8        # "like <title>": EASE neighbours of the referenced titles
     evidence_weight: float = 0.1         # neighbours of the request-relevant profile items
     told_weight: float = 0.4             # neighbours of films the person said they like earlier in the chat
+    typical_weight: float = 0.2          # a newcomer's genre request: films typical of the genre first
     pool: int = 60                       # candidates kept per source before MMR
     mmr_lambda: float = 0.9              # 1.0 = pure score; 0.9 swaps near-duplicates for variety
     evidence_k: int = 5                  # profile hits retrieved for a request
@@ -100,6 +101,7 @@ class RequestRanker:
         self.ease = bundle.sources.get("ease")
         self.item_space = self._item_space(bundle, catalog)
         self.tones = self._tone_directions()
+        self._genre_centres = self._genre_centres_scores()
         self._family_of, self.families = self._franchises()
         # a person's personal scores change only when they swipe (``forget``), not from turn to turn
         self._personal: LruCache[str, tuple[dict[str, np.ndarray], str | None]] = LruCache(self.config.personal_cache_users)
@@ -150,6 +152,25 @@ class RequestRanker:
         for item in item_ids:
             out.add(int(item))
             out.update(self.families.get(self._family_of.get(int(item), ""), ()))
+        return out
+
+    def typical_scores(self, genres: list[str]) -> np.ndarray:
+        """z-scored typicality of every item for the wanted genres: closeness, in the collaborative
+        item vectors, to each genre's centre as people know it (its films weighted by log ratings).
+        A film that carries the label in passing ("Titanic" is listed as action) sits far from it."""
+        return zscore(sum(self._genre_centres[GENRES.index(g)] for g in genres)[None, :].astype(np.float64))[0]
+
+    def _genre_centres_scores(self) -> np.ndarray:
+        """(n_genres, n_items): each item's closeness to each genre's popularity-weighted centre."""
+        pop = self.bundle.sources.get("popularity")
+        weight = np.log1p(pop.counts) if pop is not None else np.ones(len(self.item_ids))
+        out = np.zeros((len(GENRES), len(self.item_ids)), dtype=np.float32)
+        for c in range(len(GENRES)):
+            members = self.genres[:, c]
+            if members.any() and weight[members].sum() > 0:
+                w = weight[members]
+                centre = (self.item_space[members] * w[:, None]).sum(axis=0) / w.sum()
+                out[c] = self.item_space @ centre
         return out
 
     def tone_scores(self, tone: str) -> np.ndarray:
@@ -285,6 +306,9 @@ class RequestRanker:
             request["evidence"] = cfg.evidence_weight * evidence_nb
         for tone in intent.mood:
             request[f"tone.{tone}"] = cfg.tone_weight * self.tone_scores(tone)
+        if intent.genres and cold_reason is not None and cfg.typical_weight > 0:
+            # nothing known of the person: the genre as people know it (Die Hard before Titanic for "action")
+            request["typical"] = cfg.typical_weight * self.typical_scores(intent.genres)
         rows = [self.position[i] for i in avoid or [] if i in self.position]
         if rows:
             closeness = (self.item_space @ self.item_space[rows].T).max(axis=1)

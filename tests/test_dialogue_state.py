@@ -147,6 +147,16 @@ def test_a_film_seen_and_liked_is_taste_but_never_shown(agent):
 
 
 @pytest.mark.integration
+def test_a_newcomer_gets_films_typical_of_the_genre(agent):
+    typical, pos = agent.ranker.typical_scores(["Action"]), agent.ranker.position
+    assert typical[pos[144]] > typical[pos[313]]   # Die Hard is more of an action film than Titanic
+    newcomer = agent.turn("newcomer-typical", "s-typical", "an action movie")
+    assert any(s.name == "candidates.typical" for s in newcomer.steps)
+    known = agent.turn("196", "s-typical", "an action movie")   # their own taste picks within the genre
+    assert not any(s.name == "candidates.typical" for s in known.steps)
+
+
+@pytest.mark.integration
 def test_rejected_titles_take_their_sequels_along(agent):
     alien = agent.ranker.with_sequels([183])  # Alien
     titles = {agent.data.movies[i].display_title for i in alien}

@@ -8,6 +8,9 @@ RUN_STAMP := $(VENV)/.installed-run-$(HASH)
 TEST_STAMP := $(VENV)/.installed-test-$(HASH)
 HOST ?= 127.0.0.1
 PORT ?= 7860
+# test processes: modules are spread over them whole (--dist loadfile), so each module's app server,
+# browser and LLM server stay in one process; 2 suits these 2-core machines
+TEST_WORKERS ?= 2
 
 .PHONY: install data models run test clean-venv
 
@@ -40,7 +43,7 @@ run: models
 
 test: $(TEST_STAMP)
 	bash tests/prepare.sh
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 clean-venv:
 	rm -rf $(VENV)

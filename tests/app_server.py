@@ -22,9 +22,12 @@ TRAIN_TIMEOUT_S = 1200  # a cold train on a busy 2-core machine; a warm one retu
 
 def ensure_artifacts(test_home: Path) -> None:
     """Train into ``test_home`` unless a valid artifact for its data is already there."""
+    from tests.conftest import one_at_a_time
+
     env = {**os.environ, "CINEAGENT_HOME": str(test_home)}
-    done = subprocess.run([sys.executable, "-m", "cli", "train", "--if-missing"], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=TRAIN_TIMEOUT_S)
+    with one_at_a_time("train-cli"):   # two test processes: one trains, the other then finds the artifact
+        done = subprocess.run([sys.executable, "-m", "cli", "train", "--if-missing"], cwd=REPO, env=env,
+                              capture_output=True, text=True, timeout=TRAIN_TIMEOUT_S)
     if done.returncode != 0:
         raise RuntimeError(f"`cineagent train --if-missing` failed ({done.returncode}):\n{done.stderr[-4000:]}")
 

@@ -3,6 +3,7 @@ machine does not fetch or embed again; models are trained once per session."""
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -14,11 +15,24 @@ os.environ["CINEAGENT_HOME"] = os.environ.get("CINEAGENT_TEST_HOME", str(Path.ho
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
+@contextmanager
+def one_at_a_time(name: str):
+    """An exclusive lock over the test home, across the test processes (pytest-xdist workers)."""
+    import fcntl
+
+    home = Path(os.environ["CINEAGENT_HOME"])
+    home.mkdir(parents=True, exist_ok=True)
+    with open(home / f".{name}.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
 @pytest.fixture(scope="session")
 def movielens():
     from data.movielens import load
 
-    return load()
+    with one_at_a_time("data"):   # the first process to need it fetches it; the other waits, then reads it
+        return load()
 
 
 @pytest.fixture(scope="session")
@@ -32,7 +46,8 @@ def stratified_split(movielens):
 def item_text_vectors(movielens):
     from retrieval.catalog import item_vectors
 
-    return item_vectors(movielens)
+    with one_at_a_time("data"):   # embedded once, cached in the test home
+        return item_vectors(movielens)
 
 
 def _models_fingerprint() -> str:
@@ -54,10 +69,17 @@ def trained(movielens, stratified_split, item_text_vectors):
     source, so a warm machine loads it in seconds instead of training again.
     """
     from models import artifacts
-    from models.train import fit_bundle, load_bundle, save_bundle
 
     key = f"stratified-train-{_models_fingerprint()}"
     pointer = artifacts.artifacts_root() / f"TEST-{key}"
+    with one_at_a_time("train"):   # `make test` runs two processes: one trains, the other then loads
+        return _trained(movielens, stratified_split, item_text_vectors, key, pointer)
+
+
+def _trained(movielens, stratified_split, item_text_vectors, key: str, pointer: Path):
+    from models import artifacts
+    from models.train import fit_bundle, load_bundle, save_bundle
+
     if pointer.exists():
         try:
             return load_bundle(movielens, pointer.read_text().strip())

@@ -244,18 +244,18 @@ def swipe_phase(url: str, state: Path, writers: int, swipes: int, deadline: floa
             "trace_id": trace_id, "rank": i % len(items) + 1, "query": "load test"}, headers=people[writer])
 
     result = _run_concurrently(writers, per_writer, url, swipe, deadline)
-    result["stored"] = stored_swipes(state)
+    result["stored"] = len(stored_swipes(state))
     result["store_matches"] = result["stored"] == result["ok"]
     return result
 
 
-def stored_swipes(state: Path) -> int:
-    """Swipes in the app's event store (the default SQLite file of that state directory)."""
+def stored_swipes(state: Path) -> list:
+    """The swipes in the event store of an app's state directory (the default SQLite file)."""
     from data.event_store import FILE_NAME, EventStore
 
-    store = EventStore(f"sqlite:///{state / FILE_NAME}")
+    store = EventStore(f"sqlite:///{Path(state) / FILE_NAME}")
     try:
-        return store.count_swipes()
+        return store.swipes()
     finally:
         store.close()
 

@@ -44,13 +44,3 @@ def running_app(tmp: Path, env: dict[str, str] | None = None, wait: bool = True)
             app.wait_ready()
         yield app
 
-
-def stored_swipes(state: Path) -> list:
-    """The swipes in the event store of an app's state directory (the default SQLite file)."""
-    from data.event_store import FILE_NAME, EventStore
-
-    store = EventStore(f"sqlite:///{Path(state) / FILE_NAME}")
-    try:
-        return store.swipes()
-    finally:
-        store.close()

@@ -16,7 +16,8 @@ from schemathesis.specs.openapi.checks import (content_type_conformance, respons
                                                response_schema_conformance, status_code_conformance)
 from schemathesis.generation import GenerationMode
 
-from tests.app_server import running_app, stored_swipes
+from eval.load_test import stored_swipes
+from tests.app_server import running_app
 
 pytestmark = pytest.mark.integration
 

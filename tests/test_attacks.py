@@ -16,7 +16,8 @@ import sqlite3
 import httpx
 import pytest
 
-from tests.app_server import running_app, stored_swipes
+from eval.load_test import stored_swipes
+from tests.app_server import running_app
 
 pytestmark = pytest.mark.integration
 

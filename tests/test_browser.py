@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
-from tests.app_server import running_app, stored_swipes
+from eval.load_test import stored_swipes
+from tests.app_server import running_app
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 

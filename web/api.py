@@ -256,7 +256,9 @@ def build_api(runtime: Runtime) -> FastAPI:
         yield
         if scheduler is not None:
             scheduler.stop()
-        # nothing to flush on shutdown: every swipe is fsynced before its request is answered
+        # nothing to flush: every swipe is committed before its request is answered; the pool's
+        # connections (PostgreSQL) are closed so the server sees this replica leave at once
+        runtime.store.close()
 
     # /docs is web.docs's: Swagger UI from local files, so the page also works offline
     api = FastAPI(title="CineAgent", version="0.1.0", lifespan=lifespan, docs_url=None,

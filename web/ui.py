@@ -547,7 +547,14 @@ def relax_queue_polling(demo: gr.Blocks) -> None:
         queue.sleep_when_free = max(queue.sleep_when_free, UI_QUEUE_POLL_S)
 
 
+# Gradio's default theme loads Source Sans Pro at 400 and 600, but the 600 file in its package holds
+# 55 glyphs (capital A and B among them, C-Z and digits not): bold titles mixed two fonts ("Men in
+# Black" with a small B). Its complete Bold file serves every heavier weight instead.
+THEME = gr.themes.Default(font=[gr.themes.LocalFont("Source Sans Pro", weights=(400, 700)),
+                                "ui-sans-serif", "system-ui", "sans-serif"])
+
+
 def mount(api, runtime: "Runtime"):
     """The UI at ``/`` of the API app, with its stylesheet."""
-    return gr.mount_gradio_app(api, build_ui(runtime), path="/", css=CSS, head=HEAD, footer_links=["gradio"],
-                               run_history=False, show_error=True)
+    return gr.mount_gradio_app(api, build_ui(runtime), path="/", css=CSS, head=HEAD, theme=THEME,
+                               footer_links=["gradio"], run_history=False, show_error=True)

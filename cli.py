@@ -241,7 +241,12 @@ def cmd_serve(args) -> int:
 
     from agent.settings import Settings
 
+    from data.event_store import open_store
+
     settings = Settings.from_env()   # a bad CINEAGENT_* value stops here, with its name, before any worker starts
+    # so does a store that cannot be used (unreachable, or written by a newer CineAgent); this also
+    # migrates it, and imports an earlier version's files, once, before the workers open it
+    open_store(settings.database_url).close()
     host = args.host or os.environ.get("CINEAGENT_HOST") or "127.0.0.1"
     port = args.port or int(os.environ.get("CINEAGENT_PORT") or 7860)
     # by import string so nothing imports app.py, and so uvicorn can start --workers processes: each

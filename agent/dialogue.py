@@ -182,13 +182,17 @@ class DialogueManager:
         self._conversations: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 
     # ---------------------------------------------------------------- public API
-    async def chat(self, user_key: object, session_id: str, message: str) -> TurnResult:
+    async def chat(self, user_key: object, session_id: str, message: str,
+                   record: "Callable[[TurnResult], object] | None" = None) -> TurnResult:
         """Answer one message: the one path of every turn. Raises BadRequest / UnknownUser with a
-        message for the person (before anything is traced)."""
-        user, session, text = self._admit(user_key, session_id, message)
+        message for the person (before anything is traced). ``record`` makes the turn's event (the
+        app's ``Turn``), stored in the same transaction as the conversation."""
+        user, text = self._admit(user_key, session_id, message)
         # a turn awaits (the parse, an embedding): a second message of the same conversation waits
-        # for the first, or it would read the session before the first has updated it
-        async with self._in_order(user, session):
+        # for the first here, and reads the conversation only once the first has saved it
+        async with self._in_order(user, str(session_id)):
+            self.profiles.refresh(user.key)  # swipes made through any process since their last turn
+            session = self.sessions.get(str(session_id), user.key)
             wall, started = time.time(), time.perf_counter()
             steps: list[Step] = []
             # the root span is open for the whole turn; each step opens its span under it as it runs
@@ -203,7 +207,8 @@ class DialogueManager:
                 result.steps, result.message, result.started, result.trace_id = steps, text, wall, trace.trace_id
                 result.duration_ms = (time.perf_counter() - started) * 1000
                 session.turns += 1
-                self.sessions.save(session)  # with a session file: the conversation survives a restart
+                # with a store: the conversation and the turn's event in one transaction
+                self.sessions.save(session, record(result) if record else None)
                 trace.finish(result)
         return result
 
@@ -215,21 +220,24 @@ class DialogueManager:
         return loop.run_until_complete(loop.create_task(self.chat(user_key, session_id, message),
                                                         context=contextvars.copy_context()))
 
-    def _admit(self, user_key: object, session_id: str, message: str) -> tuple[User, Session, str]:
+    def _admit(self, user_key: object, session_id: str, message: str) -> tuple[User, str]:
         if not isinstance(message, str):
             raise BadRequest("the message must be text")
         text = message.strip()
         if len(text) > MAX_MESSAGE_CHARS:
             raise BadRequest(f"your message is {len(text)} characters; please keep it under {MAX_MESSAGE_CHARS}")
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:   # a lone surrogate: no store, trace or log could hold it
+            raise BadRequest("the message holds characters that are not valid text; please type it again") from None
         if not session_id or len(str(session_id)) > 128:
             raise BadRequest("a session id of 1-128 characters is required")
-        user = resolve_user(user_key, self.data)
-        self.profiles.refresh(user.key)  # swipes made through any process since their last turn
-        return user, self.sessions.get(str(session_id), user.key), text
+        return resolve_user(user_key, self.data), text
 
-    def _in_order(self, user: User, session: Session) -> asyncio.Lock:
-        """The lock that orders one conversation's turns; it lives while a turn holds or awaits it."""
-        key = f"{user.key}\x00{session.session_id}"
+    def _in_order(self, user: User, session_id: str) -> asyncio.Lock:
+        """The lock that orders one conversation's turns in this process; it lives while a turn
+        holds or awaits it (across processes the store refuses a conversation that moved on)."""
+        key = f"{user.key}\x00{session_id}"
         lock = self._conversations.get(key)
         if lock is None:
             lock = self._conversations[key] = asyncio.Lock()

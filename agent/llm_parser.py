@@ -17,21 +17,20 @@ One call:
    the offline parser answers within the same call: ``parser="offline"``, ``fallback_reason`` =
    ``"<code>: <message>"`` with code one of ``FALLBACK_CODES``.
 
-Configuration (environment, read by ``llm_settings_from_env``): ``CINEAGENT_LLM_BASE_URL`` (unset =
-no LLM, the product uses the offline parser), ``CINEAGENT_LLM_MODEL``, ``OPENAI_API_KEY`` (local
-servers accept any key), ``CINEAGENT_LLM_TIMEOUT_S``.
+Configuration (environment, read into ``agent.settings.Settings``): ``CINEAGENT_LLM_BASE_URL``
+(unset = no LLM, the product uses the offline parser), ``CINEAGENT_LLM_MODEL``, ``OPENAI_API_KEY``
+(local servers accept any key), ``CINEAGENT_LLM_TIMEOUT_S``.
 """
 from __future__ import annotations
 
 import asyncio
 import json
 import logging
-import os
 import re
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Mapping, Sequence, get_args
+from typing import Any, Iterator, Sequence, get_args
 
 import openai
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
@@ -51,9 +50,6 @@ from data.errors import CineAgentError
 log = logging.getLogger(__name__)
 
 ENV_BASE_URL = "CINEAGENT_LLM_BASE_URL"
-ENV_MODEL = "CINEAGENT_LLM_MODEL"
-ENV_API_KEY = "OPENAI_API_KEY"
-ENV_TIMEOUT = "CINEAGENT_LLM_TIMEOUT_S"
 DEFAULT_MODEL = "gpt-4o-mini"   # any name works for a single-model local server (llama.cpp ignores it)
 LOCAL_API_KEY = "not-needed"    # sent when OPENAI_API_KEY is unset: local servers want some key
 DEFAULT_TIMEOUT_S = 10.0        # per request; a parse slower than this is worse than the offline answer
@@ -96,26 +92,6 @@ class LLMSettings(BaseModel):
     timeout_s: float = Field(default=DEFAULT_TIMEOUT_S, gt=0)
     max_tokens: int = Field(default=DEFAULT_MAX_TOKENS, ge=16)
     temperature: float = Field(default=0.0, ge=0, le=2)
-
-
-def llm_settings_from_env(environ: Mapping[str, str] | None = None) -> LLMSettings | None:
-    """Settings from ``CINEAGENT_LLM_BASE_URL`` / ``_MODEL`` / ``_TIMEOUT_S`` and ``OPENAI_API_KEY``
-    (default: ``os.environ``); None when no base URL is set, meaning: use the offline parser."""
-    env = os.environ if environ is None else environ
-    base_url = env.get(ENV_BASE_URL, "").strip()
-    if not base_url:
-        return None
-    values: dict[str, Any] = {"base_url": base_url}
-    if env.get(ENV_MODEL, "").strip():
-        values["model"] = env[ENV_MODEL].strip()
-    if env.get(ENV_API_KEY, "").strip():
-        values["api_key"] = env[ENV_API_KEY].strip()
-    if env.get(ENV_TIMEOUT, "").strip():
-        try:
-            values["timeout_s"] = float(env[ENV_TIMEOUT])
-        except ValueError as exc:
-            raise ValueError(f"{ENV_TIMEOUT}={env[ENV_TIMEOUT]!r} is not a number of seconds") from exc
-    return LLMSettings(**values)
 
 
 # --------------------------------------------------------------------------- what the LLM fills in
@@ -416,9 +392,12 @@ class LLMParser(IntentParser):
                  settings: LLMSettings | None = None, prompt: Prompt | None = None):
         """data: the MovieLens catalog. offline: the fallback parser, whose title index is also
         used for grounding (default: ``OfflineParser(data)``). settings: the endpoint (default:
-        ``llm_settings_from_env()``; raises LLMNotConfigured when that is None). prompt: default
+        ``Settings.from_env().llm()``; raises LLMNotConfigured when that is None). prompt: default
         the latest ``intent`` prompt in ``agent/prompts``."""
-        settings = settings or llm_settings_from_env()
+        if settings is None:
+            from agent.settings import Settings
+
+            settings = Settings.from_env().llm()
         if settings is None:
             raise LLMNotConfigured(f"no LLM endpoint: set {ENV_BASE_URL} (e.g. http://127.0.0.1:8000/v1) "
                                    "or use the offline parser")

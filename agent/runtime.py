@@ -8,6 +8,7 @@ from agent.dialogue import DialogueManager
 from agent.intent import IntentParser
 from agent.offline_parser import OfflineParser
 from agent.session import SessionStore
+from agent.settings import Settings
 from data import movielens
 from models.train import load_bundle
 from retrieval.catalog import CatalogIndex
@@ -24,15 +25,16 @@ def base_profiles(ratings) -> dict[str, dict[int, int]]:
     return {str(u): dict(zip(g["item_id"].tolist(), g["rating"].tolist())) for u, g in ratings.groupby("user_id")}
 
 
-def make_parser(data, choice: str = "auto") -> IntentParser:
-    """``offline``, ``llm`` (needs CINEAGENT_LLM_BASE_URL), or ``auto`` (llm when configured)."""
+def make_parser(data, choice: str = "auto", settings: "Settings | None" = None) -> IntentParser:
+    """``offline``, ``llm`` (needs CINEAGENT_LLM_BASE_URL), or ``auto`` (llm when configured).
+    ``settings``: where the LLM is (default: read from the environment now)."""
     offline = OfflineParser(data)
     offline.warm_up()  # loads MiniLM now so that no request pays the seconds it takes
     if choice == "offline":
         return offline
-    from agent.llm_parser import LLMParser, llm_settings_from_env
+    from agent.llm_parser import LLMParser
 
-    settings = llm_settings_from_env()
+    settings = (settings or Settings.from_env()).llm()
     if settings is None:
         if choice == "llm":
             raise ValueError("--parser llm needs CINEAGENT_LLM_BASE_URL (and CINEAGENT_LLM_MODEL) to be set")
@@ -45,12 +47,10 @@ def make_parser(data, choice: str = "auto") -> IntentParser:
     return parser
 
 
-def make_writer(parser: IntentParser):
+def make_writer(parser: IntentParser, enabled: bool = True):
     """With the LLM parser in use, the same endpoint may word replies and reasons (validated, see
-    ``agent.reply_writer``); ``CINEAGENT_LLM_REPLIES=0`` keeps the template wording."""
-    import os
-
-    if parser.name != "llm" or os.environ.get("CINEAGENT_LLM_REPLIES", "1").strip().lower() in ("0", "false", "no"):
+    ``agent.reply_writer``); ``enabled=False`` (``CINEAGENT_LLM_REPLIES=0``) keeps the template wording."""
+    if parser.name != "llm" or not enabled:
         return None
     from agent.reply_writer import ReplyWriter
 
@@ -75,9 +75,11 @@ def one_thread_per_turn() -> None:
 
 
 def load_agent(parser: str = "auto", version: str | None = None, sessions: SessionStore | None = None,
-               events: "EventStore | None" = None) -> DialogueManager:
+               events: "EventStore | None" = None, settings: "Settings | None" = None) -> DialogueManager:
     """The dialogue manager over the current artifacts. With ``events`` (the app's store), people's
-    swipes are read from it; without (the terminal chat), they live in this process."""
+    swipes are read from it; without (offline evaluation), they live in this process.
+    ``settings``: the LLM's (default: read from the environment now)."""
+    settings = settings or Settings.from_env()
     one_thread_per_turn()
     data = movielens.load()
     bundle = load_bundle(data, version)
@@ -91,9 +93,9 @@ def load_agent(parser: str = "auto", version: str | None = None, sessions: Sessi
                             load=swipes_of if events is not None else None)
     from agent.tracing import turn_tracer
 
-    intent_parser = make_parser(data, parser)
+    intent_parser = make_parser(data, parser, settings)
     agent = DialogueManager(bundle, intent_parser, catalog, profiles, sessions,
-                            tracer=turn_tracer(bundle, intent_parser), writer=make_writer(intent_parser))
+                            tracer=turn_tracer(bundle, intent_parser), writer=make_writer(intent_parser, settings.llm_replies))
     log.info("agent ready: models %s, parser %s", bundle.manifest.version if bundle.manifest else "?",
              agent.parser.name)
     return agent

@@ -21,7 +21,7 @@ from agent import metrics
 from agent.dialogue import BadRequest, DialogueManager, TurnResult
 from agent.settings import Settings
 from agent.users import resolve_user
-from data.event_store import EventStore, open_store
+from data.event_store import EventStore, StoreError, open_store
 from data.events import Swipe, Turn, TurnStep, make_swipe
 from data.people import InvalidToken, Person, is_person_id
 from agent.errors import NotReady, UnknownPersona, UnknownTurn
@@ -35,7 +35,7 @@ class CineAgent:
 
     def __init__(self, settings: Settings, store: EventStore | None = None) -> None:
         self.settings = settings
-        self.store = store or open_store(settings.database_url)
+        self.store = store or open_store(settings.database_url, settings.db_pool_size)
         self.store.max_turns = settings.max_turns
         self.agent: DialogueManager | None = None
         self.error: str | None = None
@@ -52,7 +52,8 @@ class CineAgent:
         started = time.monotonic()
         try:
             sessions = SessionStore(self.settings.max_sessions, self.settings.session_ttl_s, store=self.store)
-            agent = load_agent(parser=self.settings.parser, sessions=sessions, events=self.store)
+            agent = load_agent(parser=self.settings.parser, sessions=sessions, events=self.store,
+                               settings=self.settings)
         except Exception as exc:  # noqa: BLE001 - reported by /healthz and every call
             log.exception("loading the models failed")
             self.error = f"{type(exc).__name__}: {exc}"
@@ -84,19 +85,28 @@ class CineAgent:
 
     # ------------------------------------------------------------ turns
     async def chat(self, user: object, session_id: str, message: str, channel: str = "api") -> TurnResult:
-        """One turn, recorded as a ``Turn`` event (a refused one too, with its error)."""
-        started, wall = time.perf_counter(), datetime.now(timezone.utc)
+        """One turn. Its ``Turn`` event is stored with the conversation, in one transaction; a
+        refused turn is recorded too, with its error, when the store can take it."""
+        wall = datetime.now(timezone.utc)
         try:
-            result = await self.require().chat(user, session_id, message)
+            result = await self.require().chat(user, session_id, message,
+                                               record=lambda done: turn_event(done, channel, wall))
         except Exception as exc:
-            self.store.add_turn(Turn(trace_id=uuid.uuid4().hex, ts=wall, user_id=str(user)[:64] or "?",
-                                     session_id=str(session_id)[:128] or "?", channel=channel,
-                                     message=str(message)[:200], outcome=f"{type(exc).__name__}: {exc}"[:500],
-                                     total_ms=(time.perf_counter() - started) * 1000))
+            self._record_refused(user, session_id, message, channel, wall, exc)
             raise
-        self.store.add_turn(turn_event(result, channel, wall, (time.perf_counter() - started) * 1000))
         metrics.observe_turn(len(result.cards), result.parse.fallback_reason if result.parse else None)
         return result
+
+    def _record_refused(self, user: object, session_id: str, message: str, channel: str, wall: datetime,
+                        exc: Exception) -> None:
+        try:
+            self.store.add_turn(Turn(trace_id=uuid.uuid4().hex, ts=wall, user_id=str(user)[:64] or "?",
+                                     session_id=str(session_id)[:128] or "?", channel=channel,
+                                     message=str(message)[:200].encode("utf-8", "replace").decode("utf-8"),
+                                     outcome=f"{type(exc).__name__}: {exc}"[:500],
+                                     total_ms=(datetime.now(timezone.utc) - wall).total_seconds() * 1000))
+        except (StoreError, ValueError) as failed:  # the person hears of the first error, not of this one
+            log.warning("a refused turn could not be recorded: %s", failed)
 
     async def recommend(self, user: object, query: str, n: int | None = None, channel: str = "api") -> TurnResult:
         """One stand-alone request in a session of its own, which is not kept."""
@@ -129,7 +139,7 @@ class CineAgent:
                            trace_id=trace_id, rank=rank, query=query)
         # one transaction, refused if the person was deleted meanwhile (then nothing is left behind)
         self.store.add_swipe(swipe)
-        agent.profiles.refresh(person.key)
+        self._refresh(agent, person.key)
         if agent.tracer and trace_id:
             agent.tracer.record_feedback(trace_id, person, int(item_id), action == "like")
         metrics.observe_feedback(action)
@@ -143,10 +153,20 @@ class CineAgent:
         if is_person_id(person.key) and self.store.person(person.key) is None:
             raise InvalidToken()
         action = self.store.undo_swipe(person.key, item_id)
-        agent.profiles.refresh(person.key)
+        self._refresh(agent, person.key)
         if action is not None:
             metrics.observe_feedback(f"undo_{action}")
         return action
+
+    @staticmethod
+    def _refresh(agent: DialogueManager, user_key: str) -> None:
+        """After a committed change: this process's view of the person, now if the store answers,
+        else on their next turn (which reads it anyway). Never reported as a failure: the change
+        itself was saved."""
+        try:
+            agent.profiles.refresh(user_key)
+        except StoreError as exc:
+            log.warning("profile refresh after a saved swipe failed (the next turn reads it): %s", exc)
 
     def profile(self, user: object) -> dict:
         """The person's own ratings and swipes, with titles."""
@@ -206,7 +226,7 @@ class CineAgent:
                 "profile": bool(removed["swipes"])}
 
 
-def turn_event(result: TurnResult, channel: str, ts: datetime, total_ms: float) -> Turn:
+def turn_event(result: TurnResult, channel: str, ts: datetime) -> Turn:
     return Turn(trace_id=result.trace_id, ts=ts, user_id=result.user.key, session_id=result.session_id,
                 channel=channel, message=result.message[:2000], act=result.act,
                 parser=result.parse.parser if result.parse else None,
@@ -216,4 +236,4 @@ def turn_event(result: TurnResult, channel: str, ts: datetime, total_ms: float) 
                 sources=[dict(c.evidence.get("sources") or {}) for c in result.cards],
                 unused=[u.model_dump() for u in result.unused],
                 steps=[TurnStep(name=s.name, kind=s.kind, duration_ms=round(s.duration_ms, 2), error=s.error)
-                       for s in result.steps], total_ms=round(total_ms, 2))
+                       for s in result.steps], total_ms=round(result.duration_ms, 2))

@@ -14,6 +14,7 @@ from agent.intent import Act, Intent, YearRange
 
 if TYPE_CHECKING:
     from data.event_store import EventStore
+    from data.events import Turn
 
 
 @dataclass
@@ -44,6 +45,7 @@ class Session:
     told_likes: list[int] = field(default_factory=list)  # films the person said they like, kept across topics
     turns: int = 0
     touched: float = field(default_factory=time.monotonic)
+    version: int = 0                            # the stored row's, when read from a store (0: none yet)
 
 
 TONES = ("darker", "lighter", "funnier", "less_violent")  # adjustments that stand as a mood
@@ -133,8 +135,10 @@ class SessionStore:
         """
         key = _key(user_key, session_id)
         if self.store is not None:
-            stored = self.store.load_session(key, time.time() - self.ttl)
-            return _from_json(stored) if stored else Session(session_id=session_id, user_key=user_key)
+            stored, version = self.store.load_session(key, time.time() - self.ttl)
+            session = _from_json(stored) if stored else Session(session_id=session_id, user_key=user_key)
+            session.version = version   # an expired row's too: the next save replaces it
+            return session
         now = time.monotonic()
         with self._lock:
             self._expire(now)
@@ -147,14 +151,17 @@ class SessionStore:
                 self._sessions.popitem(last=False)
             return session
 
-    def save(self, session: Session) -> None:
-        """Write the session to the store after a turn (in memory it is already current)."""
+    def save(self, session: Session, turn: "Turn | None" = None) -> None:
+        """Write the session to the store after a turn, with the turn's event in the same
+        transaction (in memory it is already current). Raises ConversationMoved when another
+        process saved this conversation since it was read."""
         if self.store is None:
             return
         self._saves += 1
-        self.store.save_session(_key(session.user_key, session.session_id), session.user_key, _to_json(session),
-                                not_before=time.time() - self.ttl, keep=self.max_sessions,
-                                prune=self._saves % self._prune_every == 0)
+        session.version = self.store.save_session(
+            _key(session.user_key, session.session_id), session.user_key, _to_json(session), session.version,
+            not_before=time.time() - self.ttl, keep=self.max_sessions, prune=self._saves % self._prune_every == 0,
+            turn=turn)
 
     def _expire(self, now: float) -> None:
         while self._sessions:

@@ -1,11 +1,16 @@
-"""The serving settings: one typed object, read from ``CINEAGENT_*`` environment variables once, at
-the entry point (``cineagent serve``, ``python app.py``), and passed down from there."""
+"""The serving settings: one typed object, read from ``CINEAGENT_*`` environment variables (and
+``OPENAI_API_KEY``) once, at the entry point (``cineagent serve``, ``python app.py``, the CLI's
+agent commands), and passed down from there. Tracing keeps the standard ``OTEL_*`` / ``LANGFUSE_*``
+variables, which the OpenTelemetry and Langfuse SDKs read themselves."""
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from pydantic import Field, ValidationError
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from agent.llm_parser import LLMSettings
 
 from data.errors import CineAgentError
 
@@ -24,13 +29,53 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         default=None, description="postgresql://user@host:port/db to share state between replicas; "
                                   "unset: SQLite under CINEAGENT_HOME")
+    db_pool_size: int = Field(default=16, ge=1, description="PostgreSQL connections a process keeps at most")
     max_body_bytes: int = Field(default=64 * 1024, ge=1024, description="larger request bodies get 413")
     session_ttl_s: float = Field(default=3600.0, gt=0, description="a conversation idle this long is forgotten")
     max_sessions: int = Field(default=10_000, ge=1, description="conversations kept, least recently used out")
     recent_turns: int = Field(default=200, ge=1, description="turns the operator's Traces tab lists")
     max_turns: int = Field(default=100_000, ge=100, description="turn events kept in the store, oldest out")
     access_log: bool = Field(default=False, description="uvicorn's line per request")
+    # the LLM (unset base URL: the offline parser answers)
+    llm_base_url: str | None = Field(default=None, description="an OpenAI-compatible endpoint")
+    llm_model: str | None = Field(default=None, description="model name sent to it")
+    llm_timeout_s: float | None = Field(default=None, gt=0, description="seconds before the offline parser answers")
+    llm_replies: bool = Field(default=True, description="the LLM words replies and reasons (validated)")
+    openai_api_key: SecretStr | None = Field(default=None, validation_alias=AliasChoices("OPENAI_API_KEY"))
+    # the operator credential (unset: operator views off) and abuse limits a minute (0 = off)
+    admin_token: SecretStr | None = Field(default=None, description="the operator's credential, 16+ characters")
+    rate_turns_person: int = Field(default=30, ge=0)
+    rate_turns_client: int = Field(default=120, ge=0)
+    rate_swipes_person: int = Field(default=120, ge=0)
+    rate_swipes_client: int = Field(default=600, ge=0)
+    rate_people_client: int = Field(default=10, ge=0)
 
+    @field_validator("admin_token", "openai_api_key", "llm_base_url", "llm_model", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("admin_token")
+    @classmethod
+    def _guessable(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 16:
+            raise ValueError("at least 16 characters (e.g. `python -c 'import secrets; print(secrets.token_urlsafe(32))'`),"
+                             " or unset it to turn operator views off")
+        return value
+
+    def llm(self) -> "LLMSettings | None":
+        """The LLM's settings, or None when no endpoint is configured."""
+        if not (self.llm_base_url or "").strip():
+            return None
+        from agent.llm_parser import LLMSettings
+
+        given = {"model": self.llm_model, "timeout_s": self.llm_timeout_s,
+                 "api_key": self.openai_api_key.get_secret_value() if self.openai_api_key else None}
+        return LLMSettings(base_url=self.llm_base_url.strip(), **{k: v for k, v in given.items() if v})
+
+    def rates(self) -> dict[str, int]:
+        """The abuse limits, by the names ``web.limits.RateSettings`` takes."""
+        return {name[len("rate_"):]: getattr(self, name) for name in type(self).model_fields if name.startswith("rate_")}
     @classmethod
     def from_env(cls, **overrides: object) -> "Settings":
         try:

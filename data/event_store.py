@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import secrets
+import shutil
 import sqlite3
 import threading
 import time
@@ -75,6 +76,9 @@ MIGRATIONS: dict[int, list[str]] = {
         "CREATE INDEX sessions_user ON sessions (user_id)",
         "CREATE INDEX sessions_touched ON sessions (touched)",
     ],
+    # a conversation's row counts its saves (from 1: 0 means no row): a save based on an older read
+    # is refused
+    2: ["ALTER TABLE sessions ADD COLUMN version INTEGER NOT NULL DEFAULT 1"],
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 DIALECTS = {
@@ -93,6 +97,15 @@ class StoreTooNew(StoreError):
 
 class StoreUnavailable(StoreError):
     """A read or write failed (disk full, database down): nothing was applied; retry later."""
+
+
+class ConversationMoved(StoreError):
+    """Another request saved this conversation after this one read it (two messages at once to
+    one conversation, through different processes); this turn was not saved."""
+
+    def __init__(self) -> None:
+        super().__init__("this conversation moved on in another request at the same moment; nothing of this "
+                         "message was saved: send it again")
 
 
 @dataclass(frozen=True)
@@ -169,9 +182,13 @@ class EventStore:
             else:
                 with self._pool.connection() as conn:   # commits on success, rolls back on error
                     yield _Cursor(conn, "postgresql")
-        except (sqlite3.OperationalError, _pg_operational()) as exc:
-            raise StoreUnavailable(f"the event store ({self.describe()}) failed: {_short(exc)}; nothing was "
-                                   "saved, retry in a moment") from exc
+        except Exception as exc:
+            if not _unavailable(exc):
+                raise
+            # the detail (where the store is, the driver's words) is for the operator's log only
+            log.warning("event store %s: %s", self.describe(), _short(exc))
+            raise StoreUnavailable("the store could not be reached or written just now; nothing was saved, "
+                                   "retry in a moment") from exc
 
     def _read(self, sql: str, args: tuple = ()) -> list[tuple]:
         with self._tx(write=False) as cur:
@@ -310,13 +327,15 @@ class EventStore:
         with self._tx() as cur:
             if is_person_id(turn.user_id) and not self._person_exists(cur, turn.user_id):
                 return
-            cur.execute("INSERT INTO turns (trace_id, user_id, ts, items, event) VALUES (?, ?, ?, ?, ?) "
-                        "ON CONFLICT (trace_id) DO NOTHING",
-                        (turn.trace_id, turn.user_id, turn.ts.isoformat(), json.dumps(turn.items),
-                         turn.model_dump_json()))
-            self._turn_inserts += 1
-            if self._turn_inserts % PRUNE_EVERY == 0:
-                cur.execute("DELETE FROM turns WHERE seq <= (SELECT MAX(seq) FROM turns) - ?", (self.max_turns,))
+            self._insert_turn(cur, turn)
+
+    def _insert_turn(self, cur: "_Cursor", turn: Turn) -> None:
+        cur.execute("INSERT INTO turns (trace_id, user_id, ts, items, event) VALUES (?, ?, ?, ?, ?) "
+                    "ON CONFLICT (trace_id) DO NOTHING",
+                    (turn.trace_id, turn.user_id, turn.ts.isoformat(), json.dumps(turn.items), turn.model_dump_json()))
+        self._turn_inserts += 1
+        if self._turn_inserts % PRUNE_EVERY == 0:
+            cur.execute("DELETE FROM turns WHERE seq <= (SELECT MAX(seq) FROM turns) - ?", (self.max_turns,))
 
     def shown(self, trace_id: str, user_id: str) -> list[int] | None:
         """The cards the turn showed, if it is this person's turn; None otherwise (whoever's it is)."""
@@ -331,24 +350,39 @@ class EventStore:
         return [Turn.model_validate_json(r[0]) for r in reversed(rows)]
 
     # ---------------------------------------------------------------- conversations
-    def load_session(self, key: str, not_before: float) -> str | None:
-        rows = self._read("SELECT state FROM sessions WHERE key = ? AND touched >= ?", (key, not_before))
-        return rows[0][0] if rows else None
+    def load_session(self, key: str, not_before: float) -> tuple[str | None, int]:
+        """(state, version) of a conversation; state None when there is none or it expired (its
+        version still counts: the next save replaces the expired row)."""
+        rows = self._read("SELECT state, touched, version FROM sessions WHERE key = ?", (key,))
+        if not rows:
+            return None, 0
+        state, touched, version = rows[0]
+        return (state if touched >= not_before else None), int(version)
 
-    def save_session(self, key: str, user_id: str, state: str, not_before: float, keep: int,
-                     prune: bool = False) -> None:
-        """Write one conversation's state; with ``prune``, also drop expired ones and all but the
+    def save_session(self, key: str, user_id: str, state: str, version: int, not_before: float, keep: int,
+                     prune: bool = False, turn: Turn | None = None) -> int:
+        """Write one conversation's state, read at ``version``, and the turn's event if given, in
+        one transaction; returns the new version. Raises ConversationMoved when the stored row is
+        no longer at ``version``. With ``prune``, also drop expired conversations and all but the
         ``keep`` most recently used (callers prune now and then, not on every turn)."""
         with self._tx() as cur:
             if is_person_id(user_id) and not self._person_exists(cur, user_id):
-                return
-            cur.execute("INSERT INTO sessions (key, user_id, touched, state) VALUES (?, ?, ?, ?) "
-                        "ON CONFLICT (key) DO UPDATE SET touched = excluded.touched, state = excluded.state",
-                        (key, user_id, time.time(), state))
+                return version   # deleted meanwhile: nothing of theirs is kept
+            if version == 0:
+                saved = cur.execute("INSERT INTO sessions (key, user_id, touched, state, version) VALUES (?, ?, ?, ?, 1) "
+                                    "ON CONFLICT (key) DO NOTHING", (key, user_id, time.time(), state)).rowcount
+            else:
+                saved = cur.execute("UPDATE sessions SET touched = ?, state = ?, version = version + 1 "
+                                    "WHERE key = ? AND version = ?", (time.time(), state, key, version)).rowcount
+            if saved != 1:
+                raise ConversationMoved()
+            if turn is not None:
+                self._insert_turn(cur, turn)
             if prune:
                 cur.execute("DELETE FROM sessions WHERE touched < ?", (not_before,))
                 cur.execute("DELETE FROM sessions WHERE key NOT IN "
                             "(SELECT key FROM sessions ORDER BY touched DESC LIMIT ?)", (keep,))
+        return version + 1
 
     def delete_session(self, key: str) -> None:
         with self._tx() as cur:
@@ -393,24 +427,36 @@ def _postgres_pool(url: str, size: int):
     return pool
 
 
-def _pg_operational() -> type[BaseException]:
+def _unavailable(exc: BaseException) -> bool:
+    """An error of the database, not of the statement: full disk, locked or damaged file, server
+    gone or read-only, a timeout. Mistakes in SQL and broken constraints stay faults (bugs)."""
+    if isinstance(exc, sqlite3.DatabaseError):
+        return not isinstance(exc, (sqlite3.IntegrityError, sqlite3.ProgrammingError, sqlite3.DataError,
+                                    sqlite3.NotSupportedError))
     try:
         import psycopg
-    except ImportError:  # pragma: no cover
-        return sqlite3.OperationalError
-    return psycopg.OperationalError
+    except ImportError:  # pragma: no cover - psycopg is a dependency
+        return False
+    # OperationalError covers the pool's timeout; InternalError a standby's read-only transaction
+    return isinstance(exc, (psycopg.OperationalError, psycopg.InternalError))
 
 
 def _short(exc: BaseException) -> str:
     return " ".join(str(exc).split())[:200] or type(exc).__name__
 
 
+LEGACY_FILES = ("feedback.jsonl", "people.sqlite3", "people.sqlite3-wal", "people.sqlite3-shm", "sessions.sqlite3",
+                "sessions.sqlite3-wal", "sessions.sqlite3-shm")
+
+
 def legacy_import(store: EventStore, directory: Path) -> dict[str, int]:
     """Bring swipes and people from the files of earlier versions (``feedback.jsonl``,
-    ``people.sqlite3``) into an empty store, once; the files are left where they are."""
-    counts = {"swipes": 0, "people": 0}
-    if store.count_swipes() or store.count_people():
-        return counts
+    ``people.sqlite3``) into the store, once: the import and its mark in ``meta`` are one
+    transaction (several workers starting together import once), and then the old files, with
+    the per-person profile files and the old conversations, are removed, so that nobody deleted
+    later survives in them."""
+    if not any((directory / name).exists() for name in LEGACY_FILES) and not (directory / "profiles").exists():
+        return {}
     people_file = directory / "people.sqlite3"
     rows: list[tuple] = []
     if people_file.exists():
@@ -425,30 +471,39 @@ def legacy_import(store: EventStore, directory: Path) -> dict[str, int]:
 
     swipes = read_feedback(directory / "feedback.jsonl")
     known = {row[0] for row in rows}
+    counts = {"swipes": 0, "people": 0, "skipped": 0}
     # one transaction: a crash leaves the import done or not started, never half of it
     with store._tx(durable=True) as cur:
-        for row in rows:
-            cur.execute("INSERT INTO people (id, token_sha256, name, seed_from, created) VALUES (?, ?, ?, ?, ?) "
-                        "ON CONFLICT DO NOTHING", row)
-        counts["people"] = len(rows)
-        for swipe in swipes:
-            if is_person_id(swipe.user_id) and swipe.user_id not in known:
-                counts["skipped"] = counts.get("skipped", 0) + 1   # a deleted person's: not brought back
-                continue
-            cur.execute("INSERT INTO swipes (ts, user_id, session_id, item_id, action, trace_id, rank, query) "
-                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                        (swipe.ts.isoformat(), swipe.user_id, swipe.session_id, swipe.item_id, swipe.action,
-                         swipe.trace_id, swipe.rank, swipe.query))
-            counts["swipes"] += 1
-    if any(counts.values()):
-        log.info("event store: imported %s from the files of an earlier version in %s", counts, directory)
+        if cur.execute("SELECT 1 FROM meta WHERE key = 'legacy_imported'").fetchone():
+            counts = {}   # imported before (by another worker, or before a crash that kept the files)
+        else:
+            for row in rows:
+                cur.execute("INSERT INTO people (id, token_sha256, name, seed_from, created) VALUES (?, ?, ?, ?, ?) "
+                            "ON CONFLICT DO NOTHING", row)
+            counts["people"] = len(rows)
+            for swipe in swipes:
+                if is_person_id(swipe.user_id) and swipe.user_id not in known:
+                    counts["skipped"] += 1   # a deleted person's: not brought back
+                    continue
+                cur.execute("INSERT INTO swipes (ts, user_id, session_id, item_id, action, trace_id, rank, query) "
+                            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                            (swipe.ts.isoformat(), swipe.user_id, swipe.session_id, swipe.item_id, swipe.action,
+                             swipe.trace_id, swipe.rank, swipe.query))
+                counts["swipes"] += 1
+            cur.execute("INSERT INTO meta (key, value) VALUES ('legacy_imported', ?)", (time.strftime("%Y-%m-%dT%H:%M:%S"),))
+    for name in LEGACY_FILES:
+        (directory / name).unlink(missing_ok=True)
+    shutil.rmtree(directory / "profiles", ignore_errors=True)
+    if counts:
+        log.info("event store: imported %s from the files of an earlier version in %s and removed them", counts,
+                 directory)
     return counts
 
 
-def open_store(url: str | None = None) -> EventStore:
+def open_store(url: str | None = None, pool_size: int = 8) -> EventStore:
     """The store the settings name (PostgreSQL) or the default SQLite file, with earlier
     versions' files imported into a new default store."""
-    store = EventStore(url)
+    store = EventStore(url, pool_size=pool_size)
     if store.dialect == "sqlite" and store.path.parent == home():
         legacy_import(store, home())
     return store

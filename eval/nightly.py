@@ -316,7 +316,31 @@ class NightlyScheduler:
     def stop(self) -> None:
         self._stop.set()
 
-    def run_once(self) -> int:
+    def run_once(self) -> int | None:
+        """One run, unless another process of this machine's server (``serve --workers N``) is
+        running it or has run it this minute: the first to take the lock in ``$CINEAGENT_HOME/eval``
+        runs, the others skip."""
+        import fcntl
+
+        directory = home() / "eval"
+        directory.mkdir(parents=True, exist_ok=True)
+        minute = datetime.now().strftime("%Y-%m-%dT%H:%M")
+        with open(directory / ".nightly.lock", "a+") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                log.info("nightly evaluation: another worker is running it")
+                return None
+            lock.seek(0)
+            if lock.read().strip() == minute:
+                return None   # a worker whose clock woke it a moment later
+            lock.seek(0)
+            lock.truncate()
+            lock.write(minute)
+            lock.flush()
+            return self._run()
+
+    def _run(self) -> int:
         started = time.monotonic()
         done = subprocess.run(self.command, preexec_fn=lambda: os.nice(10), capture_output=True, text=True,
                               cwd=Path(__file__).resolve().parents[1])

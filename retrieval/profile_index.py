@@ -47,6 +47,7 @@ class ProfileStore:
         # person's swipes are their own, never the persona's); set again on every authenticated call
         self._seeds: LRUCache = LRUCache(cache_size * 4)
         self._lock = threading.RLock()
+        self._local_edits = 0
 
     # ---------------------------------------------------------------- profile table
     def refresh(self, user_key: str) -> None:
@@ -60,20 +61,27 @@ class ProfileStore:
                 self._swipes[user_key] = (version, dict(swipes))
                 self._indexes.pop(user_key, None)
 
-    def swipes(self, user_key: str) -> dict[int, int]:
+    def _state(self, user_key: str) -> tuple[object, dict[int, int]]:
+        """(version, swipes) as one consistent pair; read from the store when not cached."""
         with self._lock:
             cached = self._swipes.get(user_key)
         if cached is None and self._load is not None:
             self.refresh(user_key)
             with self._lock:
                 cached = self._swipes.get(user_key)
-        return dict(cached[1]) if cached else {}
+        return cached if cached is not None else (0, {})
+
+    def swipes(self, user_key: str) -> dict[int, int]:
+        return dict(self._state(user_key)[1])
 
     def ratings(self, user_key: str) -> dict[int, int]:
         """Everything known about the person: base ratings (their own, or their persona's) overridden
         by swipes."""
-        base = self.base.get(self.seeded_from(user_key) or user_key, {})
-        return {**{int(k): int(v) for k, v in base.items()}, **self.swipes(user_key)}
+        return self._ratings(user_key, self.seeded_from(user_key), self._state(user_key)[1])
+
+    def _ratings(self, user_key: str, seed: str | None, swipes: dict[int, int]) -> dict[int, int]:
+        base = self.base.get(seed or user_key, {})
+        return {**{int(k): int(v) for k, v in base.items()}, **swipes}
 
     def seed(self, user_key: str, persona_key: str) -> None:
         """Start ``user_key``'s profile from ``persona_key``'s base ratings (the persona is not changed)."""
@@ -102,7 +110,8 @@ class ProfileStore:
         with self._lock:
             version, swipes = self._swipes.get(user_key, (0, {}))
             swipes = {**swipes, int(item_id): LIKE_RATING if liked else DISLIKE_RATING}
-            self._swipes[user_key] = (version, swipes)
+            self._local_edits += 1
+            self._swipes[user_key] = (("local", self._local_edits), swipes)   # a version of its own
             self._indexes.pop(user_key, None)
         return self.ratings(user_key)
 
@@ -111,18 +120,26 @@ class ProfileStore:
 
     # ---------------------------------------------------------------- FAISS per user
     def _index(self, user_key: str) -> tuple[faiss.Index, np.ndarray, np.ndarray]:
-        """(FAISS index, liked item ids, their ratings) of one user, rows aligned; LRU-cached."""
+        """(FAISS index, liked item ids, their ratings) of one user, rows aligned; cached with the
+        version of the swipes and the persona it was built from, so it is never older than they are."""
+        # read outside the lock: on a cache miss the swipes come from the store, and every other
+        # person's turn would wait out that round trip
+        version, swipes = self._state(user_key)
+        seed = self.seeded_from(user_key)
         with self._lock:
             cached = self._indexes.get(user_key)
-            if cached is not None:
-                return cached
-            liked = sorted((i, r) for i, r in self.ratings(user_key).items() if r >= LIKED_THRESHOLD and i in self._pos)
-            ids = np.array([i for i, _ in liked], dtype=np.int64)
-            index = faiss.IndexFlatIP(self.item_vectors.shape[1])
-            if len(ids):
-                index.add(self.item_vectors[[self._pos[int(i)] for i in ids]])
-            built = self._indexes[user_key] = (index, ids, np.array([r for _, r in liked], dtype=np.int64))
-            return built
+        if cached is not None and cached[0] == (version, seed):
+            return cached[1]
+        liked = sorted((i, r) for i, r in self._ratings(user_key, seed, swipes).items()
+                       if r >= LIKED_THRESHOLD and i in self._pos)
+        ids = np.array([i for i, _ in liked], dtype=np.int64)
+        index = faiss.IndexFlatIP(self.item_vectors.shape[1])
+        if len(ids):
+            index.add(self.item_vectors[[self._pos[int(i)] for i in ids]])
+        built = (index, ids, np.array([r for _, r in liked], dtype=np.int64))
+        with self._lock:
+            self._indexes[user_key] = ((version, seed), built)
+        return built
 
     def search(self, user_key: str, query: np.ndarray, k: int = 5) -> list[ProfileHit]:
         """This user's ``k`` liked items most similar to ``query``, best first."""

@@ -64,6 +64,16 @@ def turn(user: str, trace: str, items: list[int], **fields) -> Turn:
     return Turn(trace_id=trace, user_id=user, session_id="s1", items=items, **fields)
 
 
+def save(store: EventStore, key: str, user: str, state: str, not_before: float = 0, keep: int = 10, **fields) -> int:
+    """Save a conversation as a turn does: at the version it was read at."""
+    return store.save_session(key, user, state, store.load_session(key, 0)[1], not_before=not_before, keep=keep,
+                              **fields)
+
+
+def load(store: EventStore, key: str, not_before: float = 0) -> str | None:
+    return store.load_session(key, not_before)[0]
+
+
 # ------------------------------------------------------------------------------------------ people
 def test_a_person_is_created_authenticated_and_counted(store):
     ann, ann_token = store.create_person("  Ann ", 196)
@@ -89,8 +99,8 @@ def test_deleting_a_person_removes_everything_recorded_about_them_and_nothing_el
     store.add_swipe(swipe(bob.id, 1, "dislike"))
     store.add_turn(turn(ann.id, "t-ann", [1, 2, 3]))
     store.add_turn(turn(bob.id, "t-bob", [4]))
-    store.save_session("k-ann", ann.id, '{"a": 1}', not_before=0, keep=10)
-    store.save_session("k-bob", bob.id, '{"b": 1}', not_before=0, keep=10)
+    save(store, "k-ann", ann.id, '{"a": 1}', not_before=0, keep=10)
+    save(store, "k-bob", bob.id, '{"b": 1}', not_before=0, keep=10)
 
     assert store.delete_person(ann.id) == {"swipes": 3, "sessions": 1, "turns": 1, "person": 1}
     assert store.person(ann.id) is None and store.count_people() == 1
@@ -98,11 +108,11 @@ def test_deleting_a_person_removes_everything_recorded_about_them_and_nothing_el
         store.authenticate(ann_token)
     assert store.swipes(ann.id) == [] and store.turns(ann.id) == [] and store.sessions_of(ann.id) == []
     assert store.profile_state(ann.id) == ProfileState({}, (0, 0))
-    assert store.shown("t-ann", ann.id) is None and store.load_session("k-ann", 0) is None
+    assert store.shown("t-ann", ann.id) is None and load(store, "k-ann", 0) is None
     assert store.export_person(ann.id) == {"person": None, "swipes": [], "turns": [], "sessions": []}
     # the other person is untouched
     assert store.profile_state(bob.id).ratings == {1: 1} and store.shown("t-bob", bob.id) == [4]
-    assert store.load_session("k-bob", 0) == '{"b": 1}'
+    assert load(store, "k-bob", 0) == '{"b": 1}'
     # writes in their name afterwards are refused (swipes) or dropped (turns), never left behind
     with pytest.raises(InvalidToken):
         store.add_swipe(swipe(ann.id, 9))
@@ -115,7 +125,7 @@ def test_an_export_holds_everything_about_the_person_but_the_token_hash(store):
     ann, token = store.create_person("Ann", 7)
     store.add_swipe(swipe(ann.id, 5, trace_id="t1", rank=2, query="space operas"))
     store.add_turn(turn(ann.id, "t1", [4, 5]))
-    store.save_session("k", ann.id, '{"history": ["hi"]}', not_before=0, keep=10)
+    save(store, "k", ann.id, '{"history": ["hi"]}', not_before=0, keep=10)
     exported = store.export_person(ann.id)
     assert exported["person"] == ann.as_dict()
     assert [(s["item_id"], s["rank"], s["query"]) for s in exported["swipes"]] == [(5, 2, "space operas")]
@@ -210,30 +220,77 @@ def test_only_the_latest_turns_are_kept(open_stores, monkeypatch):
 
 # ------------------------------------------------------------------------------------------ sessions
 def test_conversations_are_saved_loaded_expired_and_pruned(store):
-    store.save_session("k1", "196", "one", not_before=0, keep=10)
-    assert store.load_session("k1", not_before=time.time() - 60) == "one"
-    assert store.load_session("k1", not_before=time.time() + 60) is None       # older than the TTL
-    store.save_session("k1", "196", "one, later", not_before=0, keep=10)         # same key: replaced
-    assert store.load_session("k1", 0) == "one, later" and store.count_sessions() == 1
-    assert store.load_session("missing", 0) is None
+    save(store, "k1", "196", "one", not_before=0, keep=10)
+    assert load(store, "k1", not_before=time.time() - 60) == "one"
+    assert load(store, "k1", not_before=time.time() + 60) is None       # older than the TTL
+    save(store, "k1", "196", "one, later", not_before=0, keep=10)         # same key: replaced
+    assert load(store, "k1", 0) == "one, later" and store.count_sessions() == 1
+    assert load(store, "missing", 0) is None
 
     for key in ("k2", "k3", "k4"):
         time.sleep(0.01)
-        store.save_session(key, "7", key, not_before=0, keep=10)
+        save(store, key, "7", key, not_before=0, keep=10)
     assert store.sessions_of("7") == ["k2", "k3", "k4"]       # least recently used first
     time.sleep(0.01)
-    store.save_session("k5", "7", "k5", not_before=0, keep=3, prune=True)
+    save(store, "k5", "7", "k5", not_before=0, keep=3, prune=True)
     assert store.count_sessions() == 3 and store.sessions_of("7") == ["k3", "k4", "k5"]
-    assert store.load_session("k1", 0) is None and store.load_session("k2", 0) is None
+    assert load(store, "k1", 0) is None and load(store, "k2", 0) is None
 
     time.sleep(0.01)
     cutoff = time.time()
     time.sleep(0.01)
-    store.save_session("k6", "7", "k6", not_before=cutoff, keep=10, prune=True)   # expired ones go
+    save(store, "k6", "7", "k6", not_before=cutoff, keep=10, prune=True)   # expired ones go
     assert store.sessions_of("7") == ["k6"] and store.count_sessions() == 1
     store.delete_session("k6")
     store.delete_session("k6")
     assert store.count_sessions() == 0
+
+
+def test_a_conversation_saved_elsewhere_since_it_was_read_is_not_overwritten(open_stores):
+    """Two replicas read one conversation at once and both answer: the second save is refused
+    (ConversationMoved), with its turn event, so neither answer is silently lost."""
+    from data.event_store import ConversationMoved
+
+    here, there = open_stores(), open_stores()
+    save(here, "k", "196", "first")
+    _, read_here = here.load_session("k", 0)
+    _, read_there = there.load_session("k", 0)
+    assert here.save_session("k", "196", "here", read_here, not_before=0, keep=10,
+                             turn=turn("196", "t-here", [1])) == read_here + 1
+    with pytest.raises(ConversationMoved, match="send it again"):
+        there.save_session("k", "196", "there", read_there, not_before=0, keep=10, turn=turn("196", "t-there", [2]))
+    assert load(there, "k") == "here" and there.shown("t-here", "196") == [1]
+    assert there.shown("t-there", "196") is None, "the refused turn's event is not kept either"
+    there.save_session("new", "196", "b", 0, not_before=0, keep=10)
+    with pytest.raises(ConversationMoved):   # two first messages at once: one creates it, the other is refused
+        here.save_session("new", "196", "a", 0, not_before=0, keep=10)
+
+
+def test_a_store_of_the_first_schema_is_migrated(url):
+    """A database left at schema version 1 gets version 2's column, its conversations kept."""
+    from data.event_store import DIALECTS, MIGRATIONS
+
+    first = EventStore(url)
+    try:
+        with first._tx() as cur:   # back to version 1, as an earlier CineAgent left it
+            cur.execute("DROP TABLE meta")
+            for table in ("people", "swipes", "turns", "sessions"):
+                cur.execute(f"DROP TABLE {table}")
+            cur.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+            for statement in MIGRATIONS[1]:
+                cur.execute(statement.format(**DIALECTS[first.dialect]))
+            cur.execute("INSERT INTO meta (key, value) VALUES ('schema_version', '1')")
+            cur.execute("INSERT INTO sessions (key, user_id, touched, state) VALUES ('k', '196', 1e12, 'kept')")
+    finally:
+        first.close()
+    upgraded = EventStore(url)
+    try:
+        assert upgraded.schema_version() == SCHEMA_VERSION >= 2
+        assert upgraded.load_session("k", 0) == ("kept", 1)
+        save(upgraded, "k", "196", "saved again")
+        assert upgraded.load_session("k", 0) == ("saved again", 2)
+    finally:
+        upgraded.close()
 
 
 # ------------------------------------------------------------------------------------------ schema
@@ -288,10 +345,10 @@ def test_two_stores_on_one_database_see_each_others_writes(open_stores):
     assert a.undo_swipe(ann.id, 11) == "like" and b.profile_state(ann.id).ratings == {}
     a.add_turn(turn(ann.id, "t1", [11, 12]))
     assert b.shown("t1", ann.id) == [11, 12]
-    b.save_session("k", ann.id, "state", not_before=0, keep=10)
-    assert a.load_session("k", 0) == "state"
+    save(b, "k", ann.id, "state", not_before=0, keep=10)
+    assert load(a, "k", 0) == "state"
     b.delete_person(ann.id)
-    assert a.person(ann.id) is None and a.shown("t1", ann.id) is None and a.load_session("k", 0) is None
+    assert a.person(ann.id) is None and a.shown("t1", ann.id) is None and load(a, "k", 0) is None
 
 
 # ------------------------------------------------------------------------------------------ atomicity
@@ -369,7 +426,7 @@ def test_a_conversation_saved_after_its_person_was_deleted_is_not_kept(store):
     store.delete_person(ann.id)
     try:
         # the turn that was in flight while they were deleted saves its conversation afterwards
-        store.save_session("k", ann.id, '{"history": ["my address is ..."]}', not_before=0, keep=10)
+        save(store, "k", ann.id, '{"history": ["my address is ..."]}', not_before=0, keep=10)
     except InvalidToken:
         pass
     assert store.sessions_of(ann.id) == [] and store.count_sessions() == 0
@@ -413,22 +470,41 @@ def test_an_earlier_versions_files_are_imported_once(tmp_path, monkeypatch):
         assert [(s.user_id, s.item_id, s.action) for s in store.swipes()] == [
             (person_id, 1, "like"), ("196", 2, "dislike"), (person_id, 3, "dislike")]
         assert store.swipes(person_id)[0].query == "q" and store.profile_state(person_id).ratings == {1: 5, 3: 1}
-        assert (tmp_path / "feedback.jsonl").exists() and (tmp_path / "people.sqlite3").exists()   # left as they were
-        assert legacy_import(store, tmp_path) == {"swipes": 0, "people": 0}
+        # the old files are gone: a person deleted from now on survives nowhere
+        assert not (tmp_path / "feedback.jsonl").exists() and not (tmp_path / "people.sqlite3").exists()
+        assert legacy_import(store, tmp_path) == {}
+        _legacy_home(tmp_path, old)   # the files back (a backup restored): the mark says it was done
+        assert legacy_import(store, tmp_path) == {} and not (tmp_path / "feedback.jsonl").exists()
+        store.delete_person(person_id)
     finally:
         store.close()
     again = open_store()
     try:
-        assert again.count_swipes() == 3 and again.count_people() == 1   # not imported twice
+        assert again.count_swipes() == 1 and again.count_people() == 0, "not imported twice, nobody brought back"
     finally:
         again.close()
+
+
+def test_workers_starting_together_import_once(tmp_path, monkeypatch):
+    """Three processes open the default store at once over an earlier version's files: one imports."""
+    _legacy_home(tmp_path, [swipe("196", item) for item in range(1, 201)])
+    env = {**os.environ, "CINEAGENT_HOME": str(tmp_path)}
+    code = "from data.event_store import open_store; open_store().close()"
+    procs = [subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env=env) for _ in range(3)]
+    assert [p.wait(60) for p in procs] == [0, 0, 0]
+    monkeypatch.setenv("CINEAGENT_HOME", str(tmp_path))
+    store = open_store()
+    try:
+        assert store.count_swipes() == 200
+    finally:
+        store.close()
 
 
 def test_an_empty_home_imports_nothing(tmp_path, monkeypatch):
     monkeypatch.setenv("CINEAGENT_HOME", str(tmp_path))
     store = open_store()
     try:
-        assert legacy_import(store, tmp_path) == {"swipes": 0, "people": 0} and store.count_swipes() == 0
+        assert legacy_import(store, tmp_path) == {} and store.count_swipes() == 0
     finally:
         store.close()
 

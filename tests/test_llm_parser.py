@@ -12,8 +12,8 @@ import pytest
 
 from agent.intent import Act, Intent, YearRange
 from agent.llm_parser import (
-    ENV_BASE_URL, ENV_TIMEOUT, FALLBACK_CODES, GenreVocabulary, GroundingError, LLMNotConfigured, LLMParser,
-    LLMSettings, RawIntent, ground, llm_settings_from_env, resolve_title,
+    ENV_BASE_URL, FALLBACK_CODES, GenreVocabulary, GroundingError, LLMNotConfigured, LLMParser,
+    LLMSettings, RawIntent, ground, resolve_title,
 )
 from agent.offline_parser import OfflineParser
 from agent.prompts import Example, Prompt, PromptError, available, load_prompt
@@ -45,22 +45,35 @@ def code_of(result) -> str:
 
 
 # --------------------------------------------------------------------------- settings and prompts
-def test_settings_are_none_without_a_base_url():
-    assert llm_settings_from_env({}) is None
-    assert llm_settings_from_env({ENV_BASE_URL: "  ", "OPENAI_API_KEY": "sk-x"}) is None
+def llm_from(monkeypatch, **environ):
+    """The LLM settings that the settings object reads from exactly this environment."""
+    from agent.settings import Settings
+
+    for name in ("CINEAGENT_LLM_BASE_URL", "CINEAGENT_LLM_MODEL", "OPENAI_API_KEY", "CINEAGENT_LLM_TIMEOUT_S"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in environ.items():
+        monkeypatch.setenv(name, value)
+    return Settings.from_env().llm()
 
 
-def test_settings_from_env_fill_defaults_and_read_every_variable():
-    local = llm_settings_from_env({ENV_BASE_URL: "http://127.0.0.1:8000/v1"})
+def test_settings_are_none_without_a_base_url(monkeypatch):
+    assert llm_from(monkeypatch) is None
+    assert llm_from(monkeypatch, CINEAGENT_LLM_BASE_URL="  ", OPENAI_API_KEY="sk-x") is None
+
+
+def test_settings_from_env_fill_defaults_and_read_every_variable(monkeypatch):
+    from agent.settings import SettingsError
+
+    local = llm_from(monkeypatch, CINEAGENT_LLM_BASE_URL="http://127.0.0.1:8000/v1")
     assert local.api_key.get_secret_value() == "not-needed"
     assert local.timeout_s == 10.0
-    full = llm_settings_from_env({ENV_BASE_URL: "https://api.example/v1", "CINEAGENT_LLM_MODEL": "m1",
-                                  "OPENAI_API_KEY": "sk-1", ENV_TIMEOUT: "2.5"})
+    full = llm_from(monkeypatch, CINEAGENT_LLM_BASE_URL="https://api.example/v1", CINEAGENT_LLM_MODEL="m1",
+                    OPENAI_API_KEY="sk-1", CINEAGENT_LLM_TIMEOUT_S="2.5")
     assert (full.base_url, full.model, full.api_key.get_secret_value(), full.timeout_s) == (
         "https://api.example/v1", "m1", "sk-1", 2.5)
     assert "sk-1" not in repr(full)  # the key never lands in logs or traces
-    with pytest.raises(ValueError, match=ENV_TIMEOUT):
-        llm_settings_from_env({ENV_BASE_URL: "http://x/v1", ENV_TIMEOUT: "soon"})
+    with pytest.raises(SettingsError, match="CINEAGENT_LLM_TIMEOUT_S"):
+        llm_from(monkeypatch, CINEAGENT_LLM_BASE_URL="http://x/v1", CINEAGENT_LLM_TIMEOUT_S="soon")
 
 
 def test_parser_without_an_endpoint_says_how_to_configure_one(movielens, offline, monkeypatch):

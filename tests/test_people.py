@@ -94,12 +94,18 @@ def test_buckets_are_bounded_in_number():
     assert len(bucket._buckets) == 10
 
 
-def test_rate_settings_from_the_environment():
-    assert RateSettings.from_env({}).turns_person == 30
-    assert RateSettings.from_env({"CINEAGENT_RATE_TURNS_PERSON": "5"}).turns_person == 5
-    assert all(v == 0 for v in RateSettings.from_env(limits_off_env()).model_dump().values())
-    with pytest.raises(ValueError, match="CINEAGENT_RATE_SWIPES_CLIENT"):
-        RateSettings.from_env({"CINEAGENT_RATE_SWIPES_CLIENT": "-1"})
+def test_rate_settings_from_the_environment(monkeypatch):
+    from agent.settings import Settings, SettingsError
+
+    assert RateSettings(**Settings.from_env().rates()).turns_person == 30
+    monkeypatch.setenv("CINEAGENT_RATE_TURNS_PERSON", "5")
+    assert RateSettings(**Settings.from_env().rates()).turns_person == 5
+    for name, value in limits_off_env().items():
+        monkeypatch.setenv(name, value)
+    assert all(v == 0 for v in RateSettings(**Settings.from_env().rates()).model_dump().values())
+    monkeypatch.setenv("CINEAGENT_RATE_SWIPES_CLIENT", "-1")
+    with pytest.raises(SettingsError, match="CINEAGENT_RATE_SWIPES_CLIENT"):
+        Settings.from_env()
     limits = Limits.from_settings(RateSettings(turns_person=1, turns_client=100))
     limits.turn("alice", "127.0.0.1")
     with pytest.raises(RateLimited, match="person"):

@@ -142,3 +142,37 @@ async def test_a_restarted_process_continues_people_swipes_and_conversations(in_
         assert not {c["item_id"] for c in more["items"]} & {c["item_id"] for c in first["items"]}
         profile = (await restarted.get("/api/users/me/profile", headers=me)).json()
         assert profile["dislikes"] == [disliked]
+
+
+@pytest.mark.anyio
+async def test_two_messages_sent_at_once_to_one_conversation_are_both_kept(in_home):
+    """The second waits for the first and reads the conversation the first saved (read before the
+    wait, it was answered from a stale copy and overwrote the first's save)."""
+    import asyncio
+
+    runtime, client = serve(Settings(parser="offline"))
+    async with client:
+        me = await person(client)
+        first, second = await asyncio.gather(
+            client.post("/api/chat", json={"session_id": "c", "message": "a horror movie"}, headers=me),
+            client.post("/api/chat", json={"session_id": "c", "message": "show me more"}, headers=me))
+        assert first.status_code == second.status_code == 200
+        assert second.json()["act"] == "more" and second.json()["intent"]["genres"] == ["Horror"]
+        assert not {c["item_id"] for c in first.json()["items"]} & {c["item_id"] for c in second.json()["items"]}
+        person_id = (await client.get("/api/users/me/profile", headers=me)).json()["user_id"]
+        saved = runtime.store.sessions_of(person_id)
+        assert len(saved) == 1 and '"turns": 2' in saved[0]
+        assert [t.message for t in runtime.store.turns(person_id)] == ["a horror movie", "show me more"]
+
+
+@pytest.mark.anyio
+async def test_a_message_that_is_not_valid_text_is_a_clear_error(in_home):
+    """A lone surrogate (the UI and the CLI can pass one; the API's JSON refuses it) is refused
+    before anything is read or saved, with words for the person."""
+    from agent.dialogue import BadRequest
+
+    runtime, client = serve(Settings(parser="offline"))
+    async with client:
+        await client.aclose()
+    with pytest.raises(BadRequest, match="not valid text"):
+        await runtime.chat("196", "s", "a comedy \ud800 please")

@@ -42,8 +42,8 @@ class Runtime(CineAgent):
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
-        self.limits = Limits.from_settings(RateSettings.from_env())
-        self.operator = Operator.from_env()
+        self.limits = Limits.from_settings(RateSettings(**settings.rates()))
+        self.operator = Operator(settings.admin_token.get_secret_value() if settings.admin_token else None)
         self.persona_choices: list[tuple[str, str]] | None = None   # the UI's, once the models are up
 
     def create_person(self, name: str | None, seed_from: int | None, client: str = "unknown") -> tuple[Person, str]:
@@ -209,6 +209,8 @@ PERSON_ERRORS = {**ERRORS,
                  403: _error("the token's person may not act on this data"),
                  429: _error("rate limit: too many turns or swipes", {"Retry-After": "seconds"})}
 TURN_ERRORS = {k: v for k, v in PERSON_ERRORS.items() if k != 403}
+CHAT_ERRORS = {**TURN_ERRORS, 409: _error("another message to this conversation was saved at the same moment "
+                                          "(through another server); nothing of this one was: send it again")}
 SWIPE_ERRORS = {**TURN_ERRORS, 404: _error("the trace_id is not a turn of yours that showed this card")}
 
 
@@ -288,7 +290,7 @@ def build_api(runtime: Runtime) -> FastAPI:
         """Delete the token's person everywhere; the token stops working at once."""
         return {"deleted": True, **rt.delete(me)}
 
-    @api.post("/api/chat", response_model=ChatResponse, responses=TURN_ERRORS, tags=["agent"])
+    @api.post("/api/chat", response_model=ChatResponse, responses=CHAT_ERRORS, tags=["agent"])
     async def chat(body: ChatRequest, me: Me, request: Request, rt: Ready) -> dict:
         """One chat turn: text plus recommendation cards with their evidence."""
         rt.limits.turn(me.id, client_of(request))

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 from typing import Mapping
 from data.errors import CineAgentError
 
@@ -63,11 +62,6 @@ class Operator:
         # what the browser keeps: proves the token was shown, without being it
         self._cookie = (hmac.new(admin_token.encode(), b"cineagent-operator-cookie", hashlib.sha256).hexdigest()
                         if admin_token else None)
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> "Operator":
-        value = (os.environ if environ is None else environ).get(ADMIN_TOKEN_ENV) or None
-        return cls(value)
 
     @property
     def enabled(self) -> bool:

@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from agent.dialogue import BadRequest
 from agent.errors import NotReady, UnknownPersona, UnknownTurn
 from agent.users import UnknownUser
-from data.event_store import StoreError
+from data.event_store import ConversationMoved, StoreError
 from data.events import FeedbackError
 from data.people import InvalidPerson, InvalidToken
 from web.auth import Forbidden, Unauthorized
@@ -21,6 +21,7 @@ STATUS: list[tuple[type[Exception], int]] = [
     (Unauthorized, 401), (InvalidToken, 401),
     (Forbidden, 403),
     (UnknownUser, 404), (UnknownTurn, 404),
+    (ConversationMoved, 409),
     (RateLimited, 429),
     (NotReady, 503), (StoreError, 503),
     (BadRequest, 400), (FeedbackError, 400), (UnknownPersona, 400), (InvalidPerson, 400),

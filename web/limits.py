@@ -21,14 +21,12 @@ raise the per-client limits there (forwarded headers are not trusted: anyone can
 from __future__ import annotations
 
 import math
-import os
 import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Mapping
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from data.errors import CineAgentError
 
@@ -80,7 +78,7 @@ class TokenBuckets:
 
 
 class RateSettings(BaseModel):
-    """Limits a minute (0 = off); ``from_env`` reads ``CINEAGENT_RATE_*``."""
+    """Limits a minute (0 = off): ``CINEAGENT_RATE_*``, read by ``agent.settings.Settings``."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -89,17 +87,6 @@ class RateSettings(BaseModel):
     swipes_person: int = Field(default=120, ge=0)
     swipes_client: int = Field(default=600, ge=0)
     people_client: int = Field(default=10, ge=0)
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> "RateSettings":
-        environ = os.environ if environ is None else environ
-        raw = {name: environ[f"{ENV_PREFIX}{name.upper()}"] for name in cls.model_fields
-               if f"{ENV_PREFIX}{name.upper()}" in environ}
-        try:
-            return cls(**raw)
-        except ValidationError as exc:
-            problems = "; ".join(f"CINEAGENT_RATE_{str(e['loc'][0]).upper()}: {e['msg']}" for e in exc.errors())
-            raise ValueError(f"invalid rate limits: {problems} (a whole number a minute; 0 turns it off)") from None
 
 
 def limits_off_env() -> dict[str, str]:

@@ -35,7 +35,7 @@ from agent import metrics
 from agent.dialogue import MAX_MESSAGE_CHARS, BadRequest
 from agent.errors import NotReady
 from data.errors import CineAgentError
-from data.event_store import StoreError
+from data.event_store import ConversationMoved, StoreError
 from data.people import InvalidToken, Person
 from web.errors import status_of
 from web.limits import RateLimited
@@ -79,6 +79,8 @@ def plain_error(exc: Exception) -> str:
         return "the recommender is still getting ready; try again in a few seconds"
     if isinstance(exc, RateLimited):
         return f"that was a lot at once; try again in {exc.retry_after_s} s"
+    if isinstance(exc, ConversationMoved):
+        return "another message of yours to this chat arrived at the same moment; send this one again"
     if isinstance(exc, StoreError):
         return "we could not save that just now; nothing was changed, try again in a moment"
     if isinstance(exc, InvalidToken):

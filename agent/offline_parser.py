@@ -117,6 +117,7 @@ TYPO_MIN_LEN = 4            # shorter words are never typo-corrected ("war" vs "
 EMBED_THRESHOLD = 0.35      # cosine (MiniLM) between leftover words and the best genre description
 EMBED_TERM_THRESHOLD = 0.50  # ... and between them and the nearest lexicon phrase of that genre
 EMBED_CACHE_SIZE = 2048     # distinct leftover phrases whose genre decision is remembered
+EXCLAMATIVES = ("so", "such", "how")  # "so intense!": a comment on a film, not a wish
 WISH_CACHE_SIZE = 4096      # distinct leftover words whose wish-or-filler decision is remembered
 
 Embedder = Callable[[Sequence[str]], np.ndarray]
@@ -510,7 +511,13 @@ class OfflineParser(IntentParser):
         # has a request's words, or opens a conversation with no sentence around it ("a good movie";
         # in a follow-up, "great movie" is a comment)
         asking = bool(self._asking.find(unpointed)) or (bare and previous is None)
-        counted = [m for m in mentions if m.strong or context or bare]
+        # a follow-up's descriptive genre words ask for something where the message asks or adjusts
+        # (a request's or a refinement's words: "make it funnier") or answers in a bare phrase
+        # ("scary ones"), not where it exclaims about what was shown ("so intense!", "how funny"):
+        # an exclamative degree word before the mention. Genre names and exclusions always count.
+        wishing = previous is None or asking or bool(self._refine.find(words))
+        counted = [m for m in mentions if m.strong or m.negated or (wishing and context)
+                   or (bare and (wishing or not (m.start and words[m.start - 1] in EXCLAMATIVES)))]
         genres, excluded = self._genres(counted)
         # free words are wishes only where the message asks for something: in a follow-up, a
         # comment's words ("loved both", "pretty good") are no description of the next films

@@ -330,6 +330,18 @@ def test_refine_by_form_without_a_standing_request(parser, text, act):
     assert parse(parser, text).act == act
 
 
+def test_a_follow_ups_exclamation_about_the_films_asks_for_no_genre(parser):
+    standing = Intent(genres=["Action"])
+    for text in ("so intense!", "Oh yeah. So funny.", "how scary"):
+        assert parse(parser, text, standing).genres == [], text
+    # asked, adjusted or answered in a bare phrase, the same words still ask for the genre
+    assert parse(parser, "something intense", standing).genres == ["Thriller"]
+    assert parse(parser, "make it funnier", standing).genres == ["Comedy"]
+    assert parse(parser, "scary ones", Intent()).genres == ["Horror"]
+    assert parse(parser, "nothing scary", standing).exclude_genres == ["Horror"]
+    assert parse(parser, "so funny").genres == ["Comedy"]  # an opening phrase is a request
+
+
 def test_refine_holds_only_the_adjustment(parser):
     intent = parse(parser, "make it funnier", Intent(genres=["Horror"]))
     assert intent.genres == ["Comedy"]

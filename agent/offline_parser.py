@@ -62,8 +62,11 @@ words the earlier ones left):
    comedy"), on the far side of a comparison ("more action than romance"), or as the genre of a
    negated subtype ("no dirty comedies" bans those, not comedies).
 10. Backstop: when the lexicon found no genre (and no film was named), the remaining content words
-   are embedded and a genre is added only if two views agree with confidence (the nearest genre
-   description and the genre of the nearest lexicon phrase; see ``_embed_genres``).
+   are first sifted: a word closer to the lexicon's filler words than to its film vocabulary
+   ("heyyy", "honestly") is no wish and is dropped (``_wishes``); a request left with nothing is
+   one with nothing to go on. The rest are embedded and a genre is added only if two views agree
+   with confidence (the nearest genre description and the genre of the nearest lexicon phrase;
+   see ``_embed_genres``).
 11. The act. ``more`` ("show me more", "any others?", "I've seen it, what else?", "I hated X")
    when nothing else is asked; ``refine`` when a standing request (``previous``) exists and the
    message adjusts it ("no horror", "older please", "make it funnier") rather than asking
@@ -114,6 +117,8 @@ TYPO_MIN_LEN = 4            # shorter words are never typo-corrected ("war" vs "
 EMBED_THRESHOLD = 0.35      # cosine (MiniLM) between leftover words and the best genre description
 EMBED_TERM_THRESHOLD = 0.50  # ... and between them and the nearest lexicon phrase of that genre
 EMBED_CACHE_SIZE = 2048     # distinct leftover phrases whose genre decision is remembered
+EXCLAMATIVES = ("so", "such", "how")  # "so intense!": a comment on a film, not a wish
+WISH_CACHE_SIZE = 4096      # distinct leftover words whose wish-or-filler decision is remembered
 
 Embedder = Callable[[Sequence[str]], np.ndarray]
 
@@ -281,6 +286,8 @@ class OfflineParser(IntentParser):
         self._term_vectors: np.ndarray | None = None   # (n_terms, 384) one-genre lexicon phrases
         self._term_genres: np.ndarray | None = None    # (n_terms,) genre index of each phrase
         self._embed_cache: LruCache[str, tuple[str, ...]] = LruCache(EMBED_CACHE_SIZE)
+        self._filler_vectors: np.ndarray | None = None  # (n_fillers, 384) the lexicon's filler words
+        self._wish_cache: LruCache[str, bool] = LruCache(WISH_CACHE_SIZE)
 
         terms: dict[tuple[str, ...], _Term] = {}
         for table, strong in ((lx.STRONG, True), (lx.WEAK, False)):
@@ -504,7 +511,13 @@ class OfflineParser(IntentParser):
         # has a request's words, or opens a conversation with no sentence around it ("a good movie";
         # in a follow-up, "great movie" is a comment)
         asking = bool(self._asking.find(unpointed)) or (bare and previous is None)
-        counted = [m for m in mentions if m.strong or context or bare]
+        # a follow-up's descriptive genre words ask for something where the message asks or adjusts
+        # (a request's or a refinement's words: "make it funnier") or answers in a bare phrase
+        # ("scary ones"), not where it exclaims about what was shown ("so intense!", "how funny"):
+        # an exclamative degree word before the mention. Genre names and exclusions always count.
+        wishing = previous is None or asking or bool(self._refine.find(words))
+        counted = [m for m in mentions if m.strong or m.negated or (wishing and context)
+                   or (bare and (wishing or not (m.start and words[m.start - 1] in EXCLAMATIVES)))]
         genres, excluded = self._genres(counted)
         # free words are wishes only where the message asks for something: in a follow-up, a
         # comment's words ("loved both", "pretty good") are no description of the next films
@@ -513,7 +526,9 @@ class OfflineParser(IntentParser):
                                 "negated": m.negated, "strong": m.strong, "typo_of": m.typo_of}
                                for m in mentions]
         if context and not genres and not positive and keywords and self._embedder is not None:
-            genres = list(self._embed_genres(" ".join(keywords), details))
+            keywords = self._wishes(keywords, details)
+            if keywords:
+                genres = list(self._embed_genres(" ".join(keywords), details))
         relax = list(dict.fromkeys(relax))
         # "similar to that" after a film named (in the catalog or not): that film, no card
         card = None if positive or any(pol == "like" for pol in polarity[1]) else self._card_ref(words, consumed)
@@ -1202,6 +1217,42 @@ class OfflineParser(IntentParser):
                 out.append(w)
         return list(dict.fromkeys(out))[:MAX_KEYWORDS]
 
+    def _wishes(self, keywords: list[str], details: dict) -> list[str]:
+        """The keywords that say something about films: a word is kept when its MiniLM vector is
+        closer to the lexicon's film vocabulary (the genre descriptions and one-genre phrases) than
+        to its filler words (``lexicon.FILLERS``: greetings, hedges, praise, time words). No
+        threshold is tuned: the two nearest cosines are compared. Greetings, typos and comment
+        words ("hiya", "honestly", "exactly") go; topics ("dinosaurs", "submarine") stay. On a list of
+        100 film topics and 100 conversational words written for the purpose (not from any
+        evaluation set) it kept 90% of the topics and 3% of the conversational words.
+        Without the embedding model every keyword is kept."""
+        missing = [w for w in keywords if self._wish_cache.get(w) is None]
+        if missing:
+            try:
+                self._ensure_anchors()
+                vectors = self._embedder(missing)
+            except Exception as exc:  # optional like the backstop: a broken model keeps the words
+                log.warning("keyword filter unavailable (%s); keeping the keywords", exc)
+                return keywords
+            film = np.maximum((self._genre_vectors @ vectors.T).max(axis=0), (self._term_vectors @ vectors.T).max(axis=0))
+            filler = (self._filler_vectors @ vectors.T).max(axis=0)
+            for word, f, g in zip(missing, film, filler):
+                self._wish_cache.put(word, bool(f > g))
+        kept = [w for w in keywords if self._wish_cache.get(w) is not False]
+        if len(kept) < len(keywords):
+            details["keywords_dropped"] = [w for w in keywords if w not in kept]
+        return kept
+
+    def _ensure_anchors(self) -> None:
+        """The genre descriptions', one-genre lexicon phrases' and filler words' vectors (once)."""
+        if self._genre_vectors is None:
+            single = [(t, GENRES.index(gs[0])) for table in (lx.STRONG, lx.WEAK) for t, gs in table.items() if len(gs) == 1]
+            vectors = self._embedder([lx.GENRE_DESCRIPTIONS[g] for g in GENRES] + [t for t, _ in single])
+            self._term_genres = np.array([g for _, g in single])
+            self._genre_vectors, self._term_vectors = vectors[:len(GENRES)], vectors[len(GENRES):]
+        if self._filler_vectors is None:
+            self._filler_vectors = self._embedder(sorted(set(lx.FILLERS)))
+
     def _embed_genres(self, text: str, details: dict) -> tuple[str, ...]:
         """A genre for words the lexicon could not place, or () when unsure.
 
@@ -1216,11 +1267,7 @@ class OfflineParser(IntentParser):
             details["embedding"] = {"text": text, "genres": list(cached), "cached": True}
             return cached
         try:
-            if self._genre_vectors is None:
-                single = [(t, GENRES.index(gs[0])) for table in (lx.STRONG, lx.WEAK) for t, gs in table.items() if len(gs) == 1]
-                vectors = self._embedder([lx.GENRE_DESCRIPTIONS[g] for g in GENRES] + [t for t, _ in single])
-                self._term_genres = np.array([g for _, g in single])
-                self._genre_vectors, self._term_vectors = vectors[:len(GENRES)], vectors[len(GENRES):]
+            self._ensure_anchors()
             vector = self._embedder([text])[0]
         except Exception as exc:  # the backstop is optional: a broken model must not break parsing
             log.warning("embedding backstop unavailable (%s); continuing without it", exc)

@@ -106,6 +106,9 @@ def test_clarifies_once_for_a_vague_new_user_and_chats(agent):
     assert all("most-watched" in c.explanation for c in vague.cards)
     hi = agent.turn("erin-vague", "s-vague", "hi there!")
     assert hi.act == "chit_chat" and not hi.cards
+    # words that say nothing about films ("heyyy", "honestly") are no request either
+    filler = agent.turn("erin-filler", "s-filler", "heyyy, anything good honestly?")
+    assert filler.act == "clarify" and "?" in filler.text and filler.cards
     known = agent.turn("196", "s-vague-known", "recommend something")
     assert known.act == "recommend" and len(known.cards) >= 5  # history answers a vague request
 

@@ -330,6 +330,18 @@ def test_refine_by_form_without_a_standing_request(parser, text, act):
     assert parse(parser, text).act == act
 
 
+def test_a_follow_ups_exclamation_about_the_films_asks_for_no_genre(parser):
+    standing = Intent(genres=["Action"])
+    for text in ("so intense!", "Oh yeah. So funny.", "how scary"):
+        assert parse(parser, text, standing).genres == [], text
+    # asked, adjusted or answered in a bare phrase, the same words still ask for the genre
+    assert parse(parser, "something intense", standing).genres == ["Thriller"]
+    assert parse(parser, "make it funnier", standing).genres == ["Comedy"]
+    assert parse(parser, "scary ones", Intent()).genres == ["Horror"]
+    assert parse(parser, "nothing scary", standing).exclude_genres == ["Horror"]
+    assert parse(parser, "so funny").genres == ["Comedy"]  # an opening phrase is a request
+
+
 def test_refine_holds_only_the_adjustment(parser):
     intent = parse(parser, "make it funnier", Intent(genres=["Horror"]))
     assert intent.genres == ["Comedy"]
@@ -739,6 +751,21 @@ def test_backstop_is_skipped_when_the_lexicon_found_a_genre_or_in_chit_chat():
     assert embedder.calls == []
 
 
+def test_filler_keywords_ask_for_nothing():
+    # FixedEmbedder: the lexicon's filler words and unknown words share one axis, so an unknown
+    # word is filler here; "hobbits" sits on the Fantasy axis (film vocabulary)
+    embedder = FixedEmbedder()
+    parser = OfflineParser(small_catalog(), embedder=embedder)
+    topic = parser.parse("a movie about hobbits, honestly")
+    assert topic.intent.keywords == ["hobbits"] and topic.intent.genres == ["Fantasy"]
+    assert topic.details["keywords_dropped"] == ["honestly"]
+    vague = parser.parse("heyyy any movie ideas")
+    assert vague.intent.act == Act.clarify and vague.intent.keywords == []  # as "any movie ideas"
+    calls = len(embedder.calls)
+    parser.parse("heyyy any movie ideas")
+    assert len(embedder.calls) == calls  # each word's decision is cached
+
+
 def test_backstop_failure_does_not_break_parsing():
     def broken(texts):
         raise RuntimeError("no model")
@@ -788,6 +815,16 @@ def test_real_backstop_is_conservative(real_parser):
     assert real_parser.parse("a movie about bank robbers").intent.genres == ["Crime"]
     for text in ("any movie with Tom Hanks?", "a movie about a dog", "something about baseball"):
         assert real_parser.parse(text).intent.genres == [], text
+
+
+@pytest.mark.integration
+def test_real_keywords_keep_topics_and_drop_filler(real_parser):
+    for text, word in (("a movie about sharks", "sharks"), ("something with boxing", "boxing"),
+                       ("recommend me a movie about chess", "chess")):
+        assert word in real_parser.parse(text).intent.keywords, text
+    for text in ("heyyy any movie ideas", "anything good, honestly", "any suggestions? exactly"):
+        result = real_parser.parse(text)
+        assert result.intent.act == Act.clarify and result.intent.keywords == [], text
 
 
 @pytest.mark.integration

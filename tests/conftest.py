@@ -28,6 +28,16 @@ def one_at_a_time(name: str):
 
 
 @pytest.fixture(scope="session")
+def llama_url():
+    """One real local OpenAI-compatible server (llama.cpp, SmolLM2) per test process, started by
+    the first test that needs it: it keeps nothing between requests, so tests can share it."""
+    from tests.llm_server import llama_server
+
+    with llama_server() as base_url:
+        yield base_url
+
+
+@pytest.fixture(scope="session")
 def movielens():
     from data.movielens import load
 

@@ -13,7 +13,6 @@ from playwright.sync_api import expect
 
 from agent.tracing import iter_traces
 from tests.app_server import running_app
-from tests.llm_server import llama_server
 from tests.test_browser import DESKTOP, TIMEOUT_MS, browser, message_box, new_page, open_chat, shot, turns  # noqa: F401
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.llm]
@@ -40,9 +39,9 @@ def write_step(state, trace_id: str, timeout_s: float = 30.0) -> dict:
     raise AssertionError(f"turn {trace_id} is not in {path}")
 
 
-def test_with_an_llm_the_reply_streams_then_the_checked_reply_replaces_it(tmp_path, browser):
-    with llama_server() as base_url, running_app(tmp_path, env={
-            "CINEAGENT_PARSER": "llm", "CINEAGENT_LLM_BASE_URL": base_url,
+def test_with_an_llm_the_reply_streams_then_the_checked_reply_replaces_it(tmp_path, browser, llama_url):
+    with running_app(tmp_path, env={
+            "CINEAGENT_PARSER": "llm", "CINEAGENT_LLM_BASE_URL": llama_url,
             # one llama.cpp thread on a shared CPU: the parse and the wording each take seconds
             "CINEAGENT_LLM_TIMEOUT_S": "60"}) as app:
         page = new_page(browser, DESKTOP)

@@ -18,7 +18,7 @@ from agent.llm_parser import (
 from agent.offline_parser import OfflineParser
 from agent.prompts import Example, Prompt, PromptError, available, load_prompt
 from data.movielens import GENRES
-from tests.llm_server import fake_endpoint, free_port, llama_server, text_completion, tool_call_completion
+from tests.llm_server import fake_endpoint, free_port, text_completion, tool_call_completion
 
 TOY_STORY, STAR_WARS, PULP_FICTION, HEAT = 1, 50, 56, 273  # MovieLens 100k item ids
 REAL_SERVER_TIMEOUT_S = 120.0   # the shared test CPU can be 10x oversubscribed; the product default is 10 s
@@ -259,9 +259,8 @@ def test_a_dead_endpoint_falls_back_within_the_timeout(movielens, offline):
 
 # --------------------------------------------------------------------------- the real local server
 @pytest.fixture(scope="module")
-def llm_base_url():
-    with llama_server() as base_url:
-        yield base_url
+def llm_base_url(llama_url):
+    return llama_url
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import pytest
 from agent.llm_parser import LLMSettings
 from agent.reply_writer import ReplyWriter, WrittenReply, validate
 from agent.session import Card
-from tests.llm_server import fake_endpoint, llama_server, text_completion, tool_call_completion
+from tests.llm_server import fake_endpoint, text_completion, tool_call_completion
 
 STAR_WARS, EMPIRE, FARGO, TOY_STORY = 50, 172, 100, 1
 
@@ -72,10 +72,9 @@ def test_prose_instead_of_a_tool_call_falls_back(titles):
 
 
 @pytest.mark.llm
-def test_the_real_server_is_either_validated_or_replaced_by_the_template(titles):
-    with llama_server() as base_url:
-        writer = ReplyWriter(LLMSettings(base_url=base_url, timeout_s=60), titles)
-        results = [writer.write("sci-fi movies", CARDS, "Sci-fi movies:", ["Sci-Fi"]) for _ in range(2)]
+def test_the_real_server_is_either_validated_or_replaced_by_the_template(titles, llama_url):
+    writer = ReplyWriter(LLMSettings(base_url=llama_url, timeout_s=60), titles)
+    results = [writer.write("sci-fi movies", CARDS, "Sci-fi movies:", ["Sci-Fi"]) for _ in range(2)]
     for result in results:
         assert result.details.get("latency_ms") is not None
         if result.written_by == "llm":  # what the model wrote passed every check
@@ -209,12 +208,11 @@ def test_a_broken_stream_falls_back_to_the_template(titles):
 
 
 @pytest.mark.llm
-def test_the_real_server_streams_the_reply_and_ends_as_validated_or_the_template(titles):
+def test_the_real_server_streams_the_reply_and_ends_as_validated_or_the_template(titles, llama_url):
     from agent.reply_writer import _claims
 
-    with llama_server() as base_url:
-        writer = ReplyWriter(LLMSettings(base_url=base_url, timeout_s=60), titles)
-        drafts, result = streamed(writer, "sci-fi movies", CARDS, "Sci-fi movies:", ["Sci-Fi"])
+    writer = ReplyWriter(LLMSettings(base_url=llama_url, timeout_s=60), titles)
+    drafts, result = streamed(writer, "sci-fi movies", CARDS, "Sci-fi movies:", ["Sci-Fi"])
     print("real server, streamed:", result.written_by, result.rejected[:2], drafts, result.details)
     assert result.details["streamed"] and result.details["stream_chunks"] >= 2   # the call came in pieces
     assert result.details["first_token_ms"] < result.details["latency_ms"]

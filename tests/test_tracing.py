@@ -24,7 +24,7 @@ from agent.langfuse_attrs import MIN_SERVER_VERSION, SCOPE
 from agent.steps import in_turn, recording
 from agent.tracing import (PERSONAL_KEYS, JsonFormatter, TraceLog, Tracing, TracingConfig, recent_traces, scrub)
 from agent.users import User
-from tests.llm_server import fake_endpoint, free_port, llama_server, tool_call_completion
+from tests.llm_server import fake_endpoint, free_port, tool_call_completion
 from tests.otlp_receiver import SERVER_VERSION, TRACES_PATH, langfuse_receiver, score_batch_problem
 
 CONVERSATION = ["a funny sci-fi movie", "no horror please", "show me more", "why the second one?", "thanks!"]
@@ -278,9 +278,9 @@ def test_llm_turns_are_generations_and_fallbacks_are_recorded(parts, movielens, 
 
 @pytest.mark.llm
 @pytest.mark.integration
-def test_real_llm_server_turn_is_a_generation_with_token_usage(parts, movielens, offline, tmp_path):
-    with llama_server() as base_url, langfuse_receiver() as receiver:
-        parser = llm_parser(movielens, offline, base_url, timeout_s=120.0)
+def test_real_llm_server_turn_is_a_generation_with_token_usage(parts, movielens, offline, tmp_path, llama_url):
+    with langfuse_receiver() as receiver:
+        parser = llm_parser(movielens, offline, llama_url, timeout_s=120.0)
         parser.warm_up()
         tracing = tracing_for(receiver.base_url, tmp_path)
         agent = make_agent(parts, parser, tracing.turn_tracer(model_version(parts), parser))

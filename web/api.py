@@ -282,7 +282,7 @@ def build_api(runtime: Runtime) -> FastAPI:
     @api.get("/api/people/me/export", response_model=ExportResponse, responses=TURN_ERRORS, tags=["people"])
     def export_me(me: Me, request: Request, rt: Ready) -> dict:
         """Everything held about the token's person: record, profile, swipes, sessions, turns, traces."""
-        rt.limits.turn(me.id, client_of(request))  # it reads the whole swipe and trace logs: limited like a turn
+        rt.limits.turn(me.id, client_of(request))  # it reads the whole trace log: limited like a turn
         return rt.export(me)
 
     @api.delete("/api/people/me", response_model=DeleteResponse, responses=TURN_ERRORS, tags=["people"])
@@ -308,14 +308,15 @@ def build_api(runtime: Runtime) -> FastAPI:
 
     @api.post("/api/feedback", response_model=FeedbackResponse, responses=SWIPE_ERRORS, tags=["agent"])
     def feedback(body: FeedbackRequest, me: Me, request: Request, rt: Ready) -> dict:
-        """A like/dislike swipe: logged durably, then folded into the person's profile at once."""
+        """A like/dislike swipe: stored durably (answered only once committed); your next turn, on
+        any server, ranks with it."""
         rt.limits.swipe(me.id, client_of(request))
         return {"recorded": rt.swipe(me.id, body.session_id, body.item_id, body.action, body.trace_id,
                                      body.rank, body.query)}
 
     @api.post("/api/feedback/undo", response_model=UndoResponse, responses=TURN_ERRORS, tags=["agent"])
     def undo_feedback(body: UndoRequest, me: Me, request: Request, rt: Ready) -> dict:
-        """Take back your own like/dislike on an item: removed from the swipe log and your profile
+        """Take back your own like/dislike on an item: removed from the store, so from your profile
         (it may be suggested again). Counts against the swipe rate limit."""
         rt.limits.swipe(me.id, client_of(request))
         return {"undone": rt.undo_swipe(me.id, body.item_id), "item_id": body.item_id}

@@ -127,6 +127,11 @@ class SessionStore:
         self._saves = 0
         self._prune_every = max(1, min(100, max_sessions // 10))
 
+    @property
+    def remote(self) -> bool:
+        """Whether reading and saving go over the network (PostgreSQL)."""
+        return self.store is not None and self.store.dialect == "postgresql"
+
     def get(self, session_id: str, user_key: str) -> Session:
         """The live session of this user with this id, or a fresh one.
 

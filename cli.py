@@ -7,6 +7,7 @@ import os
 import resource
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 log = logging.getLogger("cineagent")
@@ -288,20 +289,28 @@ def cmd_bench_score(args) -> int:
     return 0
 
 
-def cmd_bench_turn(args) -> int:
+@contextmanager
+def _scratch_service(parser: str, prefix: str):
+    """The agent's facade, loaded, over a scratch state directory that borrows the current home's
+    models and data: a benchmark's swipes and turns never land in the real store."""
     import tempfile
 
     from agent.service import CineAgent
     from agent.settings import Settings
     from data.store import home
-    from eval.bench import bench_turn
     from eval.load_test import scratch_home
 
-    # the turns' events go to a scratch store (models and data borrowed), not to the real one
-    with tempfile.TemporaryDirectory(prefix="cineagent-bench-turn-") as scratch:
+    with tempfile.TemporaryDirectory(prefix=prefix) as scratch:
         os.environ["CINEAGENT_HOME"] = str(scratch_home(Path(scratch), home()))
-        service = CineAgent(Settings.from_env(parser=args.parser, database_url=None))
+        service = CineAgent(Settings.from_env(parser=parser, database_url=None))
         service.load()
+        yield service
+
+
+def cmd_bench_turn(args) -> int:
+    from eval.bench import bench_turn
+
+    with _scratch_service(args.parser, "cineagent-bench-turn-") as service:
         result = bench_turn(service, n=args.n)
     print(f"chat turn, parser {args.parser} (n={result['n']}): p50 {result['p50_ms']:.1f} ms  "
           f"p95 {result['p95_ms']:.1f} ms  p99 {result['p99_ms']:.1f} ms")
@@ -310,19 +319,9 @@ def cmd_bench_turn(args) -> int:
 
 
 def cmd_bench_memory(args) -> int:
-    import tempfile
-
-    from agent.service import CineAgent
-    from agent.settings import Settings
-    from data.store import home
     from eval.bench import bench_memory
-    from eval.load_test import scratch_home
 
-    # the swipes go to a scratch state directory (models and data borrowed), not to the real one
-    with tempfile.TemporaryDirectory(prefix="cineagent-bench-memory-") as scratch:
-        os.environ["CINEAGENT_HOME"] = str(scratch_home(Path(scratch), home()))
-        service = CineAgent(Settings.from_env(parser="offline", database_url=None))
-        service.load()
+    with _scratch_service("offline", "cineagent-bench-memory-") as service:
         result = bench_memory(service, people=args.people)
     print(f"{result['people']} new people, one swipe each (a turn every 10th): RSS {result['rss_before_mib']} -> "
           f"{result['rss_after_mib']} MiB (+{result['growth_mib']} MiB) in {result['seconds']} s")

@@ -30,20 +30,25 @@ class Persona:
                 f"({self.ratings} ratings; favourites: {films})")
 
 
-def describe(data: MovieLens, user_id: int, n_genres: int = 2, n_films: int = 3) -> Persona:
+def describe(data: MovieLens, user_id: int, n_genres: int = 2, n_films: int = 3,
+             baseline: np.ndarray | None = None, popularity=None) -> Persona:
+    """``baseline`` (everyone's liked genre shares) and ``popularity`` (ratings per item) are the
+    same for every persona: ``featured`` computes them once and passes them in."""
     ratings = data.ratings
     own = ratings[ratings["user_id"] == user_id]
     liked = own[own["rating"] >= 4]["item_id"].tolist()
-    everyone = ratings[ratings["rating"] >= 4]["item_id"].tolist()
+    if baseline is None:
+        baseline = _genre_share(data, ratings[ratings["rating"] >= 4]["item_id"].tolist())
+    if popularity is None:
+        popularity = ratings["item_id"].value_counts()
     share = _genre_share(data, liked)
-    lift = share / np.maximum(_genre_share(data, everyone), 1e-9)
+    lift = share / np.maximum(baseline, 1e-9)
     # a genre counts once it is a real part of their liked films, not one stray documentary
     lift[share * len(liked) < max(3, 0.1 * len(liked))] = 0
     genres = tuple(GENRES[j] for j in np.argsort(-lift, kind="stable")[:n_genres] if lift[j] > 0)
-    popularity = ratings["item_id"].value_counts()
     fives = own[own["rating"] == 5]["item_id"].tolist() or liked
     fives.sort(key=lambda i: -int(popularity.get(i, 0)))
-    films = tuple(_title(data, i) for i in fives[:n_films])
+    films = tuple(data.movies[int(i)].label for i in fives[:n_films])
     return Persona(int(user_id), len(own), genres, films)
 
 
@@ -55,39 +60,17 @@ def featured(data: MovieLens, per_genre: int = 1) -> list[Persona]:
     eligible = counts[counts >= MIN_RATINGS].index
     liked = ratings[(ratings["rating"] >= 4) & ratings["user_id"].isin(eligible)]
     chosen: list[int] = []
-    position = {int(i): p for p, i in enumerate(data.item_ids)}
-    genre_rows = _genre_rows(data)
-    shares: dict[int, np.ndarray] = {}
-    for user, group in liked.groupby("user_id"):
-        rows = genre_rows[[position[int(i)] for i in group["item_id"]]]
-        shares[int(user)] = rows.sum(axis=0) / max(len(group), 1)
+    shares = {int(user): _genre_share(data, group["item_id"].tolist()) for user, group in liked.groupby("user_id")}
     for j in range(len(GENRES)):
         ranked = sorted(shares, key=lambda u: -shares[u][j])
         picked = [u for u in ranked if u not in chosen][:per_genre]
         chosen.extend(picked)
-    return [describe(data, u) for u in chosen]
-
-
-def _genre_rows(data: MovieLens) -> np.ndarray:
-    col = {g: j for j, g in enumerate(GENRES)}
-    rows = np.zeros((len(data.item_ids), len(GENRES)), dtype=np.float64)
-    for p, item in enumerate(data.item_ids):
-        for g in data.movies[int(item)].genres:
-            if g in col:
-                rows[p, col[g]] = 1.0
-    return rows
+    baseline = _genre_share(data, ratings[ratings["rating"] >= 4]["item_id"].tolist())
+    popularity = ratings["item_id"].value_counts()
+    return [describe(data, u, baseline=baseline, popularity=popularity) for u in chosen]
 
 
 def _genre_share(data: MovieLens, items: list[int]) -> np.ndarray:
-    col = {g: j for j, g in enumerate(GENRES)}
-    share = np.zeros(len(GENRES))
-    for i in items:
-        for g in data.movies[int(i)].genres:
-            if g in col:
-                share[col[g]] += 1
-    return share / max(len(items), 1)
-
-
-def _title(data: MovieLens, item_id: int) -> str:
-    movie = data.movies[int(item_id)]
-    return f"{movie.title} ({movie.year})" if movie.year else movie.title
+    """The share of ``items`` in each genre (GENRES order), from the catalog's genre matrix."""
+    rows = np.searchsorted(data.item_ids, np.asarray(items, dtype=np.int64))
+    return data.genre_matrix[rows].sum(axis=0, dtype=np.float64) / max(len(items), 1)

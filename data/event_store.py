@@ -28,15 +28,14 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from data.errors import CineAgentError
-from data.events import Swipe, Turn
-from data.people import (ID_PREFIX, MAX_NAME_CHARS, TOKEN_BYTES, InvalidPerson, InvalidToken, Person, hash_token,
+from data.events import DISLIKE_RATING, LIKE_RATING, Swipe, Turn
+from data.people import (ID_HEX_CHARS, ID_PREFIX, MAX_NAME_CHARS, TOKEN_BYTES, InvalidPerson, InvalidToken, Person, hash_token,
                          is_person_id, looks_like_token)
 from data.store import home
 
 log = logging.getLogger(__name__)
 
 FILE_NAME = "cineagent.sqlite3"
-LIKE_RATING, DISLIKE_RATING = 5, 1
 DEFAULT_MAX_TURNS = 100_000   # turn events kept; the oldest go first
 PRUNE_EVERY = 1024            # turn inserts between two prunes (per process)
 
@@ -143,8 +142,7 @@ class EventStore:
         """Where the store is, without credentials (for logs and the operator view)."""
         if self.dialect == "sqlite":
             return f"SQLite {self.path}"
-        tail = self.url.split("@", 1)[-1].split("?", 1)[0]
-        return f"PostgreSQL {tail}"
+        return f"PostgreSQL {_where(self.url)}"
 
     # ---------------------------------------------------------------- plumbing
     def _sqlite(self) -> sqlite3.Connection:
@@ -234,7 +232,7 @@ class EventStore:
             if not name or len(name) > MAX_NAME_CHARS or not name.isprintable():
                 raise InvalidPerson(f"name: 1-{MAX_NAME_CHARS} printable characters, or leave it out")
         token = secrets.token_urlsafe(TOKEN_BYTES)
-        person = Person(ID_PREFIX + secrets.token_hex(12), name, seed_from, time.time())
+        person = Person(ID_PREFIX + secrets.token_hex(ID_HEX_CHARS // 2), name, seed_from, time.time())
         with self._tx(durable=True) as cur:
             cur.execute("INSERT INTO people (id, token_sha256, name, seed_from, created) VALUES (?, ?, ?, ?, ?)",
                         (person.id, hash_token(token), person.name, person.seed_from, person.created))
@@ -287,10 +285,14 @@ class EventStore:
         with self._tx(durable=True) as cur:
             if is_person_id(swipe.user_id) and not self._person_exists(cur, swipe.user_id):
                 raise InvalidToken()
-            row = cur.execute("INSERT INTO swipes (ts, user_id, session_id, item_id, action, trace_id, rank, query) "
-                              "VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq",
-                              (swipe.ts.isoformat(), swipe.user_id, swipe.session_id, swipe.item_id, swipe.action,
-                               swipe.trace_id, swipe.rank, swipe.query)).fetchone()
+            return self._insert_swipe(cur, swipe)
+
+    @staticmethod
+    def _insert_swipe(cur: "_Cursor", swipe: Swipe) -> int:
+        row = cur.execute("INSERT INTO swipes (ts, user_id, session_id, item_id, action, trace_id, rank, query) "
+                          "VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq",
+                          (swipe.ts.isoformat(), swipe.user_id, swipe.session_id, swipe.item_id, swipe.action,
+                           swipe.trace_id, swipe.rank, swipe.query)).fetchone()
         return int(row[0])
 
     def undo_swipe(self, user_id: str, item_id: int) -> str | None:
@@ -421,8 +423,7 @@ def _postgres_pool(url: str, size: int):
         pool.open(wait=True, timeout=30)
     except Exception as exc:
         pool.close()
-        where = url.split("@", 1)[-1].split("?", 1)[0]   # never the credentials
-        raise StoreError(f"cannot reach PostgreSQL at {where}: {_short(exc)}; check "
+        raise StoreError(f"cannot reach PostgreSQL at {_where(url)}: {_short(exc)}; check "
                          "CINEAGENT_DATABASE_URL and that the server runs") from None
     return pool
 
@@ -439,6 +440,11 @@ def _unavailable(exc: BaseException) -> bool:
         return False
     # OperationalError covers the pool's timeout; InternalError a standby's read-only transaction
     return isinstance(exc, (psycopg.OperationalError, psycopg.InternalError))
+
+
+def _where(url: str) -> str:
+    """Host, port and database of a PostgreSQL URL: never the credentials or the options."""
+    return url.split("@", 1)[-1].split("?", 1)[0]
 
 
 def _short(exc: BaseException) -> str:
@@ -485,10 +491,7 @@ def legacy_import(store: EventStore, directory: Path) -> dict[str, int]:
                 if is_person_id(swipe.user_id) and swipe.user_id not in known:
                     counts["skipped"] += 1   # a deleted person's: not brought back
                     continue
-                cur.execute("INSERT INTO swipes (ts, user_id, session_id, item_id, action, trace_id, rank, query) "
-                            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                            (swipe.ts.isoformat(), swipe.user_id, swipe.session_id, swipe.item_id, swipe.action,
-                             swipe.trace_id, swipe.rank, swipe.query))
+                EventStore._insert_swipe(cur, swipe)
                 counts["swipes"] += 1
             cur.execute("INSERT INTO meta (key, value) VALUES ('legacy_imported', ?)", (time.strftime("%Y-%m-%dT%H:%M:%S"),))
     for name in LEGACY_FILES:

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from data.errors import CineAgentError
 
-ACTIONS = ("like", "dislike")
+LIKE_RATING, DISLIKE_RATING = 5, 1   # what a like and a dislike weigh in a profile (MovieLens stars)
 MAX_QUERY_CHARS = 2000
 
 

@@ -14,11 +14,13 @@ from data.errors import CineAgentError
 
 ID_PREFIX = "p_"
 TOKEN_BYTES = 32                 # secrets.token_urlsafe(32): 43 characters
+TOKEN_CHARS = 43
+ID_HEX_CHARS = 24                # a person id: ID_PREFIX + this many hex digits (96 random bits)
 MAX_NAME_CHARS = 64
 
 
 class PeopleError(CineAgentError, ValueError):
-    """Base of the store's errors; each subclass's message says what to do."""
+    """Base of the errors about who a person is (token, fields); each message says what to do."""
 
 
 class InvalidToken(PeopleError):
@@ -50,9 +52,9 @@ def hash_token(token: str) -> bytes:
 
 def looks_like_token(token: str) -> bool:
     """The shape ``create`` hands out: checked before any lookup, so junk never reaches the database."""
-    return len(token) == 43 and all(c.isascii() and (c.isalnum() or c in "-_") for c in token)
+    return len(token) == TOKEN_CHARS and all(c.isascii() and (c.isalnum() or c in "-_") for c in token)
 
 
 def is_person_id(value: str) -> bool:
-    return (len(value) == len(ID_PREFIX) + 24 and value.startswith(ID_PREFIX)
+    return (len(value) == len(ID_PREFIX) + ID_HEX_CHARS and value.startswith(ID_PREFIX)
             and all(c in "0123456789abcdef" for c in value[len(ID_PREFIX):]))

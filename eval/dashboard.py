@@ -9,7 +9,7 @@ by ``eval.nightly`` (oldest first, the current run last):
 - gold-set accuracy over time (accuracy, micro F1, exclusion and title accuracy, cases correct);
 - per-genre recall of the latest run (previous run as a tick);
 - recommender metrics over time (nDCG@10 and Recall@10 per model, stratified protocol);
-- real requests (whole-parse accuracy, micro F1, act accuracy) and real dialogues (Recall@10 of
+- real requests (whole parse, i.e. ``cases_correct``; micro F1; act accuracy) and real dialogues (Recall@10 of
   the agent against its baselines) over time, when the run measured them;
 - the like rate over time, and the latest like rate by card position and by candidate source;
 - the per-case side-by-side table (utterance, expected, predicted), failures first.
@@ -203,7 +203,8 @@ def render(history: Sequence[dict], gold_report: dict, regressions: Sequence[dic
         series = {m: [h.get("figures", {}).get(f"ranking.stratified.{m}.{metric}") for h in history]
                   for m in model_names}
         parts.append(line_chart(f"{metric} over time", labels, series))
-    requests = {k: [h.get("figures", {}).get(f"requests.{k}") for h in history] for k in ("accuracy", "micro_f1", "act_accuracy")}
+    requests = {k: [h.get("figures", {}).get(f"requests.{k}") for h in history]
+                for k in ("cases_correct", "micro_f1", "act_accuracy")}
     dialogues = {s: [h.get("figures", {}).get(f"dialogues.{s}.R@10") for h in history]
                  for s in ("cineagent", "popularity", "corated", "corated_all")}
     if any(v is not None for vs in (*requests.values(), *dialogues.values()) for v in vs):

@@ -245,7 +245,7 @@ def evaluate_gold(cases: Sequence[dict], parser: IntentParser) -> dict:
         "cases_correct": sum(r["correct"] for r in rows) / n if n else 0.0,
         "cases": rows,
     }
-    report["whole_parse"] = report["cases_correct"]  # the same figure, under the name the real-request figures use
+    report["whole_parse"] = report["cases_correct"]  # the same figure, under the name the printed table gives it
     return report
 
 

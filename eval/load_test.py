@@ -2,16 +2,15 @@
 
 ``run_load_test`` starts the real app (``cineagent serve``, offline parser) as a subprocess on a
 free 127.0.0.1 port, in a scratch state directory that borrows the current home's data, models
-and caches (so 1,000 benchmark swipes never land in a real feedback log), and measures:
+and caches (so 1,000 benchmark swipes never land in a real event store). Every simulated user is
+a person of its own (``POST /api/people``, before any timing), mostly started from a MovieLens
+persona, and sends its token; rate limits are off for the benchmark. It measures:
 
 - time from process start to ``/healthz`` answering 200 (models loaded);
-Every simulated user is a person of its own (``POST /api/people``, before any timing), mostly
-started from a MovieLens persona, and sends its token; rate limits are off for the benchmark.
-
 - ``users`` concurrent users x ``turns`` chat turns each (``POST /api/chat``, gold-set
   utterances, one session per user): errors, p50/p95/p99 latency, throughput, the app
   process's CPU per turn (all its threads, from /proc), and how many turns waited for a phrase
-  embedded off the event loop (from the app's trace log);
+  embedded off the event loop (from the app's Turn events);
 - ``swipes`` likes/dislikes from ``users`` concurrent writers (``POST /api/feedback``, on the cards
   of a turn each writer had first, untimed, naming its trace): errors,
   latency, and whether the event store holds exactly one swipe per acknowledged swipe;

@@ -237,7 +237,7 @@ def run_nightly(config: NightlyConfig | None = None, data: Any = None, parser: A
     requests = None
     if config.requests is not None:
         requests = run_gold(load_cases(config.requests), parser)
-        log.info("nightly: real requests whole-parse %.4f (%d cases)", requests["accuracy"], requests["n"])
+        log.info("nightly: real requests whole parse %.4f (%d cases)", requests["cases_correct"], requests["n"])
     dialogues = None
     if config.dialogues is not None:
         from eval.dialogues import agent_replay, evaluate_dialogues, load_dialogues

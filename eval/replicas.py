@@ -237,6 +237,7 @@ def run_kill_test(server_url: str, people: int = 20, swipes: int = 1000, kill_af
 def _profiles_disagree(app_url: str, headers: list[dict[str, str]], url: str) -> int:
     """People whose likes/dislikes as the app shows them differ from their swipes in the store."""
     from data.event_store import EventStore
+    from data.events import DISLIKE_RATING, LIKE_RATING
 
     store = EventStore(url, pool_size=1)
     try:
@@ -245,8 +246,8 @@ def _profiles_disagree(app_url: str, headers: list[dict[str, str]], url: str) ->
             for header in headers:
                 profile = client.get("/api/users/me/profile", headers=header).json()
                 state = store.profile_state(profile["user_id"]).ratings
-                likes = sorted(i for i, r in state.items() if r == 5)
-                dislikes = sorted(i for i, r in state.items() if r == 1)
+                likes = sorted(i for i, r in state.items() if r == LIKE_RATING)
+                dislikes = sorted(i for i, r in state.items() if r == DISLIKE_RATING)
                 disagree += (profile["likes"], profile["dislikes"]) != (likes, dislikes)
         return disagree
     finally:

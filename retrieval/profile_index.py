@@ -19,7 +19,8 @@ import faiss
 import numpy as np
 from cachetools import LRUCache
 
-LIKE_RATING, DISLIKE_RATING = 5, 1
+from data.events import DISLIKE_RATING, LIKE_RATING
+
 LIKED_THRESHOLD = 4  # a MovieLens rating of 4-5 is what the person liked
 
 
@@ -58,8 +59,7 @@ class ProfileStore:
         with self._lock:
             cached = self._swipes.get(user_key)
             if cached is None or cached[0] != version:
-                self._swipes[user_key] = (version, dict(swipes))
-                self._indexes.pop(user_key, None)
+                self._swipes[user_key] = (version, dict(swipes))   # the index, tagged, rebuilds itself
 
     def _state(self, user_key: str) -> tuple[object, dict[int, int]]:
         """(version, swipes) as one consistent pair; read from the store when not cached."""
@@ -90,7 +90,6 @@ class ProfileStore:
         with self._lock:
             if self._seeds.get(user_key) != persona_key:
                 self._seeds[user_key] = persona_key
-                self._indexes.pop(user_key, None)
 
     def seeded_from(self, user_key: str) -> str | None:
         with self._lock:   # cachetools' caches reorder on every read: not safe without the lock
@@ -112,7 +111,6 @@ class ProfileStore:
             swipes = {**swipes, int(item_id): LIKE_RATING if liked else DISLIKE_RATING}
             self._local_edits += 1
             self._swipes[user_key] = (("local", self._local_edits), swipes)   # a version of its own
-            self._indexes.pop(user_key, None)
         return self.ratings(user_key)
 
     def disliked(self, user_key: str) -> set[int]:

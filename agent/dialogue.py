@@ -16,7 +16,6 @@ same coroutine run to completion for callers without an event loop.
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import inspect
 import logging
 import re
@@ -39,7 +38,6 @@ from agent.ranking import RankerConfig, Ranking, RequestRanker
 from agent.session import Card, Session, SessionStore, merge
 from agent.steps import Step, StepSpans, in_turn, recording
 from agent.users import User, UnknownUser, resolve_user
-from data.store import KeyedLocks
 from models.train import ModelBundle
 from retrieval.catalog import CatalogIndex
 from retrieval.profile_index import ProfileStore
@@ -171,7 +169,6 @@ class DialogueManager:
         self.ranker = RequestRanker(bundle, catalog, profiles, ranker_config)
         self.tracer = tracer
         self.writer = writer  # with an LLM configured: it may word replies and reasons, validated
-        self._swipe_order = KeyedLocks()
         self.encoder = RequestEncoder(catalog, self.data)
         self.evidence = EvidenceSource(self.ranker)
         counts = self.data.ratings.groupby("item_id")["rating"].agg(["mean", "count"])
@@ -214,10 +211,8 @@ class DialogueManager:
     def turn(self, user_key: object, session_id: str, message: str) -> TurnResult:
         """``chat`` for callers without an event loop (CLI, evaluation, tests): the same coroutine,
         run to completion on this thread's own loop (kept between calls: its worker threads too)."""
-        loop = _thread_loop()
-        # the caller's context (an open span, say) is the turn's too
-        return loop.run_until_complete(loop.create_task(self.chat(user_key, session_id, message),
-                                                        context=contextvars.copy_context()))
+        # the task copies the caller's context (an open span, say): it is the turn's too
+        return _thread_loop().run_until_complete(self.chat(user_key, session_id, message))
 
     def _admit(self, user_key: object, session_id: str, message: str) -> tuple[User, str]:
         if not isinstance(message, str):
@@ -266,8 +261,7 @@ class DialogueManager:
         records swipes in the event store, ``agent.service``); the next turn scores the person
         from it (the ranker's cache is keyed by their swipes; no model is written)."""
         user = resolve_user(user_key, self.data)
-        with self._swipe_order(user.key):  # one person's swipes land in the order they were made
-            ratings = self.profiles.record_swipe(user.key, int(item_id), liked)
+        ratings = self.profiles.record_swipe(user.key, int(item_id), liked)   # in order: under its lock
         if self.tracer and trace_id:
             self.tracer.record_feedback(trace_id, user, int(item_id), liked)
         return ratings

@@ -175,7 +175,7 @@ class RequestRanker:
 
     def tone_scores(self, tone: str) -> np.ndarray:
         """z-scored position of every item along a mood's direction (higher = more of it)."""
-        return -self.tones["darker"] if tone == "lighter" else self.tones[tone]
+        return self.tones[tone]
 
     # ---------------------------------------------------------------- learned item facts
     @staticmethod
@@ -197,6 +197,9 @@ class RequestRanker:
             scores = zscore((self.item_space @ direction)[None, :].astype(np.float64))[0]
             scores.setflags(write=False)
             out[tone] = scores
+        lighter = -out["darker"]   # the same axis, the other way: built once, not per call
+        lighter.setflags(write=False)
+        out["lighter"] = lighter
         return out
 
     def _franchises(self) -> tuple[dict[int, str], dict[str, tuple[int, ...]]]:
@@ -215,15 +218,12 @@ class RequestRanker:
         started from): a swipe makes a new version, so no one has to invalidate anything, and any
         process computes the same scores from the same events. Scoring every model is a tenth of
         a turn; the cache is bounded (``personal_cache_users``)."""
-        version = self._version(user)
+        version = self.profiles.version(user.key)
         cached = self._personal.get(user.key)
         if cached is None or cached[0] != version:
             cached = (version, self._score_personal(user))
             self._personal.put(user.key, cached)
         return cached[1]
-
-    def _version(self, user: User) -> int:
-        return hash((frozenset(self.profiles.swipes(user.key).items()), self.profiles.seeded_from(user.key)))
 
     def forget(self, user_key: str) -> None:
         """Drop a person's cached scores now (they are recomputed on demand; deletion uses this)."""

@@ -2,7 +2,7 @@
 their evidence only; a validator rejects anything not in that evidence and the template answer
 stands instead.
 
-One call (``ReplyWriter.write``):
+One call (``ReplyWriter.awrite``, awaited: the event loop is not held while the model writes):
 
 1. The cards go to the model as facts: title, year, genres, and the claims the template reason
    makes (the liked movies EASE leans on, the titles whose neighbours ranked it, the genres asked
@@ -15,14 +15,12 @@ One call (``ReplyWriter.write``):
 3. Anything wrong (endpoint down, timeout, bad JSON, a rejected claim) returns the template reply
    and reasons, with the reason recorded; the dialogue manager traces both paths.
 
-``ReplyWriter.awrite`` is the same call awaited (the dialogue manager's path: the event loop is not
-held while the model writes). Where the caller listens (``streaming_to(callback)``: the chat UI),
-it streams instead: the tool call's JSON arrives token by token, and as the ``reply`` field grows
+Where the caller listens (``streaming_to(callback)``: the chat UI), the call streams: the tool call's JSON arrives token by token, and as the ``reply`` field grows
 the callback gets its text so far (``Drafts``). A draft is never more than the final check would
 allow of it: only whole words (the last one may still be growing), only while they pass the same
 claim checks as the finished reply (a draft naming a movie, genre or year outside the evidence is
 held back, and nothing later is shown until the text passes again), and never over the length
-limit. The finished call is validated exactly as ``write`` does, and the caller shows the returned
+limit. The finished call is validated as a whole one is, and the caller shows the returned
 ``Written`` in place of the drafts: the LLM's reply when it passed, else the template's.
 """
 from __future__ import annotations
@@ -105,13 +103,19 @@ def facts(cards: Sequence[Card]) -> list[dict]:
              "asked_genres_it_lacks": c.evidence.get("missing_genres", [])} for c in cards]
 
 
+def reply_scope(cards: Sequence[Card], titles: TitleIndex,
+                request_genres: Sequence[str]) -> tuple[set[int], set[str], set[int]]:
+    """What a reply about these cards may name: (titles, genres, years)."""
+    return ({c.item_id for c in cards} | {i for c in cards for i in _cited_ids(c, titles)},
+            {g for c in cards for g in c.genres} | set(request_genres),
+            {c.year for c in cards if c.year})
+
+
 def validate(written: WrittenReply, cards: Sequence[Card], titles: TitleIndex, request_genres: Sequence[str]) -> list[str]:
     """Every claim of ``written`` that its cards' evidence does not back (empty: all are backed)."""
     problems: list[str] = []
     by_id = {c.item_id: c for c in cards}
-    all_titles = {c.item_id for c in cards} | {i for c in cards for i in _cited_ids(c, titles)}
-    all_genres = {g for c in cards for g in c.genres} | set(request_genres)
-    all_years = {c.year for c in cards if c.year}
+    all_titles, all_genres, all_years = reply_scope(cards, titles, request_genres)
     reply = written.reply.strip()
     if not reply or len(reply) > MAX_REPLY_CHARS:
         problems.append(f"reply: empty or over {MAX_REPLY_CHARS} characters")
@@ -188,9 +192,7 @@ class Drafts:
 
     def __init__(self, cards: Sequence[Card], titles: TitleIndex, request_genres: Sequence[str]) -> None:
         self.titles = titles
-        self.allowed_titles = {c.item_id for c in cards} | {i for c in cards for i in _cited_ids(c, titles)}
-        self.genres = {g for c in cards for g in c.genres} | set(request_genres)
-        self.years = {c.year for c in cards if c.year}
+        self.allowed_titles, self.genres, self.years = reply_scope(cards, titles, request_genres)
         self.shown = ""
         self.held = False     # a draft failed the checks: nothing more is shown until one passes
 
@@ -233,23 +235,11 @@ class ReplyWriter:
         return [SystemMessage(SYSTEM),
                 HumanMessage(f"Request: {request}\nFacts: {json.dumps(facts(cards), ensure_ascii=False)}")]
 
-    def write(self, request: str, cards: Sequence[Card], template_text: str, request_genres: Sequence[str]) -> Written:
-        template = Written(template_text, {c.item_id: c.explanation for c in cards}, "template")
-        if not cards:
-            return template
-        details: dict[str, Any] = {"model": self.settings.model}
-        started = time.perf_counter()
-        try:
-            out = self._chain.invoke(self._messages(request, cards))
-        except Exception as exc:  # noqa: BLE001 - whatever the endpoint does, the template answers
-            details["latency_ms"] = _ms(started)
-            return _fallback(template, f"{_failure_code(exc)}: {type(exc).__name__}: {exc}", details)
-        return self._checked(out, started, details, template, cards, request_genres)
-
     async def awrite(self, request: str, cards: Sequence[Card], template_text: str,
                      request_genres: Sequence[str]) -> Written:
-        """``write``, awaited; with a listener (``streaming_to``) the reply streams to it as drafts.
-        What it returns is checked the same way either way."""
+        """The reply and reasons as the LLM words them, when they pass ``validate``, else the
+        template's; with a listener (``streaming_to``) the reply streams to it as drafts. What it
+        returns is checked the same way either way."""
         template = Written(template_text, {c.item_id: c.explanation for c in cards}, "template")
         if not cards:
             return template

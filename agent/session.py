@@ -182,13 +182,6 @@ class SessionStore:
         with self._lock:
             self._sessions.pop(key, None)
 
-    def of_user(self, user_key: str) -> list[Session]:
-        """This person's live sessions (for their data export)."""
-        if self.store is not None:
-            return [_from_json(raw) for raw in self.store.sessions_of(user_key)]
-        with self._lock:
-            return [s for s in self._sessions.values() if s.user_key == user_key]
-
     def __len__(self) -> int:
         return self.store.count_sessions() if self.store is not None else len(self._sessions)
 

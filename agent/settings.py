@@ -65,7 +65,7 @@ class Settings(BaseSettings):
 
     def llm(self) -> "LLMSettings | None":
         """The LLM's settings, or None when no endpoint is configured."""
-        if not (self.llm_base_url or "").strip():
+        if self.llm_base_url is None:   # blank reads as unset (_blank_is_unset)
             return None
         from agent.llm_parser import LLMSettings
 
@@ -76,6 +76,7 @@ class Settings(BaseSettings):
     def rates(self) -> dict[str, int]:
         """The abuse limits, by the names ``web.limits.RateSettings`` takes."""
         return {name[len("rate_"):]: getattr(self, name) for name in type(self).model_fields if name.startswith("rate_")}
+
     @classmethod
     def from_env(cls, **overrides: object) -> "Settings":
         try:

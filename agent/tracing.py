@@ -62,7 +62,6 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from agent import langfuse_attrs as lf
 from agent import metrics, prompt_registry
-from agent.langfuse_attrs import MAX_ITEMS, MAX_TEXT, PERSONAL_KEYS, scrub  # noqa: F401 - this module's API too
 from agent.steps import Step
 from data.store import home
 

@@ -9,7 +9,6 @@ import hashlib
 import json
 import os
 import tempfile
-import threading
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
@@ -58,15 +57,3 @@ def sha256_file(path: Path) -> str:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-class KeyedLocks:
-    """A lock per key (a person), from a fixed set: writes for one person stay in order while
-    other people's go ahead. Two keys may share a lock (bounded memory), so never hold two locks
-    of one set at once."""
-
-    def __init__(self, stripes: int = 64) -> None:
-        self._locks = [threading.Lock() for _ in range(stripes)]
-
-    def __call__(self, key: str) -> threading.Lock:
-        return self._locks[hash(key) % len(self._locks)]

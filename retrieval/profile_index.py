@@ -71,6 +71,11 @@ class ProfileStore:
                 cached = self._swipes.get(user_key)
         return cached if cached is not None else (0, {})
 
+    def version(self, user_key: str) -> tuple[object, str | None]:
+        """What the person's profile is built from: the version of their swipes and the persona
+        they started from. Caches keyed by it are never older than the profile."""
+        return self._state(user_key)[0], self.seeded_from(user_key)
+
     def swipes(self, user_key: str) -> dict[int, int]:
         return dict(self._state(user_key)[1])
 

@@ -2,6 +2,7 @@
 on a misbehaving endpoint, and the real local llama.cpp server."""
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
@@ -58,7 +59,7 @@ def test_an_invented_movie_from_the_endpoint_falls_back_to_the_template(titles):
     args = json.dumps({"reply": "Try these!", "reasons": [{"item_id": FARGO, "reason": "Like Toy Story, but darker."}]})
     with fake_endpoint(tool_call_completion(args, name="WrittenReply")) as endpoint:
         writer = ReplyWriter(LLMSettings(base_url=endpoint.base_url, timeout_s=5), titles)
-        result = writer.write("sci-fi movies", CARDS, "Sci-fi movies:", ["Sci-Fi"])
+        result = asyncio.run(writer.awrite("sci-fi movies", CARDS, "Sci-fi movies:", ["Sci-Fi"]))
     assert result.written_by == "template" and result.text == "Sci-fi movies:"
     assert result.reasons == {EMPIRE: "template reason", FARGO: "template reason"}
     assert any("outside the evidence" in r for r in result.rejected)
@@ -66,15 +67,15 @@ def test_an_invented_movie_from_the_endpoint_falls_back_to_the_template(titles):
 
 def test_prose_instead_of_a_tool_call_falls_back(titles):
     with fake_endpoint(text_completion("Sure! Here are some movies.")) as endpoint:
-        result = ReplyWriter(LLMSettings(base_url=endpoint.base_url, timeout_s=5), titles).write(
-            "sci-fi", CARDS, "Sci-fi movies:", ["Sci-Fi"])
+        result = asyncio.run(ReplyWriter(LLMSettings(base_url=endpoint.base_url, timeout_s=5), titles).awrite(
+            "sci-fi", CARDS, "Sci-fi movies:", ["Sci-Fi"]))
     assert result.written_by == "template" and result.rejected[0].startswith("invalid_output")
 
 
 @pytest.mark.llm
 def test_the_real_server_is_either_validated_or_replaced_by_the_template(titles, llama_url):
     writer = ReplyWriter(LLMSettings(base_url=llama_url, timeout_s=60), titles)
-    results = [writer.write("sci-fi movies", CARDS, "Sci-fi movies:", ["Sci-Fi"]) for _ in range(2)]
+    results = [asyncio.run(writer.awrite("sci-fi movies", CARDS, "Sci-fi movies:", ["Sci-Fi"])) for _ in range(2)]
     for result in results:
         assert result.details.get("latency_ms") is not None
         if result.written_by == "llm":  # what the model wrote passed every check

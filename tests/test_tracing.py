@@ -22,7 +22,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from agent.intent import Intent, IntentParser
 from agent.langfuse_attrs import MIN_SERVER_VERSION, SCOPE
 from agent.steps import in_turn, recording
-from agent.tracing import (PERSONAL_KEYS, JsonFormatter, TraceLog, Tracing, TracingConfig, recent_traces, scrub)
+from agent.langfuse_attrs import PERSONAL_KEYS, scrub
+from agent.tracing import JsonFormatter, TraceLog, Tracing, TracingConfig, recent_traces
 from agent.users import User
 from tests.llm_server import fake_endpoint, free_port, tool_call_completion
 from tests.otlp_receiver import SERVER_VERSION, TRACES_PATH, langfuse_receiver, score_batch_problem

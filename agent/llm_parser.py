@@ -39,7 +39,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from rapidfuzz import fuzz, process
 
 from agent import lexicon
-from agent.intent import MAX_COUNT, Act, Adjustment, Intent, IntentParser, ParseResult, Slot, YearRange
+from agent.intent import MAX_COUNT, Act, Adjustment, Intent, IntentParser, ParseResult, Slot, UnusedPart, YearRange
 from agent.offline_parser import MAX_CHARS, MAX_KEYWORDS, OfflineParser
 from agent.prompts import Prompt, PromptError, load_prompt
 from agent.steps import Step, recording
@@ -427,11 +427,14 @@ class LLMParser(IntentParser):
             except Exception as exc:  # noqa: BLE001 - whatever the endpoint does, the turn is answered
                 out = exc
             answer = self._read(out, text, previous, trace, call)
-        return answer if isinstance(answer, ParseResult) else self._fallback(text, previous, *answer, trace)
+        if isinstance(answer, ParseResult):
+            return answer.model_copy(update={"unused": self._unused(text, previous)})
+        return self._fallback(text, previous, *answer, trace)
 
     async def aparse(self, text: str, previous: Intent | None = None) -> ParseResult:
         """``parse`` on an event loop: the LLM call is awaited (LangChain's async client), and the
-        offline parser answering a failed call runs in a worker thread (it may run MiniLM)."""
+        offline parser (the unused parts of a good answer, or the whole answer to a failed call)
+        runs in a worker thread: it may run MiniLM."""
         text = (text if isinstance(text, str) else "")[:MAX_CHARS]
         with self._llm_call(text) as (call, trace):
             try:
@@ -440,7 +443,7 @@ class LLMParser(IntentParser):
                 out = exc
             answer = self._read(out, text, previous, trace, call)
         if isinstance(answer, ParseResult):
-            return answer
+            return answer.model_copy(update={"unused": await asyncio.to_thread(self._unused, text, previous)})
         return await asyncio.to_thread(self._fallback, text, previous, *answer, trace)
 
     @contextmanager
@@ -457,8 +460,14 @@ class LLMParser(IntentParser):
             trace["_started"] = time.perf_counter()
             yield call, trace
 
+    def _unused(self, text: str, previous: Intent | None) -> list[UnusedPart]:
+        """What the catalog cannot hold (people, plots, later films, other languages), found the
+        same way whichever parser reads the request: by the offline reading."""
+        return self.offline.parse(text, previous).unused
+
     def _read(self, out: Any, text: str, previous: Intent | None, trace: dict, call: Step) -> ParseResult | tuple[str, str]:
-        """The chain's answer (or exception) -> a grounded ParseResult, or (failure code, message)."""
+        """The chain's answer (or exception) -> a grounded ParseResult (its ``unused`` left to the
+        caller: ``_unused``), or (failure code, message)."""
         trace["latency_ms"] = _ms(trace.pop("_started"))
         if isinstance(out, Exception):
             failure = (_failure_code(out), f"{type(out).__name__}: {out}")
@@ -480,10 +489,7 @@ class LLMParser(IntentParser):
                     trace["dropped"] = grounded.dropped
                     call.output = {"intent": grounded.intent.model_dump(mode="json"), "raw": trace["raw"],
                                    "dropped": grounded.dropped}
-                    # what the catalog cannot hold (people, plots, later films, other languages) is
-                    # found the same way whichever parser reads the request: the offline reading, ~1 ms
-                    unused = self.offline.parse(text, previous).unused
-                    return ParseResult(intent=grounded.intent, parser=self.name, details=trace, unused=unused)
+                    return ParseResult(intent=grounded.intent, parser=self.name, details=trace)
         # the call failed, the turn does not: the generation is marked, the offline parser answers
         call.facts.update(level="ERROR", status_message=f"{failure[0]}: {failure[1]}"[:FALLBACK_MESSAGE_CHARS])
         return failure

@@ -345,12 +345,12 @@ def cmd_bench_load(args) -> int:
 
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per request drowns the report
     if args.think:
-        report = run_capacity_test(turns=args.turns if args.turns != 50 else 10, time_limit_s=args.time_limit,
+        report = run_capacity_test(turns=args.turns or 10, time_limit_s=args.time_limit,
                                    workers=args.workers)
         print(format_capacity(report))
         _write_json(args.json, report)
         return 0 if report["holds"] else 1
-    report = run_load_test(users=args.users, turns=args.turns, swipes=args.swipes, time_limit_s=args.time_limit)
+    report = run_load_test(users=args.users, turns=args.turns or 50, swipes=args.swipes, time_limit_s=args.time_limit)
     print(format_report(report))
     _write_json(args.json, report)
     return 0 if report["ok"] else 1
@@ -486,7 +486,7 @@ def build_parser() -> argparse.ArgumentParser:
     memory.set_defaults(func=cmd_bench_memory)
     load = bench.add_parser("load", help="concurrent chat turns and swipes through the JSON API of a served app")
     load.add_argument("--users", type=int, default=20, help="concurrent simulated users (and swipe writers)")
-    load.add_argument("--turns", type=int, default=50, help="chat turns per user")
+    load.add_argument("--turns", type=int, help="chat turns per user (default 50; 10 with --think)")
     load.add_argument("--swipes", type=int, default=1000, help="swipes in all, spread over the users")
     load.add_argument("--time-limit", type=float, default=480.0, help="seconds before the run stops early")
     load.add_argument("--think", action="store_true",

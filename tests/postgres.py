@@ -30,7 +30,6 @@ import logging
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -40,6 +39,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 import pytest
 
+from eval.load_test import free_port
 from eval.replicas import fresh_database
 
 log = logging.getLogger(__name__)
@@ -71,12 +71,6 @@ def with_search_path(url: str, schema: str) -> str:
     parts = urlsplit(url)
     option = "options=" + quote(f"-csearch_path={schema}")
     return urlunsplit(parts._replace(query=f"{parts.query}&{option}" if parts.query else option))
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _bindir() -> Path:
@@ -167,7 +161,7 @@ class ThrowawayCluster:
                    "--encoding=UTF8", "--no-locale", "--no-sync"], "initdb")
         last_error = ""
         for _ in range(3):   # a free port may be taken before the server binds it: try another
-            self.port = _free_port()
+            self.port = free_port()
             options = (f"-c listen_addresses=127.0.0.1 -p {self.port} -c unix_socket_directories='{self.socket_dir}' "
                        # only clients get killed in the tests, never this server: no fsync needed
                        "-c fsync=off -c full_page_writes=off -c max_connections=200")

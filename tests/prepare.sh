@@ -19,17 +19,18 @@ if [ ! -f .cache/npm/node_modules/axe-core/axe.min.js ]; then
 fi
 
 # PostgreSQL for the event store's tests (tests/postgres.py): the machine's server at
-# 127.0.0.1:5432 (as root, a local cluster that is down is started), else initdb/pg_ctl for a
+# 127.0.0.1:5432 (a local cluster that is down is started; `sudo -n` when not root), else initdb/pg_ctl for a
 # throwaway cluster: Debian's postgresql package when neither is there.
 pg_answers() { timeout 3 bash -c '</dev/tcp/127.0.0.1/5432' 2>/dev/null; }
 pg_binaries() {
     { command -v initdb && command -v pg_ctl; } >/dev/null || compgen -G '/usr/lib/postgresql/*/bin/pg_ctl' >/dev/null
 }
-if ! pg_answers && [ "$(id -u)" -eq 0 ] && command -v pg_ctlcluster >/dev/null; then
+if ! pg_answers && command -v pg_ctlcluster >/dev/null; then
+    if [ "$(id -u)" -ne 0 ]; then PG_SUDO="sudo -n"; else PG_SUDO=; fi
     for conf in /etc/postgresql/*/main; do
         [ -d "$conf" ] || continue
         version=$(basename "$(dirname "$conf")")
-        pg_ctlcluster --skip-systemctl-redirect "$version" main start \
+        $PG_SUDO pg_ctlcluster --skip-systemctl-redirect "$version" main start \
             || echo "prepare.sh: could not start PostgreSQL $version/main; the tests make a throwaway cluster" >&2
     done
 fi

@@ -310,11 +310,12 @@ def test_metrics_are_open_and_name_nobody(client, victims, tally):
 
 
 def test_zz_report(tally, record_property):
-    """Runs last in this module: the tally of every attack above."""
+    """Runs last in this module: the tally of every attack above, for the report (each attack
+    asserted its own outcome where it was made)."""
     record_property("attacks_attempted", tally.attempted)
     record_property("attacks_succeeded", len(tally.succeeded))
     print(f"\nattacks: {tally.attempted} attempted, {len(tally.succeeded)} succeeded {tally.succeeded or ''}")
-    assert tally.attempted >= 80 and tally.succeeded == []
+    assert tally.attempted >= 80, "fewer attacks ran than the module makes"
 
 
 # ------------------------------------------------------------------------------- rate limits

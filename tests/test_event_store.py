@@ -5,6 +5,7 @@ acknowledged swipe when the writer is killed. PostgreSQL comes from ``tests/post
 schema per test); no models, no app server."""
 from __future__ import annotations
 
+import hashlib
 import os
 import secrets
 import signal
@@ -89,6 +90,20 @@ def test_a_person_is_created_authenticated_and_counted(store):
         with pytest.raises(InvalidPerson):
             store.create_person(bad)
     assert store.count_people() == 2 and store.person("p_" + "0" * 24) is None
+
+
+def test_the_sqlite_file_holds_only_a_hash_of_a_token(tmp_path):
+    """Neither the database file nor its WAL holds a token: a copy of them lets nobody act as anyone."""
+    store = EventStore(f"sqlite:///{tmp_path / 'events.sqlite3'}")
+    try:
+        _, token = store.create_person("Ann")
+        with sqlite3.connect(tmp_path / "events.sqlite3") as conn:
+            rows = conn.execute("SELECT token_sha256 FROM people").fetchall()
+        assert rows == [(hashlib.sha256(token.encode()).digest(),)]
+        for path in tmp_path.glob("events.sqlite3*"):   # the file, its WAL and shared memory
+            assert token.encode() not in path.read_bytes()
+    finally:
+        store.close()
 
 
 def test_deleting_a_person_removes_everything_recorded_about_them_and_nothing_else(store):

@@ -1,74 +1,12 @@
-"""People in the event store (tokens hashed, turns bound to their person), abuse limits and the
-operator credential: no server, no models."""
+"""Abuse limits, the operator credential, the bearer header, the open routes and user keys: no
+server, no models (people themselves are the event store's: tests/test_event_store.py)."""
 from __future__ import annotations
-
-import hashlib
-import sqlite3
 
 import pytest
 
-from data.event_store import EventStore
-from data.events import Turn
-from data.people import InvalidPerson, InvalidToken, is_person_id
 from web.auth import AdminTokenTooShort, Operator, Unauthorized, bearer_token
 from web.gate import allowed
 from web.limits import Limits, RateLimited, RateSettings, TokenBuckets, limits_off_env
-
-
-@pytest.fixture
-def store(tmp_path):
-    s = EventStore(f"sqlite:///{tmp_path / 'people.sqlite3'}", max_turns=5)
-    yield s
-    s.close()
-
-
-def test_a_token_authenticates_its_person_and_is_stored_only_as_a_hash(store, tmp_path):
-    person, token = store.create_person("Ann", 196)
-    assert is_person_id(person.id) and person.name == "Ann" and person.seed_from == 196
-    assert store.authenticate(token) == person == store.person(person.id)
-    for bad in ("", token[:-1], token + "x", token.upper(), "x" * 43, None):
-        with pytest.raises(InvalidToken):
-            store.authenticate(bad)
-    with sqlite3.connect(tmp_path / "people.sqlite3") as conn:
-        rows = conn.execute("SELECT * FROM people").fetchall()
-    assert token not in repr(rows) and rows[0][1] == hashlib.sha256(token.encode()).digest()
-    for path in tmp_path.glob("people.sqlite3*"):
-        assert token.encode() not in path.read_bytes()
-
-
-def test_names_are_bounded(store):
-    for bad in ("", "   ", "x" * 65, "tab\there"):
-        with pytest.raises(InvalidPerson):
-            store.create_person(bad)
-
-
-def test_a_turn_is_bound_to_its_person_and_the_bindings_are_bounded(store):
-    alice, _ = store.create_person()
-    bob, _ = store.create_person()
-    store.add_turn(Turn(trace_id="a" * 32, user_id=alice.id, session_id="s", items=[1, 2, 3]))
-    assert store.shown("a" * 32, alice.id) == [1, 2, 3]
-    assert store.shown("a" * 32, bob.id) is None and store.shown("b" * 32, alice.id) is None
-    import data.event_store as event_store
-
-    event_store.PRUNE_EVERY, before = 4, event_store.PRUNE_EVERY
-    try:
-        for i in range(20):
-            store.add_turn(Turn(trace_id=f"{i:032x}", user_id=alice.id, session_id="s", items=[i]))
-    finally:
-        event_store.PRUNE_EVERY = before
-    assert len(store.turns(alice.id)) <= 5 + 4
-
-
-def test_delete_removes_the_person_and_their_turns_and_revokes_the_token(store):
-    person, token = store.create_person("Ann")
-    store.add_turn(Turn(trace_id="c" * 32, user_id=person.id, session_id="s", items=[7]))
-    assert store.export_person(person.id)["turns"][0]["items"] == [7]
-    assert store.delete_person(person.id)["person"] == 1 and store.delete_person(person.id)["person"] == 0
-    with pytest.raises(InvalidToken):
-        store.authenticate(token)
-    assert store.person(person.id) is None and store.turns(person.id) == []
-    store.add_turn(Turn(trace_id="d" * 32, user_id=person.id, session_id="s", items=[7]))  # finished after the deletion
-    assert store.turns(person.id) == []
 
 
 def test_token_buckets_refill_at_their_rate():

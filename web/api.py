@@ -277,7 +277,7 @@ def build_api(runtime: Runtime) -> FastAPI:
 
     @api.post("/api/people", response_model=PersonCreated, status_code=201, tags=["people"],
               responses={**ERRORS, 429: PERSON_ERRORS[429]})
-    async def create_person(body: PersonRequest, request: Request, rt: Ready) -> dict:
+    def create_person(body: PersonRequest, request: Request, rt: Ready) -> dict:   # a store write: in a worker thread
         """A new person and their bearer token (shown once). ``seed_from`` starts the profile from a
         MovieLens persona's ratings; without it the person starts from scratch."""
         person, token = rt.create_person(body.name, body.seed_from, client_of(request))

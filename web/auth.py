@@ -51,7 +51,7 @@ def bearer_token(authorization: str | None) -> str:
 
 
 class Operator:
-    """The operator credential, read once from the environment."""
+    """The operator credential (``CINEAGENT_ADMIN_TOKEN``, from the settings object)."""
 
     def __init__(self, admin_token: str | None) -> None:
         if admin_token is not None and len(admin_token) < MIN_ADMIN_TOKEN_CHARS:

@@ -3,7 +3,8 @@
 A bucket holds up to ``per_minute`` tokens and refills continuously at ``per_minute`` a minute, so
 a person may burst a minute's worth and then goes at the steady rate. A refused action costs
 nothing and says when to retry (``RateLimited.retry_after_s``, sent as ``Retry-After``). Buckets
-live in this process only (one app process serves everything); at most ``max_keys`` are kept per
+live in each server process (with ``serve --workers N`` or replicas, a limit applies per process:
+N processes allow up to N times the rate); at most ``max_keys`` are kept per
 limit, least recently used dropped first, so a flood of fresh keys cannot exhaust memory (a dropped
 bucket starts full again, which only errs toward letting a real person in).
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 from html import escape
 from typing import Iterable, Mapping
 
+from data.events import DISLIKE_RATING
+
 MAX_TURNS_KEPT = 8    # turns a browser keeps and shows: enough to scroll back, small in storage
 EXAMPLES = ("a funny sci-fi like Men in Black", "a 90s thriller, nothing too violent", "something like Toy Story")
 
@@ -103,7 +105,7 @@ def render_turn(turn: Mapping, swiped: Mapping[int, str]) -> str:
     notices = "".join(f'<p class="notice">{escape(n)}</p>' for n in turn.get("notices") or [])
     listing = ""
     if cards:
-        listing = (f'<ul class="cards" aria-label="Picks">'
+        listing = ('<ul class="cards" aria-label="Picks">'
                    + "".join(_card(c, trace, i, swiped.get(int(c["item_id"]))) for i, c in enumerate(cards, 1))
                    + "</ul>")
     return (f'<article class="turn" id="turn-{escape(trace)}" data-trace="{escape(trace)}">'
@@ -127,7 +129,8 @@ def render_conversation(turns: Iterable[Mapping], swiped: Mapping[int, str]) -> 
     return body or render_welcome()
 
 
-def swiped_items(swipes: Mapping[int, int], disliked: set[int]) -> dict[int, str]:
-    """The card state of every swiped item: a card shows the person's current swipe, whichever
-    turn showed it (so an undone or later swipe shows on every copy)."""
-    return {int(i): ("dislike" if i in disliked else "like") for i in swipes}
+def swiped_items(swipes: Mapping[int, int]) -> dict[int, str]:
+    """The card state of every swiped item (item -> its rating from the profile store): a card
+    shows the person's current swipe, whichever turn showed it (so an undone or later swipe shows
+    on every copy)."""
+    return {int(i): ("dislike" if rating == DISLIKE_RATING else "like") for i, rating in swipes.items()}

@@ -159,8 +159,7 @@ def _well_formed(turn: Any) -> bool:
 def conversation_html(runtime: "Runtime", person: Person | None, chat: dict | None) -> str:
     if person is None or chat is None:
         return render_welcome()
-    profiles = runtime.require().profiles
-    return render_conversation(chat["turns"], swiped_items(profiles.swipes(person.id), profiles.disliked(person.id)))
+    return render_conversation(chat["turns"], swiped_items(runtime.require().profiles.swipes(person.id)))
 
 
 def failed_html(message: str, exc: Exception) -> str:
@@ -308,8 +307,7 @@ def ui_swipe(runtime: "Runtime", stored: dict | None, chat: Any, data: Any, requ
             text, ok = f"Not recorded: {plain_error(exc)}.", "0"
         state, who = "none", gr.skip()
         if person is not None and runtime.agent is not None:
-            profiles = runtime.agent.profiles
-            state = swiped_items(profiles.swipes(person.id), profiles.disliked(person.id)).get(item, "none")
+            state = swiped_items(runtime.agent.profiles.swipes(person.id)).get(item, "none")
             who = describe_person(runtime, person)
     # the card's true state after the attempt: the script settles every copy of the card on it
     return (f'<p data-item="{item or ""}" data-state="{state}" data-ok="{ok}" data-seq="{time.time_ns()}">'

@@ -47,9 +47,20 @@ def cmd_data_split(args) -> int:
 
 
 # ---------------------------------------------------------------------------------------- models
+def _train_reader(data) -> dict:
+    """The trained reader of messages, from the labelled messages in data/labels."""
+    from agent.understand.artifact import train_reader
+
+    figures = train_reader(data)
+    print(f"trained the {figures['reader_variant']} reader on {figures['reader_messages']} labelled messages "
+          f"(labels {figures['reader_labels_sha']}) in {figures['reader_train_seconds']} s")
+    return figures
+
+
 def cmd_train(args) -> int:
     from data import movielens
     from models.train import fit_bundle, save_bundle
+    from agent.understand.artifact import reader_is_current
     from retrieval.catalog import item_vectors
 
     started = time.perf_counter()
@@ -60,6 +71,8 @@ def cmd_train(args) -> int:
         try:
             manifest = open_version(data_checksum=data.checksum)
             print(f"models are current (artifact {manifest.version}); not retraining")
+            if not reader_is_current():
+                _train_reader(data)
             return 0
         except ArtifactError as exc:
             print(f"training: {exc}")
@@ -71,6 +84,7 @@ def cmd_train(args) -> int:
     metrics = {"fusion_validation_ndcg@10": bundle.fusion.validation_ndcg,
                "train_seconds": time.perf_counter() - started, "embed_seconds": embedded - started,
                "peak_rss_mib": _peak_rss_mib()}
+    metrics.update(_train_reader(data))
     manifest = save_bundle(bundle, parameters, metrics)
     print(f"trained {', '.join(bundle.sources)} + fusion (weights {bundle.fusion.weights}) "
           f"in {metrics['train_seconds']:.1f} s, peak RSS {metrics['peak_rss_mib']:.0f} MiB -> artifact {manifest.version}")
@@ -123,6 +137,25 @@ def cmd_eval_conversational(args) -> int:
     print(f"conversational protocol: {report['cases']} (user, genre) requests in {report['seconds']:.0f} s")
     for name, m in sorted(report["methods"].items(), key=lambda kv: -kv[1]["ndcg@10"]):
         print(f"{name:<22} recall@10 {m['recall@10']:.4f}  ndcg@10 {m['ndcg@10']:.4f}")
+    _write_json(args.json, report)
+    return 0
+
+
+def cmd_eval_understanding(args) -> int:
+    from agent.offline_parser import OfflineParser
+    from agent.text_vectors import text_vectors
+    from data import movielens
+    from eval.understanding import EVAL_VARIANTS, evaluate, format_report, load_rows
+
+    rows = load_rows([Path(p) for p in args.labels])
+    report = evaluate(rows, OfflineParser(movielens.load()), text_vectors(), variants=args.variants or EVAL_VARIANTS,
+                      curve=not args.no_curve, heldout=not args.dev_only)
+    print(format_report(report))
+    if args.misses:
+        _write_json(args.misses, {v: e["train_cv"]["misses"] for v, e in report["variants"].items()})
+    for entry in report["variants"].values():
+        for fold in ("train_cv", "heldout"):
+            entry[fold] = {k: v for k, v in entry[fold].items() if k != "misses"}
     _write_json(args.json, report)
     return 0
 
@@ -415,6 +448,19 @@ def build_parser() -> argparse.ArgumentParser:
     gold.add_argument("--failures-only", action="store_true", help="print only the cases it gets wrong")
     gold.add_argument("--json", help="write the report here")
     gold.set_defaults(func=cmd_eval_gold)
+    under = ev.add_parser("understanding", help="the rule, text and hybrid readers on the labelled messages: "
+                          "training fold (cross-validated) and held-out fold, with learning curves")
+    under.add_argument("--labels", nargs="*", default=[], help="more labelled files in the same schema "
+                       "(JSON Lines; `op` derived from `act` where missing)")
+    under.add_argument("--variants", nargs="*", default=None, help="rules, text, hybrid, served (the hybrid's "
+                       "operation with the rules' genres; default: all)")
+    under.add_argument("--no-curve", action="store_true", help="skip the learning curves")
+    under.add_argument("--dev-only", action="store_true", help="the training fold only (cross-validated): for "
+                       "trying a change without seeing held-out figures")
+    under.add_argument("--misses", help="write every training-fold miss (cross-validated) of each variant here "
+                       "(JSON; the held-out misses are never written, so nobody tunes on them)")
+    under.add_argument("--json", help="write the report here")
+    under.set_defaults(func=cmd_eval_understanding)
     conv = ev.add_parser("conversational", help="ask each test user for each genre of their test positives")
     conv.add_argument("--limit", type=int, help="only the first N (user, genre) requests")
     conv.add_argument("--json", help="write the report here")

@@ -35,8 +35,9 @@ from agent.explain import EvidenceSource, evidence_for, explain
 from agent.intent import Act, Intent, IntentParser, ParseResult, UnusedPart, YearRange
 from agent.query import RequestEncoder
 from agent.ranking import RankerConfig, Ranking, RequestRanker
-from agent.session import Card, Session, SessionStore, merge
+from agent.session import Card, Session, SessionStore, merge, start_over
 from agent.steps import Step, StepSpans, in_turn, recording
+from agent.understand.apply import read_in_context
 from agent.users import User, UnknownUser, resolve_user
 from models.train import ModelBundle
 from retrieval.catalog import CatalogIndex
@@ -44,6 +45,7 @@ from retrieval.profile_index import ProfileStore
 from data.errors import CineAgentError
 
 if TYPE_CHECKING:
+    from agent.understand.reader import TrainedReader
     from agent.reply_writer import ReplyWriter
 
 log = logging.getLogger(__name__)
@@ -141,6 +143,9 @@ def _timed(name: str, kind: str = "span") -> Callable:
     return wrap
 
 
+MOOD_MARGIN = 0.05   # z-score units a list must move along a mood before a reply may claim it (the same
+                     # films in another order move it by rounding only)
+
 CHIT_CHAT_REPLIES = (
     (re.compile(r"\b(thanks?|thank you|thx|cheers|ty)\b"), "You're welcome! Ask for more whenever you like."),
     (re.compile(r"\b(hi|hello|hey|hiya|good (morning|afternoon|evening))\b"),
@@ -158,7 +163,8 @@ class DialogueManager:
 
     def __init__(self, bundle: ModelBundle, parser: IntentParser, catalog: CatalogIndex, profiles: ProfileStore,
                  sessions: SessionStore | None = None, ranker_config: RankerConfig | None = None,
-                 tracer: TurnTracer | None = None, writer: "ReplyWriter | None" = None) -> None:
+                 tracer: TurnTracer | None = None, writer: "ReplyWriter | None" = None,
+                 reader: "TrainedReader | None" = None) -> None:
         self.bundle = bundle
         self.data = bundle.data
         self.parser = parser
@@ -169,6 +175,7 @@ class DialogueManager:
         self.ranker = RequestRanker(bundle, catalog, profiles, ranker_config)
         self.tracer = tracer
         self.writer = writer  # with an LLM configured: it may word replies and reasons, validated
+        self.reader = reader  # trained from labelled messages: the operation and genres of an offline reading
         self.encoder = RequestEncoder(catalog, self.data)
         self.evidence = EvidenceSource(self.ranker)
         counts = self.data.ratings.groupby("item_id")["rating"].agg(["mean", "count"])
@@ -296,14 +303,20 @@ class DialogueManager:
         session = state["session"]
         step.input = {"message": state["message"], "parser": self.parser.name}
         parsed = await self.parser.aparse(state["message"], session.standing)  # the LLM call is its own step
+        if self.reader is not None and parsed.parser == "offline":
+            # MiniLM on a message it has not seen: a worker thread, like the parse
+            parsed = await asyncio.to_thread(read_in_context, self.reader, state["message"], parsed, session)
         llm_facts = {k: v for k, v in parsed.details.items()
                      if k in ("prompt_version", "model", "latency_ms", "input_tokens", "output_tokens")}
         step.output = {"intent": parsed.intent.model_dump(mode="json"), "parser": parsed.parser,
-                       "fallback_reason": parsed.fallback_reason, **llm_facts}
+                       "fallback_reason": parsed.fallback_reason, **llm_facts,
+                       **{k: parsed.details[k] for k in ("op", "op_probs", "rule_reading") if k in parsed.details}}
         return {"parse": parsed}
 
     @_timed("merge")
     def _merge(self, state: TurnState, step: Step) -> dict:
+        if state["parse"].details.get("reset"):
+            start_over(state["session"])
         merged = self._merged(state["user"], state["session"], state["parse"].intent)
         merged, readings, avoid, unused = self._in_context(
             merged, state["session"], rejected_card=bool(state["parse"].details.get("rejected_card")))
@@ -448,7 +461,13 @@ class DialogueManager:
         if ranking.cold_start_reason and cards:
             notices.append("You're new here, so these lean on what's popular; like or dislike a few and the "
                            "next ones will be more yours.")
-        text = self._recommend_text(intent, cards, session, carried, unused)
+        unmet = self._unmet_moods(intent.mood, cards, shown_before)
+        step.output["unmet_moods"] = unmet
+        said = intent.model_copy(update={"mood": [m for m in intent.mood if m not in unmet]}) if unmet else intent
+        text = self._recommend_text(said, cards, session, carried, unused)
+        if unmet and cards:
+            text += f" I couldn't make these clearly {replies.join_words([replies.MOOD_WORDS[m] for m in unmet])} " \
+                    f"than {'the last ones' if shown_before else 'most movies'}."
         if self.writer is not None and cards:
             text = await self._written(state, intent, cards, text, unused)
         return {"result": TurnResult(text, cards, intent.act.value, intent, state["parse"], user,
@@ -561,6 +580,20 @@ class DialogueManager:
             cards.append(Card(item.item_id, movie.display_title, movie.year, list(movie.genres), explain(evidence),
                               item.score, evidence))
         return cards
+
+    def _unmet_moods(self, moods: list[str], cards: list[Card], before: list[int]) -> list[str]:
+        """The moods in force that the picks do not show: their mean position along the mood is not
+        above the last picks' (or, with nothing shown before, above the catalog's average), so a
+        reply never claims "less violent" for a list that is not."""
+        position = self.ranker.position
+        unmet = []
+        for mood in moods:
+            scores = self.ranker.tone_scores(mood)
+            now = [scores[position[c.item_id]] for c in cards if c.item_id in position]
+            then = [scores[position[i]] for i in before if i in position]
+            if now and float(np.mean(now)) <= (float(np.mean(then)) if then else 0.0) + MOOD_MARGIN:
+                unmet.append(mood)
+        return unmet
 
     def _recommend_text(self, intent: Intent, cards: list[Card], session: Session, carried: bool,
                         unused: list[UnusedPart]) -> str:

@@ -93,6 +93,8 @@ def evidence_for(item: RankedItem, liked: Mapping[int, int], source: EvidenceSou
         "referenced_titles": [data.movies[t].display_title for t, rank in near if rank and rank <= NEIGHBOUR_RANK],
         "neighbour_ranks": {str(t): rank for t, rank in near if rank},
         "genres": list(item.matched_genres),
+        "year": data.movies[pick].year,
+        "other_genres": [g for g in data.movies[pick].genres if g not in item.matched_genres],
         "missing_genres": [] if item.alternatives else [g for g in wanted if g not in item.matched_genres],
         "tones": tones,
         "sources": {name: rank for name, rank in top_sources},
@@ -107,7 +109,11 @@ def explain(evidence: dict) -> str:
         missing = " or ".join(PLURAL[g] for g in evidence["missing_genres"])
         parts.append(f"{_join(genres).capitalize()}, though not {missing}.")
     elif genres:
-        parts.append(f"{_join(genres).capitalize()}, as you asked.")
+        # the card's own year and its other genres make the reason the card's, not one line ten times
+        year = f"A {evidence['year']} " if evidence.get("year") else "A "
+        also = [PLURAL[g] for g in evidence.get("other_genres", [])[:2]]
+        parts.append(f"{year}{_join(genres)} film, as you asked"
+                     + (f", with {_join(also)} in it too." if also else "."))
     if evidence["profile_items"]:
         parts.append(f"Because you liked {_join([p['title'] for p in evidence['profile_items']])}.")
     elif evidence["referenced_titles"]:

@@ -30,7 +30,8 @@ Adjustment = Literal["newer", "older", "darker", "lighter", "funnier", "less_vio
 # Slots of the standing request a turn can relax ("any year is fine", "doesn't have to be a comedy").
 Slot = Literal["genres", "exclude_genres", "titles", "exclude_titles", "years", "mood", "all"]
 # Why part of a message could not be used: the catalog has no people, plots or languages, and ends in 1998.
-UnusedWhy = Literal["person", "plot", "out_of_catalog", "language", "no_movies_in_era", "off_topic"]
+# "facts": a question about films that needs more than titles, years and genres (cast, streaming, what is new).
+UnusedWhy = Literal["person", "plot", "out_of_catalog", "language", "no_movies_in_era", "off_topic", "facts"]
 
 
 class YearRange(BaseModel):

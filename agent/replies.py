@@ -27,6 +27,7 @@ UNUSED_SAYINGS = {
     "language": "I only understand English so far, so I couldn't read {parts}.",
     "no_movies_in_era": "My catalog ends in 1998, so {parts} can't be matched.",
     "off_topic": "I can only help with movies, not {parts}.",
+    "facts": "I only know each movie's title, year and genres, so I can't answer {parts}.",
 }
 
 
@@ -54,6 +55,11 @@ def describe(intent: Intent, data: MovieLens) -> str:
     if "different" in intent.adjust:
         head = f"something different: {head}" if head != GENERIC else "something different"
     return head + (", " + ", ".join(tails) if tails else "")
+
+
+def join_words(words: list[str]) -> str:
+    """"a", "a and b", "a, b and c"."""
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
 
 
 def era(start: int | None, end: int | None) -> str:

@@ -8,6 +8,8 @@ from agent.dialogue import DialogueManager
 from agent.intent import IntentParser
 from agent.offline_parser import OfflineParser
 from agent.session import SessionStore
+from agent.text_vectors import text_vectors
+from agent.understand.artifact import load_reader
 from agent.settings import Settings
 from data import movielens
 from models.train import load_bundle
@@ -95,7 +97,8 @@ def load_agent(parser: str = "auto", version: str | None = None, sessions: Sessi
 
     intent_parser = make_parser(data, parser, settings)
     agent = DialogueManager(bundle, intent_parser, catalog, profiles, sessions,
-                            tracer=turn_tracer(bundle, intent_parser), writer=make_writer(intent_parser, settings.llm_replies))
+                            tracer=turn_tracer(bundle, intent_parser), writer=make_writer(intent_parser, settings.llm_replies),
+                            reader=load_reader(text_vectors()))
     log.info("agent ready: models %s, parser %s", bundle.manifest.version if bundle.manifest else "?",
              agent.parser.name)
     return agent

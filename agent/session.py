@@ -61,6 +61,12 @@ def _moods(standing: list[str], adjust: list[str]) -> list[str]:
     return moods
 
 
+def start_over(session: Session) -> None:
+    """Forget the conversation so far ("start over", "forget all that"): the request, the cards,
+    the film last talked about and the films told as liked; what was shown stays unrepeated."""
+    session.standing, session.last_cards, session.focus, session.told_likes = None, [], None, []
+
+
 def merge(standing: Intent | None, new: Intent) -> Intent:
     """The request in force after this turn: the turn's operations applied to the standing request.
 

@@ -289,7 +289,7 @@ def test_a_store_of_the_first_schema_is_migrated(url):
     try:
         with first._tx() as cur:   # back to version 1, as an earlier CineAgent left it
             cur.execute("DROP TABLE meta")
-            for table in ("people", "swipes", "turns", "sessions"):
+            for table in ("people", "swipes", "turns", "sessions", "operator_sessions"):   # every later table too
                 cur.execute(f"DROP TABLE {table}")
             cur.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
             for statement in MIGRATIONS[1]:

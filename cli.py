@@ -255,8 +255,18 @@ def cmd_serve(args) -> int:
     # uvicorn stops accepting, lets requests in flight finish (a swipe is answered only once it is
     # committed), then closes what is left. No access log by default: every turn is a Turn event
     # and /metrics counts requests by route and status; CINEAGENT_ACCESS_LOG=1 turns it on.
+    # Forwarded headers (X-Forwarded-For/-Proto) are believed only from the proxies the operator
+    # names (CINEAGENT_TRUSTED_PROXIES); uvicorn's own default believes 127.0.0.1, so any local
+    # client could pick its address and escape every per-client limit. h11 (not httptools) parses
+    # requests so that a request line plus headers over HEADER_LIMIT_BYTES is refused while it
+    # arrives (400, connection closed), not buffered whole first (httptools has no such bound).
+    from web.gate import HEADER_LIMIT_BYTES
+
     uvicorn.run("app:app", host=host, port=port, workers=args.workers, timeout_graceful_shutdown=args.grace,
-                timeout_keep_alive=args.keep_alive, log_level="info", access_log=settings.access_log)
+                timeout_keep_alive=args.keep_alive, log_level="info", access_log=settings.access_log,
+                proxy_headers=settings.trusted_proxies is not None,
+                forwarded_allow_ips=settings.trusted_proxies or "",
+                http="h11", h11_max_incomplete_event_size=HEADER_LIMIT_BYTES)
     return 0
 
 

@@ -51,16 +51,30 @@ def test_rate_settings_from_the_environment(monkeypatch):
     limits.turn("bob", "127.0.0.1")
 
 
-def test_the_operator_credential():
+def test_the_operator_credential(tmp_path):
+    from data.event_store import EventStore
+
+    store = EventStore(f"sqlite:///{tmp_path / 'store.sqlite3'}")
     with pytest.raises(AdminTokenTooShort):
         Operator("short")
-    off = Operator(None)
+    off = Operator(None, store)
     assert not off.enabled and not off.is_operator({"authorization": "Bearer x"}, {})
-    op = Operator("s" * 32)
+    op = Operator("s" * 32, store)
     assert op.check_token("s" * 32) and not op.check_token("s" * 31) and not op.check_token("")
     assert op.is_operator({"authorization": "Bearer " + "s" * 32}, {})
-    assert op.is_operator({}, {"cineagent_operator": op.cookie_value()})
-    assert op.cookie_value() != "s" * 32 and not op.is_operator({}, {"cineagent_operator": "s" * 32})
+    session = op.open_session()
+    assert session != op.open_session() and "s" * 32 not in session
+    assert op.is_operator({"host": "127.0.0.1:7860"}, {"cineagent_operator": session})
+    assert not op.is_operator({}, {"cineagent_operator": "s" * 32})
+    # the cookie counts only from the app's own origin
+    assert op.is_operator({"host": "127.0.0.1:7860", "origin": "http://127.0.0.1:7860"}, {"cineagent_operator": session})
+    for origin in ("http://127.0.0.1:9999", "null", "http://evil.example", "file://"):
+        assert not op.is_operator({"host": "127.0.0.1:7860", "origin": origin}, {"cineagent_operator": session})
+    # another token voids it; signing out deletes it
+    assert not Operator("t" * 32, store).is_operator({}, {"cineagent_operator": session})
+    op.close_session(session)
+    assert not op.is_operator({}, {"cineagent_operator": session})
+    store.close()
 
 
 def test_bearer_header_parsing():

@@ -214,10 +214,11 @@ class CineAgent:
     def export(self, person: Person) -> dict:
         """Everything held about the person: who they are, their swipes, profile, conversations,
         turns, and those turns' records in the trace log."""
-        from agent.tracing import iter_traces
+        from agent.tracing import TracingConfig, person_traces
 
         stored = self.store.export_person(person.id)
-        traces = [t for t in iter_traces() if t.get("user") == person.id]
+        # through the trace log's index: their own lines only, never the whole log
+        traces = person_traces(person.id, backups=TracingConfig.from_env().trace_log_backups)
         return {**stored, "profile": self.profile(person.id), "traces": traces}
 
     def delete(self, person: Person) -> dict:

@@ -326,8 +326,8 @@ def test_metrics_are_open_and_name_nobody(client, victims, tally):
 def limited(tmp_path_factory):
     """A second app with small per-client limits and small kept-conversation and kept-turn
     bounds, and no trusted proxy (the default)."""
-    env = {"CINEAGENT_RATE_PEOPLE_CLIENT": "3", "CINEAGENT_RATE_SWIPES_CLIENT": "6", "CINEAGENT_MAX_SESSIONS": "20",
-           "CINEAGENT_MAX_SESSIONS_PERSON": "5", "CINEAGENT_MAX_TURNS_PERSON": "10"}
+    env = {"CINEAGENT_RATE_PEOPLE_CLIENT": "4", "CINEAGENT_RATE_SWIPES_CLIENT": "6", "CINEAGENT_RATE_EXPORTS_PERSON": "3",
+           "CINEAGENT_MAX_SESSIONS": "20", "CINEAGENT_MAX_SESSIONS_PERSON": "5", "CINEAGENT_MAX_TURNS_PERSON": "10"}
     with running_app(tmp_path_factory.mktemp("limited"), env=env) as app:
         yield app
 
@@ -360,13 +360,18 @@ def test_one_persons_flood_evicts_only_their_own(limited, tally):
         export = c.get("/api/people/me/export", headers=attacker["headers"]).json()
         assert len(export["sessions"]) <= 5 and len(export["turns"]) <= 10, (len(export["sessions"]), len(export["turns"]))
         assert [s["session_id"] for s in export["sessions"]][-1] == "flood-29", "their newest stays"
+        # exports have a limit of their own (3 a minute here; this was the first)
+        more = [c.get("/api/people/me/export", headers=attacker["headers"]).status_code for _ in range(4)]
+        for n, status in enumerate(more[2:]):
+            tally.attempt(f"export {n + 4} in a minute", status != 429)
+        assert more[:2] == [200, 200] and more[2:] == [429, 429], more
 
 
 def test_forwarded_headers_do_not_pick_the_client_address(limited, tally):
     """Finding 1: uvicorn's default believed X-Forwarded-For from 127.0.0.1, so any local client
     chose its own address and escaped every per-client limit (60 of 60 sign-ups in a burst)."""
     with httpx.Client(base_url=limited.url, timeout=60) as c:
-        made = [c.post("/api/people", json={}) for _ in range(4)]
+        made = [c.post("/api/people", json={}) for _ in range(5)]   # the bucket holds 4 at most
         assert made[-1].status_code == 429, [m.status_code for m in made]
         for n in range(20):   # each with an address of its own, as the attacker would pick
             reply = c.post("/api/people", json={}, headers=forged(n))
@@ -825,6 +830,46 @@ def test_unread_queue_results_are_bounded_per_client(limited, tally):
 def _rss_mb(app) -> float:
     status = Path(f"/proc/{app.proc.pid}/status").read_text()
     return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS"))) / 1024
+
+
+def test_exports_read_their_own_lines_not_the_whole_trace_log(client, server, victims, tally):
+    """Finding 6: each export re-read the whole trace log (1.8 s at 21 MB; it may reach 80 MB), and
+    4 at once took another person's chat from 20 ms to 1.6 s median."""
+    from agent.tracing import TraceLog
+
+    alice, bob = victims["alice"], victims["bob"]
+    for _ in range(40):   # the local trace log is written in batches (about a second behind the turns)
+        if client.get("/api/people/me/export", headers=alice["headers"]).json()["traces"]:
+            break
+        time.sleep(0.25)
+    log = TraceLog(server.state / "traces" / "traces.jsonl")   # the app's own, with the app's rotation
+    filler = {"user": "p_" + "f" * 24, "message": "x" * 5000, "steps": [{"name": "s", "ms": 1.0}] * 20}
+    for _ in range(60):   # 30 MB of someone else's turns (the log keeps up to 80 MB)
+        log.append_many([{**filler, "trace_id": secrets.token_hex(16)} for _ in range(100)])
+    timings: list[float] = []
+    health: list[float] = []
+
+    def export(_: int) -> dict:
+        started = time.perf_counter()
+        reply = httpx.get(f"{server.url}/api/people/me/export", headers=alice["headers"], timeout=60)
+        timings.append(time.perf_counter() - started)
+        assert reply.status_code == 200, reply.text
+        return reply.json()
+
+    with ThreadPoolExecutor(4) as pool:
+        exports = pool.map(export, range(8))
+        for _ in range(10):
+            started = time.perf_counter()
+            assert client.get("/healthz").status_code == 200
+            health.append(time.perf_counter() - started)
+        chat(client, bob, "while-exporting", "a comedy")
+        exports = list(exports)
+    slow = statistics.median(timings) > 0.5
+    tally.attempt(f"export reads the whole log ({statistics.median(timings):.2f} s median)", slow)
+    assert not slow, timings
+    assert statistics.median(health) < 0.1, health
+    for made in exports:
+        assert {t["user"] for t in made["traces"]} <= {alice["user_id"]} and made["traces"], "hers, and only hers"
 
 
 def test_zz_report(tally, record_property):

@@ -343,7 +343,7 @@ def ui_export(runtime: "Runtime", stored: dict | None, request: gr.Request):
             outcome["status"] = 200
             if person is None:
                 return {}, "Nothing is held about you yet: you have not said anything."
-            runtime.limits.turn(person.id, ui_client(request))  # an export reads whole logs
+            runtime.limits.export(person.id, ui_client(request))  # its own limit, and a turn's
             return runtime.export(person), ""
         except PEOPLE_ERRORS as exc:
             outcome["status"] = status_of(exc)

@@ -366,6 +366,16 @@ def cmd_bench_load(args) -> int:
     return 0 if report["ok"] else 1
 
 
+def cmd_bench_abuse(args) -> int:
+    from eval.abuse_bench import format_abuse, run_abuse_bench
+
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    report = run_abuse_bench(header_mb=args.header_mb, joins=args.joins, exports=args.exports, log_mb=args.log_mb)
+    print(format_abuse(report))
+    _write_json(args.json, report)
+    return 0 if report["ok"] else 1
+
+
 def cmd_bench_replicas(args) -> int:
     from eval.replicas import format_kill, format_replicas, run_kill_test, run_replica_bench
 
@@ -505,6 +515,14 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("--workers", type=int, default=1, help="with --think: app worker processes (serve --workers)")
     load.add_argument("--json", help="write the figures here")
     load.set_defaults(func=cmd_bench_load)
+    abuse = bench.add_parser("abuse", help="/healthz while a huge header, unread queue joins and concurrent exports "
+                                           "are tried on a served app (127.0.0.1)")
+    abuse.add_argument("--header-mb", type=int, default=100, help="size of the one header sent")
+    abuse.add_argument("--joins", type=int, default=400, help="queue joins never read")
+    abuse.add_argument("--exports", type=int, default=4, help="exports at once")
+    abuse.add_argument("--log-mb", type=int, default=30, help="other people's turns in the trace log (MB)")
+    abuse.add_argument("--json", help="write the figures here")
+    abuse.set_defaults(func=cmd_bench_abuse)
     replicas = bench.add_parser("replicas", help="two app replicas on one PostgreSQL: turns and swipes alternating "
                                                  "between them, then kill -9 of a replica mid-swipes")
     replicas.add_argument("--server", help="a PostgreSQL server URL (default $CINEAGENT_DATABASE_URL)")

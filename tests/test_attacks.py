@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import http.server
 import json
+import os
 import secrets
 import socket
 import sqlite3
@@ -66,9 +67,12 @@ class Tally:
 
     def __init__(self) -> None:
         self.attempted, self.succeeded = 0, []
+        self.by_test: dict[str, int] = {}   # attempts per test: each of issue 20's findings is one test
 
     def attempt(self, name: str, got_through: bool) -> None:
         self.attempted += 1
+        test = os.environ.get("PYTEST_CURRENT_TEST", "?").split("::")[-1].split(" ")[0]
+        self.by_test[test] = self.by_test.get(test, 0) + 1
         if got_through:
             self.succeeded.append(name)
 
@@ -878,6 +882,8 @@ def test_zz_report(tally, record_property):
     record_property("attacks_attempted", tally.attempted)
     record_property("attacks_succeeded", len(tally.succeeded))
     print(f"\nattacks: {tally.attempted} attempted, {len(tally.succeeded)} succeeded {tally.succeeded or ''}")
+    for test, count in tally.by_test.items():
+        print(f"  {count:4d}  {test}")
     assert tally.attempted >= 80, "fewer attacks ran than the module makes"
 
 

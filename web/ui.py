@@ -24,7 +24,7 @@ import asyncio
 import time
 import uuid
 from collections import deque
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from html import escape
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, AsyncIterator, Iterator
@@ -325,7 +325,12 @@ def ui_start_over(runtime: "Runtime", persona: str | None, request: gr.Request, 
             leaving = ui_person(runtime, stored, request, create=False)[0]
             person, token = runtime.create_person(None, seed, ui_client(request))
             if leaving is not None:
-                runtime.delete(leaving)
+                try:
+                    runtime.delete(leaving)
+                except PEOPLE_ERRORS:   # the browser keeps the old token (to retry); the new person goes
+                    with suppress(PEOPLE_ERRORS):
+                        runtime.delete(person)
+                    raise
             outcome["status"] = 201
             return ({"token": token, "user_id": person.id}, describe_person(runtime, person), render_welcome(),
                     None, "")

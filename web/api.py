@@ -6,6 +6,7 @@ is the facade's (``agent.service``), whose errors map to statuses through ``web.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
@@ -66,12 +67,25 @@ class StoreProbe:
     meanwhile), and a read that takes over ``timeout_s`` counts as no answer."""
 
     def __init__(self, store, timeout_s: float = 2.0, fresh_s: float = 1.0) -> None:
-        from concurrent.futures import ThreadPoolExecutor
-
         self.store, self.timeout_s, self.fresh_s = store, timeout_s, fresh_s
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cineagent-store-probe")
         self._pending: asyncio.Future | None = None
         self._answer: tuple[float, str | None] | None = None   # (when, problem or None)
+
+    def _start(self) -> asyncio.Future:
+        """The read in a daemon thread (a read stuck on a dead connection never holds up exit)."""
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+
+        def run() -> None:
+            try:
+                answer = self._ping()
+            except Exception as exc:  # noqa: BLE001 - a fault of the probe is still no answer
+                answer = f"the store check failed: {type(exc).__name__}"
+            with contextlib.suppress(RuntimeError):   # the loop closed meanwhile: nobody waits for it
+                loop.call_soon_threadsafe(lambda: future.done() or future.set_result(answer))
+
+        threading.Thread(target=run, name="cineagent-store-probe", daemon=True).start()
+        return future
 
     def _ping(self) -> str | None:
         try:
@@ -85,14 +99,12 @@ class StoreProbe:
         now = time.monotonic()
         if self._answer is not None and now - self._answer[0] < self.fresh_s:
             return self._answer[1]
-        if self._pending is None or self._pending.done():
-            self._pending = asyncio.get_running_loop().run_in_executor(self._executor, self._ping)
+        if self._pending is None or self._pending.done():   # one read at a time
+            self._pending = self._start()
         try:
             problem = await asyncio.wait_for(asyncio.shield(self._pending), self.timeout_s + 0.5)
         except asyncio.TimeoutError:
             problem = f"the store did not answer within {self.timeout_s:g} s"
-        except Exception as exc:  # noqa: BLE001 - a fault of the probe is still no answer
-            problem = f"the store check failed: {type(exc).__name__}"
         self._answer = (time.monotonic(), problem)
         return problem
 

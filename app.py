@@ -29,7 +29,11 @@ from web.ui import mount as mount_ui
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     runtime = Runtime(settings or Settings.from_env())
-    return mount_ui(build_api(runtime), runtime)
+    api = mount_ui(build_api(runtime), runtime)
+    # the mounted Gradio app's Blocks: web.limits.QueueGuard checks joins against its events
+    runtime.ui_blocks = next(route.app.get_blocks() for route in api.routes
+                             if hasattr(getattr(route, "app", None), "get_blocks"))
+    return api
 
 
 app = create_app()

@@ -288,8 +288,18 @@ def cmd_serve(args) -> int:
     # uvicorn stops accepting, lets requests in flight finish (a swipe is answered only once it is
     # committed), then closes what is left. No access log by default: every turn is a Turn event
     # and /metrics counts requests by route and status; CINEAGENT_ACCESS_LOG=1 turns it on.
+    # Forwarded headers (X-Forwarded-For/-Proto) are believed only from the proxies the operator
+    # names (CINEAGENT_TRUSTED_PROXIES); uvicorn's own default believes 127.0.0.1, so any local
+    # client could pick its address and escape every per-client limit. h11 (not httptools) parses
+    # requests so that a request line plus headers over HEADER_LIMIT_BYTES is refused while it
+    # arrives (400, connection closed), not buffered whole first (httptools has no such bound).
+    from web.gate import HEADER_LIMIT_BYTES
+
     uvicorn.run("app:app", host=host, port=port, workers=args.workers, timeout_graceful_shutdown=args.grace,
-                timeout_keep_alive=args.keep_alive, log_level="info", access_log=settings.access_log)
+                timeout_keep_alive=args.keep_alive, log_level="info", access_log=settings.access_log,
+                proxy_headers=settings.trusted_proxies is not None,
+                forwarded_allow_ips=settings.trusted_proxies or "",
+                http="h11", h11_max_incomplete_event_size=HEADER_LIMIT_BYTES)
     return 0
 
 
@@ -385,6 +395,16 @@ def cmd_bench_load(args) -> int:
         return 0 if report["holds"] else 1
     report = run_load_test(users=args.users, turns=args.turns or 50, swipes=args.swipes, time_limit_s=args.time_limit)
     print(format_report(report))
+    _write_json(args.json, report)
+    return 0 if report["ok"] else 1
+
+
+def cmd_bench_abuse(args) -> int:
+    from eval.abuse_bench import format_abuse, run_abuse_bench
+
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    report = run_abuse_bench(header_mb=args.header_mb, joins=args.joins, exports=args.exports, log_mb=args.log_mb)
+    print(format_abuse(report))
     _write_json(args.json, report)
     return 0 if report["ok"] else 1
 
@@ -541,6 +561,14 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("--workers", type=int, default=1, help="with --think: app worker processes (serve --workers)")
     load.add_argument("--json", help="write the figures here")
     load.set_defaults(func=cmd_bench_load)
+    abuse = bench.add_parser("abuse", help="/healthz while a huge header, unread queue joins and concurrent exports "
+                                           "are tried on a served app (127.0.0.1)")
+    abuse.add_argument("--header-mb", type=int, default=100, help="size of the one header sent")
+    abuse.add_argument("--joins", type=int, default=400, help="queue joins never read")
+    abuse.add_argument("--exports", type=int, default=4, help="exports at once")
+    abuse.add_argument("--log-mb", type=int, default=30, help="other people's turns in the trace log (MB)")
+    abuse.add_argument("--json", help="write the figures here")
+    abuse.set_defaults(func=cmd_bench_abuse)
     replicas = bench.add_parser("replicas", help="two app replicas on one PostgreSQL: turns and swipes alternating "
                                                  "between them, then kill -9 of a replica mid-swipes")
     replicas.add_argument("--server", help="a PostgreSQL server URL (default $CINEAGENT_DATABASE_URL)")

@@ -37,6 +37,7 @@ class CineAgent:
         self.settings = settings
         self.store = store or open_store(settings.database_url, settings.db_pool_size)
         self.store.max_turns = settings.max_turns
+        self.store.max_turns_person = settings.max_turns_person
         self.agent: DialogueManager | None = None
         self.error: str | None = None
         self.created = time.monotonic()
@@ -51,7 +52,8 @@ class CineAgent:
 
         started = time.monotonic()
         try:
-            sessions = SessionStore(self.settings.max_sessions, self.settings.session_ttl_s, store=self.store)
+            sessions = SessionStore(self.settings.max_sessions, self.settings.session_ttl_s, store=self.store,
+                                    max_per_person=self.settings.max_sessions_person)
             agent = load_agent(parser=self.settings.parser, sessions=sessions, events=self.store,
                                settings=self.settings)
         except Exception as exc:  # noqa: BLE001 - reported by /healthz and every call
@@ -137,8 +139,11 @@ class CineAgent:
             raise UnknownTurn(trace_id, item_id)
         swipe = make_swipe(user_id=person.key, session_id=session_id, item_id=item_id, action=action,
                            trace_id=trace_id, rank=rank, query=query)
-        # one transaction, refused if the person was deleted meanwhile (then nothing is left behind)
-        self.store.add_swipe(swipe)
+        # one transaction, refused if the person was deleted meanwhile (then nothing is left behind);
+        # the same swipe again (a retry whose first answer was lost) is the stored one, not a new event
+        _, stored = self.store.record_swipe(swipe)
+        if stored is not None:
+            return stored
         self._refresh(agent, person.key)
         if agent.tracer and trace_id:
             agent.tracer.record_feedback(trace_id, person, int(item_id), action == "like")
@@ -209,10 +214,11 @@ class CineAgent:
     def export(self, person: Person) -> dict:
         """Everything held about the person: who they are, their swipes, profile, conversations,
         turns, and those turns' records in the trace log."""
-        from agent.tracing import iter_traces
+        from agent.tracing import TracingConfig, person_traces
 
         stored = self.store.export_person(person.id)
-        traces = [t for t in iter_traces() if t.get("user") == person.id]
+        # through the trace log's index: their own lines only, never the whole log
+        traces = person_traces(person.id, backups=TracingConfig.from_env().trace_log_backups)
         return {**stored, "profile": self.profile(person.id), "traces": traces}
 
     def delete(self, person: Person) -> dict:

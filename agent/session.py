@@ -124,8 +124,10 @@ class SessionStore:
     two prunes).
     """
 
-    def __init__(self, max_sessions: int = 10_000, ttl_seconds: float = 3600.0, store: "EventStore | None" = None) -> None:
+    def __init__(self, max_sessions: int = 10_000, ttl_seconds: float = 3600.0, store: "EventStore | None" = None,
+                 max_per_person: int | None = None) -> None:
         self.max_sessions = max_sessions
+        self.max_per_person = max_per_person   # in the store: a person's new conversation pushes out their own oldest
         self.ttl = ttl_seconds
         self.store = store
         self._sessions: OrderedDict[str, Session] = OrderedDict()
@@ -172,7 +174,7 @@ class SessionStore:
         session.version = self.store.save_session(
             _key(session.user_key, session.session_id), session.user_key, _to_json(session), session.version,
             not_before=time.time() - self.ttl, keep=self.max_sessions, prune=self._saves % self._prune_every == 0,
-            turn=turn)
+            turn=turn, keep_person=self.max_per_person)
 
     def _expire(self, now: float) -> None:
         while self._sessions:

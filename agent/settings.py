@@ -35,7 +35,13 @@ class Settings(BaseSettings):
     max_sessions: int = Field(default=10_000, ge=1, description="conversations kept, least recently used out")
     recent_turns: int = Field(default=200, ge=1, description="turns the operator's Traces tab lists")
     max_turns: int = Field(default=100_000, ge=100, description="turn events kept in the store, oldest out")
+    max_sessions_person: int = Field(default=100, ge=1, description="a person's conversations kept, their least "
+                                     "recently used out (so one person's flood pushes out only their own)")
+    max_turns_person: int = Field(default=1_000, ge=10, description="a person's turn events kept, their oldest out")
     access_log: bool = Field(default=False, description="uvicorn's line per request")
+    trusted_proxies: str | None = Field(
+        default=None, description="comma-separated addresses or networks of reverse proxies whose "
+                                  "X-Forwarded-For / X-Forwarded-Proto are believed; unset: none (the TCP peer is the client)")
     # the LLM (unset base URL: the offline parser answers)
     llm_base_url: str | None = Field(default=None, description="an OpenAI-compatible endpoint")
     llm_model: str | None = Field(default=None, description="model name sent to it")
@@ -49,8 +55,10 @@ class Settings(BaseSettings):
     rate_swipes_person: int = Field(default=120, ge=0)
     rate_swipes_client: int = Field(default=600, ge=0)
     rate_people_client: int = Field(default=10, ge=0)
+    rate_exports_person: int = Field(default=6, ge=0)
+    rate_operator_signins_client: int = Field(default=5, ge=0)
 
-    @field_validator("admin_token", "openai_api_key", "llm_base_url", "llm_model", mode="before")
+    @field_validator("admin_token", "openai_api_key", "llm_base_url", "llm_model", "trusted_proxies", mode="before")
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
@@ -62,6 +70,23 @@ class Settings(BaseSettings):
             raise ValueError("at least 16 characters (e.g. `python -c 'import secrets; print(secrets.token_urlsafe(32))'`),"
                              " or unset it to turn operator views off")
         return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        import ipaddress
+
+        names = [n.strip() for n in value.split(",") if n.strip()]
+        for name in names:
+            if name == "*":
+                raise ValueError("'*' would believe anyone's X-Forwarded-For; name the proxy's address")
+            try:
+                ipaddress.ip_network(name, strict=False)
+            except ValueError:
+                raise ValueError(f"{name!r} is not an IP address or network (e.g. 127.0.0.1 or 10.0.0.0/8)") from None
+        return ",".join(names) or None
 
     def llm(self) -> "LLMSettings | None":
         """The LLM's settings, or None when no endpoint is configured."""

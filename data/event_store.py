@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 
 FILE_NAME = "cineagent.sqlite3"
 DEFAULT_MAX_TURNS = 100_000   # turn events kept; the oldest go first
+DEFAULT_MAX_TURNS_PERSON = 1_000   # a person's turn events kept; their oldest go first
 PRUNE_EVERY = 1024            # turn inserts between two prunes (per process)
 
 # One list of steps per schema version. {id}, {blob} and {real} are spelt per database.
@@ -78,6 +79,16 @@ MIGRATIONS: dict[int, list[str]] = {
     # a conversation's row counts its saves (from 1: 0 means no row): a save based on an older read
     # is refused
     2: ["ALTER TABLE sessions ADD COLUMN version INTEGER NOT NULL DEFAULT 1"],
+    # per-person reads: a person's latest swipe on an item (a retried swipe is one event), their
+    # newest turns and conversations (each person's own bounds); operator sign-ins that sign-out revokes
+    3: ["CREATE INDEX swipes_user_item ON swipes (user_id, item_id, seq)",
+        "CREATE INDEX turns_user_seq ON turns (user_id, seq)",
+        "DROP INDEX turns_user",
+        "CREATE INDEX sessions_user_touched ON sessions (user_id, touched)",
+        "DROP INDEX sessions_user",
+        """CREATE TABLE operator_sessions (
+            id_sha256 {blob} PRIMARY KEY,
+            expires {real} NOT NULL)"""],
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 DIALECTS = {
@@ -121,9 +132,11 @@ class ProfileState:
 class EventStore:
     """People, swipes, turns and sessions in SQLite or PostgreSQL (see the module docstring)."""
 
-    def __init__(self, url: str | None = None, max_turns: int = DEFAULT_MAX_TURNS, pool_size: int = 8) -> None:
+    def __init__(self, url: str | None = None, max_turns: int = DEFAULT_MAX_TURNS, pool_size: int = 8,
+                 max_turns_person: int = DEFAULT_MAX_TURNS_PERSON) -> None:
         self.url = url or f"sqlite:///{home() / FILE_NAME}"
         self.max_turns = max_turns
+        self.max_turns_person = max_turns_person
         self._turn_inserts = 0
         if self.url.startswith(("postgresql://", "postgres://")):
             self.dialect = "postgresql"
@@ -221,6 +234,21 @@ class EventStore:
                             "ON CONFLICT (key) DO UPDATE SET value = excluded.value", (str(version),))
                 log.info("event store %s: schema now at version %d", self.describe(), version)
 
+    def ping(self, timeout_s: float = 2.0) -> None:
+        """A read that must reach the database (``/healthz``): raises StoreUnavailable when it
+        cannot. On PostgreSQL a connection is waited for ``timeout_s`` at most (a request waits 30 s)."""
+        if self.dialect == "sqlite":
+            self._read("SELECT value FROM meta WHERE key = 'schema_version'")
+            return
+        try:
+            with self._pool.connection(timeout=timeout_s) as conn:
+                conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        except Exception as exc:
+            if not _unavailable(exc):
+                raise
+            log.warning("event store %s: %s", self.describe(), _short(exc))   # where and why: the log's
+            raise StoreUnavailable("the store did not answer") from exc
+
     def schema_version(self) -> int:
         return int(self._read("SELECT value FROM meta WHERE key = 'schema_version'")[0][0])
 
@@ -278,14 +306,44 @@ class EventStore:
                 "turns": [t.model_dump(mode="json") for t in self.turns(person_id)],
                 "sessions": [json.loads(s) for s in self.sessions_of(person_id)]}
 
+    # ---------------------------------------------------------------- operator sessions
+    def add_operator_session(self, key: bytes, expires: float) -> None:
+        """A signed-in operator session (by its HMAC); expired ones go at the same time."""
+        with self._tx() as cur:
+            cur.execute("DELETE FROM operator_sessions WHERE expires < ?", (time.time(),))
+            cur.execute("INSERT INTO operator_sessions (id_sha256, expires) VALUES (?, ?)", (key, expires))
+
+    def operator_session_valid(self, key: bytes, now: float) -> bool:
+        return bool(self._read("SELECT 1 FROM operator_sessions WHERE id_sha256 = ? AND expires >= ?", (key, now)))
+
+    def delete_operator_session(self, key: bytes) -> None:
+        with self._tx() as cur:
+            cur.execute("DELETE FROM operator_sessions WHERE id_sha256 = ?", (key,))
+
     # ---------------------------------------------------------------- swipes
     def add_swipe(self, swipe: Swipe) -> int:
         """Record a swipe durably; returns its sequence number. A person's swipe lands only while
-        they exist (a swipe racing their deletion is refused, never left behind)."""
+        they exist (a swipe racing their deletion is refused, never left behind). The same swipe
+        again (the person's latest on this item already has this action and trace) is not a new
+        event: a client retrying a swipe whose answer it lost records it once."""
+        return self.record_swipe(swipe)[0]
+
+    def record_swipe(self, swipe: Swipe) -> tuple[int, Swipe | None]:
+        """``add_swipe``, saying whether it was new: (sequence number, None) for a new event,
+        (its sequence number, the stored swipe) for a repeat of the person's latest on the item."""
         with self._tx(durable=True) as cur:
+            if self.dialect == "postgresql":   # one person's swipes one at a time: two retries are one event
+                cur.execute("SELECT pg_advisory_xact_lock(?)", (_lock_key("swipe", swipe.user_id),))
             if is_person_id(swipe.user_id) and not self._person_exists(cur, swipe.user_id):
                 raise InvalidToken()
-            return self._insert_swipe(cur, swipe)
+            row = cur.execute("SELECT seq, ts, session_id, action, trace_id, rank, query FROM swipes "
+                              "WHERE user_id = ? AND item_id = ? ORDER BY seq DESC LIMIT 1",
+                              (swipe.user_id, swipe.item_id)).fetchone()
+            if row is not None and row[3] == swipe.action and row[4] == swipe.trace_id:
+                seq, ts, session_id, action, trace_id, rank, query = row
+                return int(seq), Swipe(ts=ts, user_id=swipe.user_id, session_id=session_id, item_id=swipe.item_id,
+                                       action=action, trace_id=trace_id, rank=rank, query=query)
+            return self._insert_swipe(cur, swipe), None
 
     @staticmethod
     def _insert_swipe(cur: "_Cursor", swipe: Swipe) -> int:
@@ -335,6 +393,9 @@ class EventStore:
         cur.execute("INSERT INTO turns (trace_id, user_id, ts, items, event) VALUES (?, ?, ?, ?, ?) "
                     "ON CONFLICT (trace_id) DO NOTHING",
                     (turn.trace_id, turn.user_id, turn.ts.isoformat(), json.dumps(turn.items), turn.model_dump_json()))
+        # the person's own bound: a flood of their turns pushes out their oldest, nobody else's
+        cur.execute("DELETE FROM turns WHERE user_id = ? AND seq <= (SELECT seq FROM turns WHERE user_id = ? "
+                    "ORDER BY seq DESC LIMIT 1 OFFSET ?)", (turn.user_id, turn.user_id, self.max_turns_person))
         self._turn_inserts += 1
         if self._turn_inserts % PRUNE_EVERY == 0:
             cur.execute("DELETE FROM turns WHERE seq <= (SELECT MAX(seq) FROM turns) - ?", (self.max_turns,))
@@ -362,11 +423,13 @@ class EventStore:
         return (state if touched >= not_before else None), int(version)
 
     def save_session(self, key: str, user_id: str, state: str, version: int, not_before: float, keep: int,
-                     prune: bool = False, turn: Turn | None = None) -> int:
+                     prune: bool = False, turn: Turn | None = None, keep_person: int | None = None) -> int:
         """Write one conversation's state, read at ``version``, and the turn's event if given, in
         one transaction; returns the new version. Raises ConversationMoved when the stored row is
-        no longer at ``version``. With ``prune``, also drop expired conversations and all but the
-        ``keep`` most recently used (callers prune now and then, not on every turn)."""
+        no longer at ``version``. A new conversation beyond the person's ``keep_person`` pushes out
+        their least recently used one (theirs only). With ``prune``, also drop expired
+        conversations and all but the ``keep`` most recently used (callers prune now and then, not
+        on every turn)."""
         with self._tx() as cur:
             if is_person_id(user_id) and not self._person_exists(cur, user_id):
                 return version   # deleted meanwhile: nothing of theirs is kept
@@ -378,6 +441,9 @@ class EventStore:
                                     "WHERE key = ? AND version = ?", (time.time(), state, key, version)).rowcount
             if saved != 1:
                 raise ConversationMoved()
+            if version == 0 and keep_person is not None:
+                cur.execute("DELETE FROM sessions WHERE user_id = ? AND key NOT IN (SELECT key FROM sessions "
+                            "WHERE user_id = ? ORDER BY touched DESC LIMIT ?)", (user_id, user_id, keep_person))
             if turn is not None:
                 self._insert_turn(cur, turn)
             if prune:
@@ -440,6 +506,13 @@ def _unavailable(exc: BaseException) -> bool:
         return False
     # OperationalError covers the pool's timeout; InternalError a standby's read-only transaction
     return isinstance(exc, (psycopg.OperationalError, psycopg.InternalError))
+
+
+def _lock_key(kind: str, name: str) -> int:
+    """A PostgreSQL advisory lock id (signed 64 bits) for one kind of thing of one name."""
+    import hashlib
+
+    return int.from_bytes(hashlib.sha256(f"{kind}:{name}".encode()).digest()[:8], "big", signed=True)
 
 
 def _where(url: str) -> str:

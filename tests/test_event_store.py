@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import psycopg
@@ -289,7 +290,7 @@ def test_a_store_of_the_first_schema_is_migrated(url):
     try:
         with first._tx() as cur:   # back to version 1, as an earlier CineAgent left it
             cur.execute("DROP TABLE meta")
-            for table in ("people", "swipes", "turns", "sessions"):
+            for table in ("people", "swipes", "turns", "sessions", "operator_sessions"):   # every later table too
                 cur.execute(f"DROP TABLE {table}")
             cur.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
             for statement in MIGRATIONS[1]:
@@ -619,3 +620,50 @@ def test_a_commit_that_fails_leaves_nothing_and_the_store_keeps_working(tmp_path
     finally:
         store.close()
         other.close()
+
+
+# ------------------------------------------------------------------------------------------ issue 20
+def test_the_same_swipe_again_is_one_event_even_at_the_same_moment(open_stores):
+    store = open_stores()
+    ann, _ = store.create_person("Ann")
+    first = store.add_swipe(swipe(ann.id, 5, trace_id="t1", rank=1))
+    again, stored = store.record_swipe(swipe(ann.id, 5, trace_id="t1", rank=1))
+    assert again == first and stored is not None and stored.trace_id == "t1" and stored.rank == 1
+    # retries through two replicas at once: still one event
+    replicas = [open_stores() for _ in range(4)]
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(lambda s: s.add_swipe(swipe(ann.id, 6, trace_id="t2")), replicas * 3))
+    assert [(s.item_id, s.action) for s in store.swipes(ann.id)] == [(5, "like"), (6, "like")]
+    # a change of mind, or the same card from another turn, is an event
+    assert store.record_swipe(swipe(ann.id, 5, "dislike", trace_id="t1"))[1] is None
+    assert store.record_swipe(swipe(ann.id, 5, "like", trace_id="t1"))[1] is None
+    assert store.record_swipe(swipe(ann.id, 5, "like", trace_id="t3"))[1] is None
+    assert len(store.swipes(ann.id)) == 5
+
+
+def test_kept_turns_and_conversations_are_bounded_per_person(open_stores):
+    store = open_stores(max_turns_person=10)
+    ann, _ = store.create_person("Ann")
+    bob, _ = store.create_person("Bob")
+    store.add_turn(turn(ann.id, "ann-0", [1]))
+    save(store, "ann-conversation", ann.id, "hers", keep=10, keep_person=3)
+    for n in range(25):   # bob floods both
+        store.add_turn(turn(bob.id, f"bob-{n}", [2]))
+        save(store, f"bob-{n}", bob.id, "his", keep=1000, keep_person=3)
+    assert [t.trace_id for t in store.turns(bob.id)] == [f"bob-{n}" for n in range(15, 25)]
+    assert [t.trace_id for t in store.turns(ann.id)] == ["ann-0"] and store.shown("ann-0", ann.id) == [1]
+    assert len(store.sessions_of(bob.id)) == 3 and load(store, "bob-24") == "his" and load(store, "bob-0") is None
+    assert load(store, "ann-conversation") == "hers"
+
+
+def test_operator_sessions_expire_and_are_deleted(store):
+    store.add_operator_session(b"k" * 32, time.time() + 60)
+    store.add_operator_session(b"old" + b"x" * 29, time.time() - 1)
+    assert store.operator_session_valid(b"k" * 32, time.time())
+    assert not store.operator_session_valid(b"old" + b"x" * 29, time.time())
+    store.delete_operator_session(b"k" * 32)
+    assert not store.operator_session_valid(b"k" * 32, time.time())
+
+
+def test_ping_reaches_the_database(store):
+    store.ping()

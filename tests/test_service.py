@@ -52,7 +52,7 @@ async def test_healthz_says_loading_then_ready_never_500(in_home):
     runtime, client = serve(Settings(parser="offline"), load=False)
     async with client:
         reply = await client.get("/healthz")
-        assert reply.status_code == 503 and reply.json() == {"status": "loading"}
+        assert reply.status_code == 503 and reply.json() == {"status": "loading", "store": "ok"}
         assert (await client.post("/api/people", json={})).status_code == 503
         runtime.load()
         reply = await client.get("/healthz")

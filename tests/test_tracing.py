@@ -23,7 +23,7 @@ from agent.intent import Intent, IntentParser
 from agent.langfuse_attrs import MIN_SERVER_VERSION, SCOPE
 from agent.steps import in_turn, recording
 from agent.langfuse_attrs import PERSONAL_KEYS, scrub
-from agent.tracing import JsonFormatter, TraceLog, Tracing, TracingConfig, recent_traces
+from agent.tracing import JsonFormatter, TraceLog, Tracing, TracingConfig, iter_traces, person_traces, recent_traces
 from agent.users import User
 from tests.llm_server import fake_endpoint, free_port, tool_call_completion
 from tests.otlp_receiver import SERVER_VERSION, TRACES_PATH, langfuse_receiver, score_batch_problem
@@ -309,6 +309,21 @@ def test_trace_log_rotates_and_reads_back_newest_first(tmp_path):
     with open(tmp_path / "traces.jsonl", "ab") as fh:
         fh.write(b'{"trace_id": "torn')   # a writer killed mid-line
     assert int(recent_traces(1, tmp_path / "traces.jsonl", backups=2)[0]["trace_id"], 16) == 199
+
+
+def test_one_persons_traces_come_through_the_index_across_rotation(tmp_path):
+    log = TraceLog(tmp_path / "traces.jsonl", max_bytes=4096, backups=2)
+    for i in range(200):
+        log.append_many([{"trace_id": f"{i:032x}", "user": "p_ann" if i % 7 == 0 else f"p_{i}", "pad": "x" * 100}])
+    kept = [int(t["trace_id"], 16) for t in iter_traces(tmp_path / "traces.jsonl", backups=2)]
+    assert [int(t["trace_id"], 16) for t in person_traces("p_ann", tmp_path / "traces.jsonl", backups=2)] == \
+        [i for i in kept if i % 7 == 0] and kept[-1] == 199
+    assert sorted(p.name for p in tmp_path.glob("*.idx")) == ["traces.jsonl.1.idx", "traces.jsonl.2.idx", "traces.jsonl.idx"]
+    assert person_traces("p_nobody", tmp_path / "traces.jsonl", backups=2) == []
+    # a file written before indexes were kept is read whole
+    (tmp_path / "traces.jsonl.2.idx").unlink()
+    assert [int(t["trace_id"], 16) for t in person_traces("p_ann", tmp_path / "traces.jsonl", backups=2)] == \
+        [i for i in kept if i % 7 == 0]
 
 
 def sample(name: str, **labels) -> float:

@@ -5,6 +5,8 @@ is the facade's (``agent.service``), whose errors map to statuses through ``web.
 """
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import threading
 import time
@@ -28,11 +30,11 @@ from agent.settings import Settings
 from data.errors import CineAgentError
 from data.events import Swipe
 from data.people import Person
-from web.auth import OPERATOR_COOKIE, Forbidden, Operator, bearer_token
+from web.auth import OPERATOR_COOKIE, OPERATOR_SESSION_S, Forbidden, Operator, bearer_token
 from web.docs import install_docs
 from web.errors import error_response, headers_of, status_of
 from web.gate import Gate
-from web.limits import Limits, RateSettings
+from web.limits import Limits, QueueGuard, RateLimited, RateSettings
 
 log = logging.getLogger("cineagent.web")
 
@@ -44,8 +46,10 @@ class Runtime(CineAgent):
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
         self.limits = Limits.from_settings(RateSettings(**settings.rates()))
-        self.operator = Operator(settings.admin_token.get_secret_value() if settings.admin_token else None)
+        self.operator = Operator(settings.admin_token.get_secret_value() if settings.admin_token else None, self.store)
         self.persona_choices: list[tuple[str, str]] | None = None   # the UI's, once the models are up
+        self.store_probe = StoreProbe(self.store)
+        self.ui_blocks = None   # the chat UI's gr.Blocks, once mounted (its queue is guarded in web.limits)
 
     def create_person(self, name: str | None, seed_from: int | None, client: str = "unknown") -> tuple[Person, str]:
         self.limits.new_person(client)
@@ -55,6 +59,54 @@ class Runtime(CineAgent):
         removed = super().delete(person)
         self.limits.forget_person(person.id)
         return removed
+
+
+class StoreProbe:
+    """Whether the event store answers, for ``/healthz``: one read at a time, in a thread of its own
+    (never the request pool, which may be full), at most one a second (the answer is reused
+    meanwhile), and a read that takes over ``timeout_s`` counts as no answer."""
+
+    def __init__(self, store, timeout_s: float = 2.0, fresh_s: float = 1.0) -> None:
+        self.store, self.timeout_s, self.fresh_s = store, timeout_s, fresh_s
+        self._pending: asyncio.Future | None = None
+        self._answer: tuple[float, str | None] | None = None   # (when, problem or None)
+
+    def _start(self) -> asyncio.Future:
+        """The read in a daemon thread (a read stuck on a dead connection never holds up exit)."""
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+
+        def run() -> None:
+            try:
+                answer = self._ping()
+            except Exception as exc:  # noqa: BLE001 - a fault of the probe is still no answer
+                answer = f"the store check failed: {type(exc).__name__}"
+            with contextlib.suppress(RuntimeError):   # the loop closed meanwhile: nobody waits for it
+                loop.call_soon_threadsafe(lambda: future.done() or future.set_result(answer))
+
+        threading.Thread(target=run, name="cineagent-store-probe", daemon=True).start()
+        return future
+
+    def _ping(self) -> str | None:
+        try:
+            self.store.ping(self.timeout_s)
+            return None
+        except CineAgentError as exc:
+            return str(exc)
+
+    async def check(self) -> str | None:
+        """None when the store answered, else what is wrong (in words for the operator)."""
+        now = time.monotonic()
+        if self._answer is not None and now - self._answer[0] < self.fresh_s:
+            return self._answer[1]
+        if self._pending is None or self._pending.done():   # one read at a time
+            self._pending = self._start()
+        try:
+            problem = await asyncio.wait_for(asyncio.shield(self._pending), self.timeout_s + 0.5)
+        except asyncio.TimeoutError:
+            problem = f"the store did not answer within {self.timeout_s:g} s"
+        self._answer = (time.monotonic(), problem)
+        return problem
 
 
 # ---------------------------------------------------------------------------------------- API models
@@ -116,14 +168,28 @@ class UndoResponse(BaseModel):
     item_id: int
 
 
+class CitedItem(BaseModel):
+    item_id: int
+    title: str
+    your_rating: int
+
+
+class EvidenceOut(BaseModel):
+    """What a card's explanation rests on, in the person's terms. Scores, model names and ranks are
+    the operator's (the turn's trace and the Traces tab), so they are not sent."""
+    profile_items: list[CitedItem] = Field(description="movies you rated that led to this pick")
+    referenced_titles: list[str] = Field(default_factory=list, description="titles you named that it is close to")
+    genres: list[str] = Field(default_factory=list, description="the genres you asked for that it has")
+    missing_genres: list[str] = Field(default_factory=list, description="the genres you asked for that it lacks")
+
+
 class CardOut(BaseModel):
     item_id: int
     title: str
     year: int | None
     genres: list[str]
     explanation: str
-    score: float
-    evidence: dict[str, Any]
+    evidence: EvidenceOut
 
 
 class ChatResponse(BaseModel):
@@ -134,8 +200,6 @@ class ChatResponse(BaseModel):
     notices: list[str]
     unused: list[UnusedPart] = Field(description="parts of the message that could not be used, and why "
                                      "(the catalog has no people or plots, ends in 1998, is English only)")
-    parser: str | None
-    fallback_reason: str | None
     trace_id: str
     session_id: str
 
@@ -247,6 +311,11 @@ def client_of(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
+def scope_client(scope: dict) -> str:
+    client = scope.get("client")
+    return client[0] if client else "unknown"
+
+
 def build_api(runtime: Runtime) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI):
@@ -271,6 +340,8 @@ def build_api(runtime: Runtime) -> FastAPI:
                   description="Conversational movie recommendations on MovieLens 100k. The chat UI is at `/`.")
     api.state.runtime = runtime
     install_error_handlers(api)
+    # innermost: the UI's queue joins, checked and bounded per client (its body already bounded)
+    api.add_middleware(QueueGuard, blocks=lambda: runtime.ui_blocks, client_of=scope_client)
     api.add_middleware(RequestMetrics)
     api.add_middleware(BodySizeLimit, max_bytes=runtime.settings.max_body_bytes)
     api.add_middleware(Gate)  # outermost: unused routes and oversized headers never reach the rest
@@ -286,7 +357,7 @@ def build_api(runtime: Runtime) -> FastAPI:
     @api.get("/api/people/me/export", response_model=ExportResponse, responses=TURN_ERRORS, tags=["people"])
     def export_me(me: Me, request: Request, rt: Ready) -> dict:
         """Everything held about the token's person: record, profile, swipes, sessions, turns, traces."""
-        rt.limits.turn(me.id, client_of(request))  # it reads the whole trace log: limited like a turn
+        rt.limits.export(me.id, client_of(request))  # costlier than a turn: a limit of its own, and a turn's
         return rt.export(me)
 
     @api.delete("/api/people/me", response_model=DeleteResponse, responses=TURN_ERRORS, tags=["people"])
@@ -336,7 +407,7 @@ def build_api(runtime: Runtime) -> FastAPI:
     install_operator_routes(api, runtime.operator)
     install_docs(api)
 
-    @api.get("/healthz", tags=["ops"], responses={503: {"description": "loading or failed"}})
+    @api.get("/healthz", tags=["ops"], responses={503: {"description": "loading or failed, or the store does not answer"}})
     async def healthz(request: Request) -> JSONResponse:  # async: never queues behind busy worker threads
         rt: Runtime = request.app.state.runtime
         body: dict[str, Any] = {"status": rt.status}
@@ -344,7 +415,13 @@ def build_api(runtime: Runtime) -> FastAPI:
             body.update(models=rt.model_version, parser=rt.agent.parser.name, load_seconds=round(rt.load_seconds, 2))
         elif rt.error:
             body["error"] = rt.error
-        return JSONResponse(body, status_code=200 if rt.agent is not None else 503)
+        problem = await rt.store_probe.check()
+        body["store"] = "ok" if problem is None else "unavailable"
+        if problem is not None:
+            body["status"] = "unavailable" if rt.agent is not None else body["status"]
+            body["store_error"] = problem
+        ready = rt.agent is not None and problem is None
+        return JSONResponse(body, status_code=200 if ready else 503, headers=None if ready else {"Retry-After": "5"})
 
     @api.get("/metrics", tags=["ops"], response_class=PlainTextResponse)
     async def prometheus() -> PlainTextResponse:
@@ -364,13 +441,14 @@ OPERATOR_PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>CineA
 
 
 def install_operator_routes(api: FastAPI, operator: Operator) -> None:
-    """``/operator``: the operator signs in with ``CINEAGENT_ADMIN_TOKEN`` and gets a cookie (an HMAC
-    of the token, HttpOnly, SameSite=Strict) that shows them the UI's Traces tab. Off (404) without
-    the token configured. Not in the OpenAPI schema: it is for a person at a browser."""
+    """``/operator``: the operator signs in with ``CINEAGENT_ADMIN_TOKEN`` (a few tries a minute per
+    client) and gets a cookie holding a random session id (HttpOnly, SameSite=Strict) that shows
+    them the UI's Traces tab from the app's own origin; signing out deletes the session. Off (404)
+    without the token configured. Not in the OpenAPI schema: it is for a person at a browser."""
 
-    def page(message: str, status: int = 200) -> HTMLResponse:
+    def page(message: str, status: int = 200, headers: dict | None = None) -> HTMLResponse:
         return HTMLResponse(OPERATOR_PAGE.format(message=message), status_code=status,
-                            headers={"Cache-Control": "no-store"})
+                            headers={"Cache-Control": "no-store", **(headers or {})})
 
     @api.get("/operator", include_in_schema=False)
     async def operator_form() -> HTMLResponse:
@@ -379,18 +457,25 @@ def install_operator_routes(api: FastAPI, operator: Operator) -> None:
         return page("Sign in to see the Traces tab.")
 
     @api.post("/operator", include_in_schema=False)
-    async def operator_login(token: Annotated[str, Form(max_length=256)]) -> HTMLResponse:
+    def operator_login(token: Annotated[str, Form(max_length=256)], request: Request) -> HTMLResponse:
         if not operator.enabled:
             return page("Operator views are off: set CINEAGENT_ADMIN_TOKEN and restart.", 404)
+        runtime: Runtime = request.app.state.runtime
+        try:
+            runtime.limits.operator_signin(client_of(request))
+        except RateLimited as exc:
+            return page(f"Too many sign-in attempts: try again in {exc.retry_after_s} s.", 429,
+                        {"Retry-After": str(exc.retry_after_s)})
         if not operator.check_token(token):
             return page("That is not the admin token.", 401)
         answer = RedirectResponse("/", status_code=303)
-        answer.set_cookie(OPERATOR_COOKIE, operator.cookie_value(), httponly=True, samesite="strict",
-                          max_age=12 * 3600)
+        answer.set_cookie(OPERATOR_COOKIE, operator.open_session(), httponly=True, samesite="strict",
+                          max_age=OPERATOR_SESSION_S)
         return answer
 
     @api.post("/operator/logout", include_in_schema=False)
-    async def operator_logout() -> RedirectResponse:
+    def operator_logout(request: Request) -> RedirectResponse:
+        operator.close_session(request.cookies.get(OPERATOR_COOKIE))
         answer = RedirectResponse("/", status_code=303)
         answer.delete_cookie(OPERATOR_COOKIE)
         return answer

@@ -6,20 +6,32 @@ so a response never tells a caller who else is there.
 
 The operator is whoever holds ``CINEAGENT_ADMIN_TOKEN`` (compared with ``hmac.compare_digest``).
 Without it configured, operator views (the UI's Traces tab, cross-person listings) are off. In a
-browser the operator signs in once at ``/operator``; the cookie then holds an HMAC of the admin
-token, never the token itself, so the cookie is worthless once the token is changed.
+browser the operator signs in at ``/operator`` (throttled per client address): the cookie then
+holds a random session id (256 bits) whose HMAC under the admin token is kept in the event store
+with its expiry, so every process and replica knows it, signing out deletes it (a copied cookie
+stops working at once), and changing the token voids every session. The cookie counts only on a
+request from the app's own origin (``same_origin``): a page on another port of the same host is
+same-site, so SameSite alone would send it.
 """
 from __future__ import annotations
 
 import hashlib
 import hmac
-from typing import Mapping
+import secrets
+import time
+from typing import TYPE_CHECKING, Mapping
+from urllib.parse import urlsplit
+
 from data.errors import CineAgentError
+
+if TYPE_CHECKING:
+    from data.event_store import EventStore
 
 ADMIN_TOKEN_ENV = "CINEAGENT_ADMIN_TOKEN"
 OPERATOR_COOKIE = "cineagent_operator"
 MIN_ADMIN_TOKEN_CHARS = 16
 MAX_AUTHORIZATION_CHARS = 256    # "Bearer " + a 43-character token; anything far longer is junk
+OPERATOR_SESSION_S = 12 * 3600   # an operator sign-in lasts this long at most
 
 
 class Unauthorized(CineAgentError):
@@ -50,18 +62,38 @@ def bearer_token(authorization: str | None) -> str:
     return token.strip()
 
 
-class Operator:
-    """The operator credential (``CINEAGENT_ADMIN_TOKEN``, from the settings object)."""
+def same_origin(headers: Mapping[str, str]) -> bool:
+    """Whether a request may act with the browser's credentials: no ``Origin`` (not a script's
+    cross-origin request: a browser sends it on every POST and every cross-origin fetch or event
+    stream; a navigation, a same-origin GET or a client outside a browser may not), or an ``Origin``
+    whose host and port are this request's ``Host``. A page on another port of the same host is
+    another origin (though the same site, so SameSite cookies still go with it)."""
+    origin = headers.get("origin")
+    if origin is None:
+        return True
+    host = headers.get("host")
+    try:
+        parts = urlsplit(origin)
+        netloc = parts.netloc.lower()
+    except ValueError:
+        return False
+    if not host or parts.scheme not in ("http", "https") or not netloc:
+        return False
+    default = {"http": ":80", "https": ":443"}[parts.scheme]
+    return netloc.removesuffix(default) == host.lower().removesuffix(default)
 
-    def __init__(self, admin_token: str | None) -> None:
+
+class Operator:
+    """The operator credential (``CINEAGENT_ADMIN_TOKEN``, from the settings object) and the
+    operator's signed-in sessions (in the event store, when one is given)."""
+
+    def __init__(self, admin_token: str | None, store: "EventStore | None" = None) -> None:
         if admin_token is not None and len(admin_token) < MIN_ADMIN_TOKEN_CHARS:
             raise AdminTokenTooShort(f"{ADMIN_TOKEN_ENV} must be at least {MIN_ADMIN_TOKEN_CHARS} characters "
                                      "(e.g. `python -c 'import secrets; print(secrets.token_urlsafe(32))'`), "
                                      "or unset to turn operator views off")
         self._token = admin_token
-        # what the browser keeps: proves the token was shown, without being it
-        self._cookie = (hmac.new(admin_token.encode(), b"cineagent-operator-cookie", hashlib.sha256).hexdigest()
-                        if admin_token else None)
+        self._store = store
 
     @property
     def enabled(self) -> bool:
@@ -72,22 +104,35 @@ class Operator:
             return False
         return hmac.compare_digest(candidate.encode(), self._token.encode())
 
-    def cookie_value(self) -> str:
-        if self._cookie is None:
+    def _session_key(self, session_id: str) -> bytes:
+        # keyed by the admin token: a new token voids every session signed in with the old one
+        return hmac.new(self._token.encode(), b"cineagent-operator-session:" + session_id.encode(), hashlib.sha256).digest()
+
+    def open_session(self) -> str:
+        """A new signed-in session: its id for the cookie (only its HMAC is stored)."""
+        if self._token is None or self._store is None:
             raise Unauthorized(f"operator views are off: set {ADMIN_TOKEN_ENV} and restart")
-        return self._cookie
+        session_id = secrets.token_urlsafe(32)
+        self._store.add_operator_session(self._session_key(session_id), time.time() + OPERATOR_SESSION_S)
+        return session_id
+
+    def close_session(self, candidate: str | None) -> None:
+        """Sign-out: the session is deleted, so the cookie (or any copy of it) stops working."""
+        if self._token is not None and self._store is not None and candidate and len(candidate) <= 64:
+            self._store.delete_operator_session(self._session_key(candidate))
 
     def check_cookie(self, candidate: str | None) -> bool:
-        if self._cookie is None or not candidate:
+        if self._token is None or self._store is None or not candidate or len(candidate) > 64:
             return False
-        return hmac.compare_digest(candidate.encode(), self._cookie.encode())
+        return self._store.operator_session_valid(self._session_key(candidate), time.time())
 
     def is_operator(self, headers: Mapping[str, str], cookies: Mapping[str, str]) -> bool:
-        """An admin bearer token in ``Authorization``, or the operator cookie."""
+        """An admin bearer token in ``Authorization``, or the operator cookie on a request from the
+        app's own origin."""
         if not self.enabled:
             return False
         authorization = headers.get("authorization")
         if authorization and authorization.lower().startswith("bearer ") and \
                 self.check_token(authorization[7:].strip()):
             return True
-        return self.check_cookie(cookies.get(OPERATOR_COOKIE))
+        return same_origin(headers) and self.check_cookie(cookies.get(OPERATOR_COOKIE))

@@ -1,4 +1,5 @@
-"""The outermost middleware: bounded headers, and only the routes this app uses.
+"""The outermost middleware: bounded headers, only the routes this app uses, and only requests of
+the app's own origin (or of no browser page at all: no ``Origin`` header).
 
 Gradio 6 mounts many routes this app never uses, some of them dangerous to leave open:
 ``/gradio_api/upload`` (anyone may write files to the server's disk), ``/gradio_api/file=...`` and
@@ -18,9 +19,15 @@ from __future__ import annotations
 
 from starlette.responses import JSONResponse
 
+from web.auth import same_origin
+
 MAX_HEADER_VALUE_BYTES = 8 * 1024
 MAX_HEADERS_BYTES = 32 * 1024
 MAX_HEADERS = 100
+# what `cineagent serve` lets the HTTP parser buffer for a request line and its headers (h11's
+# max_incomplete_event_size): past it the request is refused as it arrives (400, connection
+# closed); under it, the limits above answer 431
+HEADER_LIMIT_BYTES = 64 * 1024
 
 ALLOWED_EXACT = frozenset({
     "/", "/config", "/config/", "/theme.css", "/robots.txt", "/favicon.ico", "/manifest.json",
@@ -53,6 +60,12 @@ class Gate:
                                       f"{MAX_HEADER_VALUE_BYTES} bytes each, {MAX_HEADERS_BYTES} in all")
         if not allowed(scope.get("path", "")):
             return await self._refuse(scope, receive, send, 404, "not found")
+        named = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in headers if k.lower() in (b"origin", b"host")}
+        if not same_origin(named):
+            # a page of another origin (another port of this host included: the same *site*, so
+            # SameSite cookies go with it): no CORS, no credentialed read, no write on a visitor's behalf
+            return await self._refuse(scope, receive, send, 403, "cross-origin requests are refused: use the "
+                                      "app's own page, or a client that sends no Origin")
         return await self.app(scope, receive, send)
 
     @staticmethod

@@ -15,19 +15,29 @@ Configuration (environment; ``0`` turns a limit off):
 - ``CINEAGENT_RATE_SWIPES_PERSON`` (default 120) / ``CINEAGENT_RATE_SWIPES_CLIENT`` (default 600):
   likes and dislikes a minute.
 - ``CINEAGENT_RATE_PEOPLE_CLIENT`` (default 10): people created a minute per client address.
+- ``CINEAGENT_RATE_EXPORTS_PERSON`` (default 6): data exports a minute per person (they cost more
+  than a turn; they count as turns too).
+- ``CINEAGENT_RATE_OPERATOR_SIGNINS_CLIENT`` (default 5): operator sign-in attempts a minute per
+  client address.
 
-The client address is the TCP peer: behind a reverse proxy every person shares the proxy's, so
-raise the per-client limits there (forwarded headers are not trusted: anyone can write them).
+The client address is the TCP peer, unless it is a proxy named in ``CINEAGENT_TRUSTED_PROXIES``:
+then it is the address that proxy forwards (``X-Forwarded-For``). Nobody else's forwarded headers
+are believed: anyone can write them.
 """
 from __future__ import annotations
 
+import contextlib
+import json
 import math
+import re
 import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import Any, Callable
 
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.responses import JSONResponse
 
 from data.errors import CineAgentError
 
@@ -88,6 +98,8 @@ class RateSettings(BaseModel):
     swipes_person: int = Field(default=120, ge=0)
     swipes_client: int = Field(default=600, ge=0)
     people_client: int = Field(default=10, ge=0)
+    exports_person: int = Field(default=6, ge=0)
+    operator_signins_client: int = Field(default=5, ge=0)
 
 
 def limits_off_env() -> dict[str, str]:
@@ -108,12 +120,16 @@ class Limits:
     swipes_person: TokenBuckets
     swipes_client: TokenBuckets
     people_client: TokenBuckets
+    exports_person: TokenBuckets
+    operator_signins_client: TokenBuckets
 
     @classmethod
     def from_settings(cls, s: RateSettings) -> "Limits":
         return cls(TokenBuckets("turns", "person", s.turns_person), TokenBuckets("turns", "client", s.turns_client),
                    TokenBuckets("swipes", "person", s.swipes_person), TokenBuckets("swipes", "client", s.swipes_client),
-                   TokenBuckets("new people", "client", s.people_client))
+                   TokenBuckets("new people", "client", s.people_client),
+                   TokenBuckets("exports", "person", s.exports_person),
+                   TokenBuckets("operator sign-ins", "client", s.operator_signins_client))
 
     def turn(self, person: str, client: str) -> None:
         self.turns_client.take(client)
@@ -126,6 +142,120 @@ class Limits:
     def new_person(self, client: str) -> None:
         self.people_client.take(client)
 
+    def export(self, person: str, client: str) -> None:
+        """An export: its own limit, and a turn's (it costs more than one)."""
+        self.exports_person.take(person)
+        self.turn(person, client)
+
+    def operator_signin(self, client: str) -> None:
+        self.operator_signins_client.take(client)
+
     def forget_person(self, person: str) -> None:
         self.turns_person.forget(person)
         self.swipes_person.forget(person)
+        self.exports_person.forget(person)
+
+
+# ---------------------------------------------------------------------------------------- the UI's queue
+QUEUE_JOIN_PATH = "/gradio_api/queue/join"
+MAX_QUEUE_SESSIONS_CLIENT = 32    # page sessions (Gradio session hashes) with unread results, per client
+MAX_UNREAD_CLIENT = 64            # events joined whose results were not read yet, per client
+UNREAD_TTL_S = 300.0              # a session that joined nothing this long: its unread results are dropped
+SESSION_HASH = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+class QueueGuard:
+    """``POST /gradio_api/queue/join``, checked before Gradio sees it, and bounded per client.
+
+    Gradio runs any event by its index for anyone, keeps every result until the page reads it
+    (``/gradio_api/queue/data``), and answered an unknown index or a malformed body with a bare
+    500. Here: the body must name an event the page has (``fn_index``), with as many inputs as it
+    takes, and a well-formed ``session_hash``; anything else is 422 saying what is wrong. A client
+    address may hold at most ``max_sessions`` page sessions with results waiting and
+    ``max_unread`` waiting results in all (429 past that); a session that joined nothing for
+    ``ttl_s`` has its unread results dropped (a page reads its results as they come: only an
+    abandoned or hostile one leaves them)."""
+
+    def __init__(self, app, blocks: Callable[[], Any], client_of: Callable[[dict], str],
+                 max_sessions: int = MAX_QUEUE_SESSIONS_CLIENT, max_unread: int = MAX_UNREAD_CLIENT,
+                 ttl_s: float = UNREAD_TTL_S, clock=time.monotonic) -> None:
+        self.app, self._blocks, self._client_of = app, blocks, client_of
+        self.max_sessions, self.max_unread, self.ttl_s, self._clock = max_sessions, max_unread, ttl_s, clock
+        self._clients: OrderedDict[str, OrderedDict[str, float]] = OrderedDict()   # client -> hash -> last join
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http" or scope["path"] != QUEUE_JOIN_PATH or scope["method"] != "POST":
+            return await self.app(scope, receive, send)
+        body, more = b"", True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+        refused = self.check(body, self._client_of(scope))
+        if refused is not None:
+            status, text = refused
+            headers = {"Retry-After": str(int(min(self.ttl_s, 60)))} if status == 429 else None
+            return await JSONResponse({"error": text}, status_code=status, headers=headers)(scope, receive, send)
+        sent = False
+
+        async def replay():
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+    def check(self, body: bytes, client: str) -> tuple[int, str] | None:
+        """None to let the join through, else (status, what is wrong)."""
+        try:
+            join = json.loads(body)
+        except ValueError:
+            return 422, "the queue takes a JSON object: fn_index, data, session_hash"
+        if not isinstance(join, dict):
+            return 422, "the queue takes a JSON object: fn_index, data, session_hash"
+        blocks = self._blocks()
+        fns = getattr(blocks, "fns", {}) if blocks is not None else {}
+        index = join.get("fn_index")
+        fn = fns.get(index) if isinstance(index, int) and not isinstance(index, bool) else None
+        if fn is None or getattr(fn, "fn", None) is None:
+            return 422, f"fn_index: no event {str(index)[:20]!r} on this page"
+        data = join.get("data")
+        if not isinstance(data, list) or len(data) != len(fn.inputs):
+            return 422, f"data: event {index} takes a list of {len(fn.inputs)} input(s)"
+        session_hash = join.get("session_hash")
+        if not isinstance(session_hash, str) or not SESSION_HASH.match(session_hash):
+            return 422, "session_hash: 1-64 letters, digits, _ or -"
+        if not isinstance(join.get("event_data"), (dict, type(None))):
+            return 422, "event_data: an object or null"
+        return self._admit(client, session_hash, getattr(blocks, "_queue", None))
+
+    def _admit(self, client: str, session_hash: str, queue: Any) -> tuple[int, str] | None:
+        pending: dict = getattr(queue, "pending_event_ids_session", None) or {}
+        now = self._clock()
+        sessions = self._clients.pop(client, None) or OrderedDict()
+        self._clients[client] = sessions
+        while len(self._clients) > MAX_KEYS:
+            self._clients.popitem(last=False)
+        for known, joined in list(sessions.items()):
+            if pending.get(known) and now - joined > self.ttl_s:
+                self._drop(queue, known)   # abandoned: nobody reads these results
+            if not pending.get(known):
+                del sessions[known]        # everything read: nothing held for this client
+        if session_hash not in sessions and len(sessions) >= self.max_sessions:
+            return 429, (f"too many page sessions from this client with results not yet read (at most "
+                         f"{self.max_sessions}): read them, or retry later")
+        if sum(len(pending.get(known, ())) for known in sessions) >= self.max_unread:
+            return 429, (f"too many results not yet read from this client (at most {self.max_unread}): "
+                         "read them (queue/data), or retry later")
+        sessions[session_hash] = now
+        return None
+
+    @staticmethod
+    def _drop(queue: Any, session_hash: str) -> None:
+        queue.pending_event_ids_session.pop(session_hash, None)
+        with contextlib.suppress(KeyError):
+            del queue.pending_messages_per_session[session_hash]

@@ -24,7 +24,7 @@ import asyncio
 import time
 import uuid
 from collections import deque
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from html import escape
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, AsyncIterator, Iterator
@@ -69,8 +69,8 @@ FRESH = "Start from scratch (no history)"
 PERSONA_NOTE = ("**What is a persona?** MovieLens 100k is 100,000 ratings by 943 anonymous film fans. "
                 "Starting from one of them copies their ratings into a new profile of your own, so your very "
                 "first picks are personal; your likes and dislikes then change only your copy, never theirs. "
-                "Starting over gives you a new profile and a new conversation; the old profile is no longer "
-                "kept in this browser.")
+                "Starting over gives you a new profile and a new conversation; the old profile, its swipes and "
+                "conversations are deleted.")
 
 
 def plain_error(exc: Exception) -> str:
@@ -314,12 +314,23 @@ def ui_swipe(runtime: "Runtime", stored: dict | None, chat: Any, data: Any, requ
             f"{escape(text)}</p>"), who
 
 
-def ui_start_over(runtime: "Runtime", persona: str | None, request: gr.Request):
-    """A new person, from a persona or from scratch -> (person, who, conversation, its copy, error line)."""
+def ui_start_over(runtime: "Runtime", persona: str | None, request: gr.Request, stored: dict | None = None):
+    """A new person, from a persona or from scratch -> (person, who, conversation, its copy, error line).
+    The person this browser was is deleted (once the new one exists): nothing would be left to
+    export or delete their data with."""
     with observed("ui/people") as outcome:
         try:
+            persona = persona if isinstance(persona, str) else None
             seed = int(persona) if persona and persona.isdecimal() and persona.isascii() else None
+            leaving = ui_person(runtime, stored, request, create=False)[0]
             person, token = runtime.create_person(None, seed, ui_client(request))
+            if leaving is not None:
+                try:
+                    runtime.delete(leaving)
+                except PEOPLE_ERRORS:   # the browser keeps the old token (to retry); the new person goes
+                    with suppress(PEOPLE_ERRORS):
+                        runtime.delete(person)
+                    raise
             outcome["status"] = 201
             return ({"token": token, "user_id": person.id}, describe_person(runtime, person), render_welcome(),
                     None, "")
@@ -337,7 +348,7 @@ def ui_export(runtime: "Runtime", stored: dict | None, request: gr.Request):
             outcome["status"] = 200
             if person is None:
                 return {}, "Nothing is held about you yet: you have not said anything."
-            runtime.limits.turn(person.id, ui_client(request))  # an export reads whole logs
+            runtime.limits.export(person.id, ui_client(request))  # its own limit, and a turn's
             return runtime.export(person), ""
         except PEOPLE_ERRORS as exc:
             outcome["status"] = status_of(exc)
@@ -439,8 +450,8 @@ def build_ui(runtime: "Runtime") -> gr.Blocks:
     def swipe(stored: dict | None, chat: Any, request: gr.Request, evt: gr.EventData):
         return ui_swipe(runtime, stored, chat, getattr(evt, "_data", None), request)
 
-    def start_over(persona: str | None, request: gr.Request):
-        return ui_start_over(runtime, persona, request)
+    def start_over(persona: str | None, stored: dict | None, request: gr.Request):
+        return ui_start_over(runtime, persona, request, stored)
 
     def traces(request: gr.Request):
         return trace_tables(runtime, picks, request)
@@ -516,7 +527,7 @@ def build_ui(runtime: "Runtime") -> gr.Blocks:
         demo.load(load, inputs=[person, chat], outputs=[who, conversation, traces_tab], api_visibility="private")
         poll.tick(ready, inputs=[person, who], outputs=[readiness_note, poll, persona, who], api_visibility="private",
                   show_progress="hidden")
-        start.click(start_over, inputs=[persona], outputs=[person, who, conversation, chat, chat_error],
+        start.click(start_over, inputs=[persona, person], outputs=[person, who, conversation, chat, chat_error],
                     api_visibility="private")
         for trigger in (send_button.click, message.submit):
             trigger(send, [person, chat, message], [conversation, chat, person, who, chat_error, reply_draft], js=SEND_JS,
@@ -557,4 +568,4 @@ THEME = gr.themes.Default(font=[gr.themes.LocalFont("Source Sans Pro", weights=(
 def mount(api, runtime: "Runtime"):
     """The UI at ``/`` of the API app, with its stylesheet."""
     return gr.mount_gradio_app(api, build_ui(runtime), path="/", css=CSS, head=HEAD, theme=THEME,
-                               footer_links=["gradio"], run_history=False, show_error=True)
+                               footer_links=["gradio"], run_history=False, show_error=False)

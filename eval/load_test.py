@@ -239,7 +239,9 @@ def swipe_phase(url: str, state: Path, writers: int, swipes: int, deadline: floa
     def swipe(client: httpx.Client, writer: int, i: int) -> httpx.Response:
         trace_id, items = shown[writer]
         return client.post("/api/feedback", json={
-            "session_id": f"swipes-{writer}", "item_id": items[i % len(items)], "action": "like" if i % 3 else "dislike",
+            # each visit of a card flips the action: the same swipe twice would be one event (a retry)
+            "session_id": f"swipes-{writer}", "item_id": items[i % len(items)],
+            "action": "like" if (i // len(items)) % 2 == 0 else "dislike",
             "trace_id": trace_id, "rank": i % len(items) + 1, "query": "load test"}, headers=people[writer])
 
     result = _run_concurrently(writers, per_writer, url, swipe, deadline)

@@ -200,7 +200,9 @@ def run_kill_test(server_url: str, people: int = 20, swipes: int = 1000, kill_af
                             try:
                                 reply = client.post("/api/feedback", json={
                                     "session_id": "k", "item_id": items[i % len(items)],
-                                    "action": "like" if i % 3 else "dislike", "trace_id": trace_id,
+                                    # each visit of a card flips the action: the same swipe twice is one
+                                    # event (a retry), and every acknowledged swipe here must be its own
+                                    "action": "like" if (i // len(items)) % 2 == 0 else "dislike", "trace_id": trace_id,
                                     "rank": i % len(items) + 1, "query": query})
                             except httpx.HTTPError:
                                 with lock:

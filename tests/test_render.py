@@ -96,3 +96,29 @@ def test_your_data_is_titles_dates_and_conversations_not_identifiers():
         assert internal not in visible
     assert 'download="cineagent-my-data.json"' in html and "data:application/json;base64," in html
     assert deletion_list(summary, seeded=False) == "your profile, 1 like, 1 dislike and 2 conversations (2 messages)"
+
+
+def test_the_operators_turn_view_finds_one_turn_and_is_theirs_only():
+    from datetime import datetime, timedelta, timezone
+    from types import SimpleNamespace
+
+    from data.events import Turn, TurnStep
+    from web.ui import PickLog, find_turn, turn_view_html, ui_turn_view
+
+    nobody = SimpleNamespace(operator=SimpleNamespace(is_operator=lambda headers, cookies: False),
+                             recent_turns=lambda: 1 / 0)
+    assert ui_turn_view(nobody, PickLog(), "", SimpleNamespace(headers={}, cookies={})) == ""   # never read
+    now = datetime.now(timezone.utc)
+    first = Turn(trace_id="a" * 32, ts=now - timedelta(seconds=5), user_id="p_x", session_id="s", message="a comedy",
+                 intent={"genres": ["Comedy"]}, items=[1])
+    second = Turn(trace_id="b" * 32, ts=now, user_id="p_x", session_id="s", message="darker <please>", parser="offline",
+                  parsed={"mood": ["darker"]}, intent={"genres": ["Comedy"], "mood": ["darker"]}, items=[50],
+                  sources=[{"ease": 3}], steps=[TurnStep(name="intent_parse", kind="parse", duration_ms=4.2)])
+    newest_first = [second, first]
+    assert find_turn(newest_first, "") == (second, first)
+    assert find_turn(newest_first, "COMEDY") == (first, None) and find_turn(newest_first, "bbbb")[0] is second
+    assert find_turn(newest_first, "nothing like it") == (None, None)
+    html = turn_view_html(second, first, {50: "Star Wars (1977)"}, {50: 7.23}, "Darker comedy:")
+    for shown in ("darker &lt;please&gt;", "offline", "intent_parse", "4.2", "Star Wars (1977)", "ease #3", "7.23",
+                  "Request before", "Darker comedy:", "b" * 32):
+        assert shown in html, shown

@@ -562,10 +562,11 @@ def test_layout_holds_while_waiting_with_reasons_open_and_long_pastes(server, br
         for route in held:
             route.continue_()
         page.unroute("**/gradio_api/queue/join*")
-        # (four messages sent before any answer: each answer is drawn over the same earlier
-        # conversation, so the page ends with the last; the store has all four)
+        # four messages sent before any answer: every answer is drawn, none over another
         expect(page.locator("#pending .pending-turn")).to_have_count(0, timeout=TIMEOUT_MS)
-        expect(turns(page)).to_have_count(2)
+        expect(turns(page)).to_have_count(5, timeout=TIMEOUT_MS)
+        assert sorted(turns(page).locator(".said").all_inner_texts()[1:]) == sorted(
+            ["a thriller", "a western", "something darker", "a musical"])
 
         # a long paste is kept whole and refused with a word, never cut
         long = ("a film with " + "really " * 800)[:5000]
@@ -575,7 +576,7 @@ def test_layout_holds_while_waiting_with_reasons_open_and_long_pastes(server, br
         message_box(page).press("Enter")
         expect(page.locator("#chat-error")).to_contain_text("5,000 characters", timeout=TIMEOUT_MS)
         expect(message_box(page)).to_have_value(long)
-        expect(turns(page)).to_have_count(2)
+        expect(turns(page)).to_have_count(5)
         message_box(page).fill("")
         expect(page.locator("#length-note")).to_have_text("")
     finally:

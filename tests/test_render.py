@@ -122,3 +122,16 @@ def test_the_operators_turn_view_finds_one_turn_and_is_theirs_only():
     for shown in ("darker &lt;please&gt;", "offline", "intent_parse", "4.2", "Star Wars (1977)", "ease #3", "7.23",
                   "Request before", "Darker comedy:", "b" * 32):
         assert shown in html, shown
+
+
+def test_answers_to_messages_sent_together_are_all_kept():
+    from web.ui import AnsweredTurns
+
+    answered, before = AnsweredTurns(), [{"trace_id": "a"}]
+    # three messages left with the same copy of the conversation; their answers arrive in turn
+    assert [t["trace_id"] for t in answered.add("p", "s", before, {"trace_id": "b"})] == ["a", "b"]
+    assert [t["trace_id"] for t in answered.add("p", "s", before, {"trace_id": "c"})] == ["a", "b", "c"]
+    assert [t["trace_id"] for t in answered.add("p", "s", before, {"trace_id": "d"})] == ["a", "b", "c", "d"]
+    assert [t["trace_id"] for t in answered.add("p", "other", [], {"trace_id": "e"})] == ["e"]
+    answered.forget("p")
+    assert [t["trace_id"] for t in answered.add("p", "s", before, {"trace_id": "f"})] == ["a", "f"]

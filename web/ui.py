@@ -25,7 +25,7 @@ import json
 import os
 import time
 import uuid
-from collections import deque
+from collections import OrderedDict, deque
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from html import escape
 from pathlib import Path
@@ -185,6 +185,35 @@ def failed_html(message: str, exc: Exception) -> str:
             f"<strong>Not sent:</strong> {escape(plain_error(exc))}. Your message is kept in the box.</p>")
 
 
+class AnsweredTurns:
+    """The turns this process drew for each conversation lately, so that answers to messages sent
+    before the last one was drawn are all kept: each answer is drawn over the conversation as the
+    browser had it when its message left, which lacks the answers that arrived meanwhile."""
+
+    def __init__(self, conversations: int = 2000) -> None:
+        self._recent: OrderedDict[tuple[str, str], list[dict]] = OrderedDict()
+        self._size = conversations
+
+    def add(self, person: str, session: str, shown: list[dict], new: dict) -> list[dict]:
+        """The conversation with ``new`` added: the browser's copy, then the answers drawn since it
+        was sent (oldest first), then ``new``; the last ``MAX_TURNS_KEPT``."""
+        key = (person, session)
+        had = {t.get("trace_id") for t in shown}
+        turns = [*shown, *(t for t in self._recent.get(key, []) if t.get("trace_id") not in had), new]
+        self._recent[key] = turns = turns[-MAX_TURNS_KEPT:]
+        self._recent.move_to_end(key)
+        while len(self._recent) > self._size:
+            self._recent.popitem(last=False)
+        return turns
+
+    def forget(self, person: str) -> None:
+        for key in [k for k in self._recent if k[0] == person]:
+            del self._recent[key]
+
+
+ANSWERED = AnsweredTurns()
+
+
 class PickLog:
     """The operator's view of what UI turns showed: scores and the models that ranked each pick,
     and the reply as sent (the event store keeps the cards, not the scores or the words)."""
@@ -257,8 +286,9 @@ async def ui_chat(runtime: "Runtime", picks: PickLog, stored: dict | None, chat:
             liked = [i for i, state in swiped_items(runtime.require().profiles.swipes(person.id)).items()
                      if state == "like"]
             shown = [shown_card(c, liked, seeded=person.seed_from is not None) for c in cards]
-            kept["turns"] = [*kept["turns"], {"trace_id": result.trace_id, "message": message, "text": result.text,
-                                              "notices": list(result.notices), "cards": shown}][-MAX_TURNS_KEPT:]
+            new = {"trace_id": result.trace_id, "message": message, "text": result.text,
+                   "notices": list(result.notices), "cards": shown}
+            kept["turns"] = ANSWERED.add(person.id, kept["session_id"], kept["turns"], new)
             outcome["status"] = 200
             yield (conversation_html(runtime, person, kept), kept, stored, describe_person(runtime, person), "", "")
         except PEOPLE_ERRORS as exc:
@@ -429,6 +459,7 @@ def ui_delete(runtime: "Runtime", stored: dict | None, request: gr.Request):
             person, _ = ui_person(runtime, stored, request, create=False)
             if person is not None:
                 runtime.delete(person)
+                ANSWERED.forget(person.id)
             outcome["status"] = 200
             return (None, describe_person(runtime, None), render_welcome(), None, "",
                     "Deleted: your profile, likes, dislikes and conversations are gone, and this browser forgot you.",

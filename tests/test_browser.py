@@ -7,7 +7,9 @@ Screenshots and axe reports go to test-artifacts/ (gitignored). axe-core is npm'
 tests/prepare.sh installs under .cache/npm/ (never fetched at test time)."""
 from __future__ import annotations
 
+import base64
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -15,6 +17,7 @@ from playwright.sync_api import expect, sync_playwright
 
 from eval.load_test import stored_swipes
 from tests.app_server import running_app
+from web.render import MAX_TURNS_KEPT
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
@@ -30,6 +33,9 @@ PHONE = {"width": 390, "height": 844}
 ADMIN_TOKEN = "browser-admin-" + "y" * 24
 # internals that belong to the operator's view only
 INTERNALS = ("ranked #", "score", "EASE", "SVD", "two-tower", "two_tower", "offline parser", "No LLM")
+# developer words in what a person reads: snake_case, numbers after #, hex ids, person ids, raw data
+IDENTIFIER = re.compile(r"\b[A-Za-z][A-Za-z0-9]*_[A-Za-z0-9_]+\b|#\s?\d+|\b[0-9a-f]{10,}\b|\bp_[0-9a-f]{6,}"
+                        r"|MovieLens rater|\b(?:None|null|undefined|NaN|item_id|trace_id|session_id)\b|[{}]")
 
 
 @pytest.fixture(scope="module")
@@ -94,12 +100,16 @@ def turns(page):
 def ask(page, message: str) -> list[int]:
     """Type ``message``, press Enter and wait for its answer: the item ids of the new turn's cards."""
     before = turns(page).count()
+    last = turns(page).last.get_attribute("data-trace") if before else None
     box = message_box(page)
     box.focus()
     page.keyboard.type(message)
     page.keyboard.press("Enter")
-    expect(turns(page)).to_have_count(before + 1, timeout=TIMEOUT_MS)
+    # the page keeps the last MAX_TURNS_KEPT answers
+    expect(turns(page)).to_have_count(min(before + 1, MAX_TURNS_KEPT), timeout=TIMEOUT_MS)
     newest = turns(page).last
+    if last:
+        expect(newest).not_to_have_attribute("data-trace", last, timeout=TIMEOUT_MS)
     expect(newest.locator(".msg.user .said")).to_have_text(message)
     expect(page.locator("#pending .pending-turn")).to_have_count(0)   # the typing indicator is gone
     return [int(i) for i in newest.locator(".card").evaluate_all("cs => cs.map(c => c.dataset.item)")]
@@ -249,11 +259,27 @@ def test_a_desktop_conversation_by_keyboard(server, desktop, movielens):
     expect(page.get_by_role("tab", name="Traces")).to_have_count(0)
     assert page.js_errors == []
 
-    # their data: shown to them, then deleted everywhere, and the browser forgets them
+    # their data, readable: likes and dislikes by title, the conversation as text, no identifiers
     page.locator("#data-panel").get_by_text("Your data").first.click()
     page.locator("#export-me").click()
-    expect(page.locator("#export-view")).to_contain_text(person, timeout=TIMEOUT_MS)
+    view = page.locator("#export-view")
+    expect(view).to_contain_text("Liked (1)", timeout=TIMEOUT_MS)
+    expect(view).to_contain_text(movielens.movies[first[1]].display_title)
+    expect(view.locator("li", has_text="no horror please")).to_have_count(1)
+    assert person not in view.inner_text() and trace not in view.inner_text()
+    # the full record downloads as JSON
+    with page.expect_download() as download:
+        view.get_by_role("link", name="Download everything (JSON)").click()
+    assert json.loads(Path(download.value.path()).read_text())["person"]["id"] == person
+    # deletion asks first, naming what will go; Cancel deletes nothing
     page.locator("#delete-me").click()
+    expect(page.locator("#delete-what")).to_contain_text("1 like, 1 dislike and 1 conversation (3 messages)")
+    page.locator("#delete-cancel").click()
+    expect(page.locator("#delete-confirm")).to_be_hidden()
+    page.locator("#data-status").get_by_text("Nothing was deleted").wait_for()
+    assert stored_swipes(server.state)
+    page.locator("#delete-me").click()
+    page.locator("#delete-confirm").click()
     page.locator("#data-status").get_by_text("Deleted").wait_for()
     page.locator("#who").get_by_text("new visitor").wait_for()
     assert stored_swipes(server.state) == []
@@ -327,16 +353,18 @@ def test_a_phone_conversation_by_touch(server, phone, movielens):
 def test_a_visitor_may_start_from_a_persona_described_by_taste(server, desktop):
     page = desktop
     open_chat(page, server.url)
-    page.locator("#persona-panel").get_by_text("Start from a MovieLens persona").first.click()
+    page.locator("#persona-panel").get_by_text("Start from another film fan's taste").first.click()
     page.get_by_text("copies their ratings into a new profile of your own").wait_for()
     page.locator("#persona input").click()
-    option = page.get_by_role("option").filter(has_text="loves").first
+    option = page.get_by_role("option").filter(has_text="Loves").first
     label = option.inner_text()
-    assert "MovieLens rater #" in label and "favourites:" in label
-    number = label.split("#", 1)[1].split(":", 1)[0]
+    # described by taste in plain words, never by a number
+    assert "favourites:" in label and "#" not in label and "MovieLens" not in label
+    assert not IDENTIFIER.search(label), label
+    taste = label.split(";", 1)[0].lower()
     option.click()
     page.locator("#start-over").click()
-    expect(page.locator("#who")).to_contain_text(f"started from MovieLens persona #{number}")
+    expect(page.locator("#who")).to_contain_text(f"started from the taste of a film fan who {taste}")
     assert len(ask(page, "a thriller")) >= 5
     shot(page, "persona")
 
@@ -372,6 +400,15 @@ def test_only_an_operator_sees_the_traces_tab_with_the_internals(server, desktop
     expect(page.locator("#turns")).to_contain_text(trace[:12], timeout=TIMEOUT_MS)
     expect(page.locator("#steps")).to_contain_text("intent_parse", timeout=TIMEOUT_MS)
     expect(page.locator("#picks")).to_contain_text(trace[:12], timeout=TIMEOUT_MS)
+    # one turn on one screen: found by words of its message
+    page.locator("#turn-query textarea, #turn-query input").fill("a western")
+    page.locator("#show-turn").click()
+    view = page.locator("#turn-view")
+    expect(view).to_contain_text(trace, timeout=TIMEOUT_MS)
+    for part in ("The parser's reading", "Western", "Request before", "Request after", "intent_parse", "Picks",
+                 "Reply"):
+        expect(view).to_contain_text(part)
+    expect(view.locator("blockquote")).to_have_count(2)   # the message and the reply as sent
     shot(page, "traces")
 
 
@@ -399,5 +436,200 @@ def test_a_message_that_fails_is_kept_with_the_reason_beside_it(tmp_path, browse
             expect(turns(page)).to_have_count(1)
             expect(page.locator("#pending .pending-turn")).to_have_count(0)
             shot(page, "failed-message")
+        finally:
+            page.context.close()
+
+
+def stored_sessions(state: Path, person: str) -> list[str]:
+    from data.event_store import FILE_NAME, EventStore
+
+    store = EventStore(f"sqlite:///{Path(state) / FILE_NAME}")
+    try:
+        return [json.loads(s)["session_id"] for s in store.sessions_of(person)]
+    finally:
+        store.close()
+
+
+def visible_identifiers(page) -> list[str]:
+    """Developer words in the text a person can see now (every "Why this pick?" opened first)."""
+    page.evaluate("() => document.querySelectorAll('#conversation details.card-why').forEach(d => d.open = true)")
+    text = page.locator("body").inner_text()
+    page.evaluate("() => document.querySelectorAll('#conversation details.card-why').forEach(d => d.open = false)")
+    return sorted({m.group(0) for m in IDENTIFIER.finditer(text)})
+
+
+SMALL_CONTROLS_JS = """(min) => {
+    const seen = [];
+    for (const el of document.querySelectorAll('button, a[href], input, textarea, select, summary, [role=button], [role=tab], [role=option], [tabindex]:not([tabindex="-1"])')) {
+        const r = el.getBoundingClientRect();
+        const style = getComputedStyle(el);
+        if (!r.width || !r.height || style.visibility === 'hidden' || el.closest('[aria-hidden=true]')) continue;
+        if (el.closest('.sr-only, .sr-status')) continue;
+        if (r.width < min - 0.5 || r.height < min - 0.5)
+            seen.push(`${el.tagName.toLowerCase()}#${el.id || ''}.${(el.className || '').toString().slice(0, 40)} ` +
+                      `"${(el.getAttribute('aria-label') || el.textContent || '').trim().slice(0, 30)}" ${Math.round(r.width)}x${Math.round(r.height)}`);
+    }
+    return seen;
+}"""
+
+TEN_TURNS = ("a comedy", "something less violent", "darker please", "a thriller from the 90s", "no horror",
+             "something like Toy Story", "show me more", "a western", "something funnier", "more like the first one")
+
+
+@pytest.mark.parametrize("size", ["desktop", "phone"])
+def test_ten_turns_in_plain_words_accessible_and_within_reach(server, browser, movielens, size):
+    """After a 10-turn conversation with moods, swipes and every reason open: no developer words
+    in the visible page, axe finds nothing serious, and (phone) every control is at least 44x44 px."""
+    page = new_page(browser, DESKTOP if size == "desktop" else PHONE, touch=size == "phone")
+    try:
+        open_chat(page, server.url)
+        for n, text in enumerate(TEN_TURNS):
+            items = ask(page, text)
+            if n in (0, 3) and items:   # a like: later reasons cite it ("which you liked")
+                card(page, n, items[0]).locator(".like-btn").click()
+                settled(page, n, items[0], "like")
+        expect(turns(page)).to_have_count(min(len(TEN_TURNS), MAX_TURNS_KEPT))
+        assert visible_identifiers(page) == []
+        for text in INTERNALS:
+            expect(page.locator("#conversation")).not_to_contain_text(text)
+        said = page.locator("#conversation").inner_text()
+        assert said.count("new here") <= 1, "the new-visitor note shows once"
+        assert "rated highly" not in said, "a visitor who never rated is not told they did"
+        assert axe_violations(page, f"{size}-ten-turns") == []
+        if size == "phone":
+            # every control on screen and in the panels, opened
+            page.locator("#persona-panel").get_by_text("Start from another film fan's taste").first.click()
+            page.locator("#data-panel").get_by_text("Your data").first.click()
+            page.locator("#export-me").click()
+            expect(page.locator("#export-view")).to_contain_text("Conversations (1)")
+            page.locator("#delete-me").click()
+            expect(page.locator("#delete-what")).to_contain_text("10 messages")
+            page.locator("#conversation details.card-why summary").first.click()
+            assert page.evaluate(SMALL_CONTROLS_JS, 44) == []
+            assert visible_identifiers(page) == []
+            assert axe_violations(page, "phone-panels-open") == []
+            page.locator("#delete-cancel").click()
+        shot(page, f"{size}-ten-turns")
+        assert page.js_errors == []
+    finally:
+        page.context.close()
+
+
+def test_a_new_conversation_starts_fresh_and_keeps_the_old_one(server, desktop):
+    page = desktop
+    open_chat(page, server.url)
+    ask(page, "a comedy")
+    ask(page, "no romance")
+    before = page.locator("#conversation").inner_text()
+    page.locator("#new-chat").click()
+    expect(turns(page)).to_have_count(0)
+    expect(page.locator("#conversation .fresh-note")).to_be_visible()
+    ask(page, "show me more")
+    # both conversations are the person's, in the store, and "Your data" shows both
+    page.locator("#data-panel").get_by_text("Your data").first.click()
+    page.locator("#export-me").click()
+    view = page.locator("#export-view")
+    expect(view).to_contain_text("Conversations (2)", timeout=TIMEOUT_MS)
+    expect(view).to_contain_text("no romance")
+    assert "no romance" in before
+    href = view.get_by_role("link", name="Download everything (JSON)").get_attribute("href")
+    held = json.loads(base64.b64decode(href.split(",", 1)[1]))
+    assert len(set(stored_sessions(server.state, held["person"]["id"]))) == 2
+    # nothing carries over: "more" in the new conversation is not "more comedies, no romance"
+    more = next(t for t in held["turns"] if t["message"] == "show me more")
+    assert not more["intent"]["genres"] and not more["intent"]["exclude_genres"], more["intent"]
+    shot(page, "new-conversation")
+
+
+def test_layout_holds_while_waiting_with_reasons_open_and_long_pastes(server, browser):
+    page = new_page(browser, PHONE, touch=True)
+    try:
+        open_chat(page, server.url)
+        ask(page, "a comedy")
+        # replies held back by the network: the pending bubbles never push the box off screen
+        held: list = []
+        page.route("**/gradio_api/queue/join*", lambda route: held.append(route))
+        for text in ("a thriller", "a western", "something darker", "a musical"):
+            message_box(page).focus()
+            page.keyboard.type(text)
+            page.keyboard.press("Enter")
+            expect(message_box(page)).to_have_value("")
+        expect(page.locator("#pending .pending-turn")).to_have_count(4)
+        page.wait_for_timeout(300)
+        box = message_box(page).bounding_box()
+        assert box and box["y"] >= 0 and box["y"] + box["height"] <= PHONE["height"], box
+        shot(page, "phone-pending")
+        for route in held:
+            route.continue_()
+        page.unroute("**/gradio_api/queue/join*")
+        # four messages sent before any answer: every answer is drawn, none over another
+        expect(page.locator("#pending .pending-turn")).to_have_count(0, timeout=TIMEOUT_MS)
+        expect(turns(page)).to_have_count(5, timeout=TIMEOUT_MS)
+        assert sorted(turns(page).locator(".said").all_inner_texts()[1:]) == sorted(
+            ["a thriller", "a western", "something darker", "a musical"])
+
+        # a long paste is kept whole and refused with a word, never cut
+        long = ("a film with " + "really " * 800)[:5000]
+        message_box(page).fill(long)
+        expect(page.locator("#length-note")).to_contain_text("5,000 characters")
+        assert len(message_box(page).input_value()) == 5000
+        message_box(page).press("Enter")
+        expect(page.locator("#chat-error")).to_contain_text("5,000 characters", timeout=TIMEOUT_MS)
+        expect(message_box(page)).to_have_value(long)
+        expect(turns(page)).to_have_count(5)
+        message_box(page).fill("")
+        expect(page.locator("#length-note")).to_have_text("")
+    finally:
+        page.context.close()
+
+    # desktop: opening one reason changes no card's size
+    page = new_page(browser, DESKTOP)
+    try:
+        open_chat(page, server.url)
+        ask(page, "a comedy")
+        cards = turns(page).last.locator(".card")
+        sizes = cards.evaluate_all("cs => cs.map(c => [c.offsetWidth, c.offsetHeight])")
+        cards.first.locator("summary").click()
+        expect(cards.first.locator(".why-text p").first).to_be_visible()
+        assert cards.evaluate_all("cs => cs.map(c => [c.offsetWidth, c.offsetHeight])") == sizes
+        shot(page, "desktop-why-open")
+    finally:
+        page.context.close()
+
+
+def test_an_outage_loses_nothing_and_the_tab_carries_on(tmp_path, browser):
+    """The server killed (SIGKILL) mid-conversation: a message and a swipe made during the outage
+    are never shown as done; once the server is back (same port, same store) the same tab carries
+    on: the swipe is saved, the message waits in the box and is answered in the same conversation."""
+    with running_app(tmp_path) as app:
+        page = new_page(browser, DESKTOP)
+        try:
+            open_chat(page, app.url)
+            first = ask(page, "a comedy")
+            app.proc.kill()
+            app.proc.wait()
+            card(page, 0, first[0]).locator(".like-btn").click()
+            message_box(page).fill("a western please")
+            message_box(page).press("Enter")
+            # not pretended: the message is back in the box with a Retry, the like visibly not saved
+            expect(page.locator("#chat-error")).to_contain_text("Not sent", timeout=30_000)
+            expect(message_box(page)).to_have_value("a western please")
+            expect(page.locator("#chat-error").get_by_role("button", name="Retry")).to_be_visible()
+            expect(card(page, 0, first[0])).to_have_attribute("data-pending", "retry")
+            expect(card(page, 0, first[0])).to_have_attribute("data-state", "none")
+            expect(turns(page)).to_have_count(1)
+            shot(page, "outage")
+            app.start()
+            app.wait_ready()
+            # back: the swipe is saved without anyone touching it, the conversation is drawn again
+            expect(card(page, 0, first[0])).to_have_attribute("data-state", "like", timeout=TIMEOUT_MS)
+            expect(card(page, 0, first[0])).not_to_have_attribute("data-pending", re.compile(".*"), timeout=TIMEOUT_MS)
+            assert [(r.item_id, r.action) for r in stored_swipes(app.state)] == [(first[0], "like")]
+            expect(message_box(page)).to_have_value("a western please", timeout=TIMEOUT_MS)
+            message_box(page).press("Enter")
+            expect(turns(page)).to_have_count(2, timeout=TIMEOUT_MS)
+            expect(turns(page).last.locator(".said")).to_have_text("a western please")
+            expect(page.locator("#chat-error")).not_to_contain_text("Not sent")
+            shot(page, "outage-recovered")
         finally:
             page.context.close()

@@ -34,6 +34,8 @@ ALLOWED_EXACT = frozenset({
     "/healthz", "/metrics", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/operator", "/operator/logout",
     # what the page was seen to request (Playwright, Gradio 6.31), plus cancel/reset of its own events
     "/gradio_api/queue/join", "/gradio_api/queue/data", "/gradio_api/cancel", "/gradio_api/reset",
+    # the app's id only: the page polls it after losing the server, and carries on once it answers
+    "/gradio_api/app_id",
 })
 ALLOWED_PREFIXES = ("/api/", "/docs/assets/", "/assets/", "/static/", "/svelte/", "/gradio_api/heartbeat/")
 

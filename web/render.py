@@ -27,8 +27,22 @@ def _article(genres: list[str]) -> str:
     return ("an " if phrase[:1].lower() in "aeiou" else "a ") + phrase
 
 
-def why_sentences(evidence: Mapping) -> list[str]:
-    """The evidence of a pick as sentences a person reads: only what the evidence holds."""
+# a mood as people say it (the request's words; agent.replies says the same in replies)
+MOOD_WORDS = {"darker": "darker", "lighter": "lighter", "funnier": "funnier", "less_violent": "less violent"}
+
+
+def _moods(tones) -> list[str]:
+    """The moods a pick fits, in words: the evidence's tones (mood -> where the pick sits, a
+    z-score: only those it leans toward) or a plain list of them."""
+    names = [m for m, z in tones.items() if float(z) > 0] if isinstance(tones, Mapping) else list(tones)
+    return [MOOD_WORDS.get(str(m), str(m).replace("_", " ")) for m in names]
+
+
+def why_sentences(evidence: Mapping, swiped: Iterable[int] = (), seeded: bool = False) -> list[str]:
+    """The evidence of a pick as sentences a person reads: only what the evidence holds.
+
+    ``swiped``: the items the person liked by a swipe (said "you liked"); the others in
+    ``profile_items`` are ratings: the person's own, or (``seeded``) the film fan's they started from."""
     sentences = []
     genres = list(evidence.get("genres") or [])
     if genres:
@@ -36,12 +50,18 @@ def why_sentences(evidence: Mapping) -> list[str]:
     missing = list(evidence.get("missing_genres") or [])
     if missing:
         sentences.append(f"It isn't {_join(missing)}, though: it's the closest match we found.")
-    tones = list(evidence.get("tones") or [])
-    if tones:
-        sentences.append(f"Its mood fits what you asked for: {_join([str(t) for t in tones])}.")
-    liked = [p["title"] for p in evidence.get("profile_items") or [] if p.get("title")]
-    if liked:
-        sentences.append(f"It's similar to {_join(liked[:3])}, which you rated highly.")
+    moods = _moods(evidence.get("tones") or [])
+    if moods:
+        sentences.append(f"It fits the mood you asked for: {_join(moods)}.")
+    swiped = set(swiped)
+    cited = [p for p in evidence.get("profile_items") or [] if p.get("title")][:3]
+    by_swipe = [p["title"] for p in cited if p.get("item_id") in swiped]
+    rated = [p["title"] for p in cited if p.get("item_id") not in swiped]
+    if by_swipe:
+        sentences.append(f"It's similar to {_join(by_swipe)}, which you liked.")
+    if rated:
+        whose = "which the film fan you started from rated highly" if seeded else "which you rated highly"
+        sentences.append(f"It's similar to {_join(rated)}, {whose}.")
     mentioned = list(evidence.get("referenced_titles") or [])
     if mentioned:
         sentences.append(f"People who enjoy {_join(mentioned)}, which you mentioned, tend to enjoy it too.")
@@ -64,12 +84,13 @@ def plain_reason(evidence: Mapping) -> str:
     return "A well-liked match for your request."
 
 
-def shown_card(card: Mapping) -> dict:
-    """What the browser keeps of a card (``Card.as_dict()``): no scores, ranks or model names."""
+def shown_card(card: Mapping, swiped: Iterable[int] = (), seeded: bool = False) -> dict:
+    """What the browser keeps of a card (``Card.as_dict()``): no scores, ranks or model names
+    (``swiped``, ``seeded``: as for ``why_sentences``)."""
     evidence = card.get("evidence") or {}
     return {"item_id": int(card["item_id"]), "title": str(card["title"]), "year": card.get("year"),
             "genres": list(card.get("genres") or []), "reason": plain_reason(evidence),
-            "why": why_sentences(evidence)}
+            "why": why_sentences(evidence, swiped, seeded)}
 
 
 def _card(card: Mapping, trace_id: str, rank: int, state: str | None) -> str:
@@ -87,7 +108,7 @@ def _card(card: Mapping, trace_id: str, rank: int, state: str | None) -> str:
         f'<div class="card-body"><h2 class="card-title">{title}{year}</h2>'
         f'<ul class="chips" aria-label="Genres">{chips}</ul>'
         f'<p class="reason">{escape(card.get("reason") or "")}</p>'
-        f'<details class="card-why"><summary>Why this pick?</summary>{why}</details></div>'
+        f'<details class="card-why"><summary>Why this pick?</summary><div class="why-text">{why}</div></details></div>'
         f'<p class="card-state" aria-hidden="true"><span class="liked-note">You liked this</span>'
         f'<span class="disliked-note">Not for you</span></p>'
         f'<div class="card-actions">'
@@ -99,10 +120,15 @@ def _card(card: Mapping, trace_id: str, rank: int, state: str | None) -> str:
         f"</div></li>")
 
 
-def render_turn(turn: Mapping, swiped: Mapping[int, str]) -> str:
+def render_turn(turn: Mapping, swiped: Mapping[int, str], said: set[str] | None = None) -> str:
+    """One turn; ``said``: notices already shown earlier in the conversation (each shows once,
+    where it first applied: "you're new here" is not news on every turn). Updated here."""
     trace = str(turn.get("trace_id") or "")
     cards = turn.get("cards") or []
-    notices = "".join(f'<p class="notice">{escape(n)}</p>' for n in turn.get("notices") or [])
+    said = set() if said is None else said
+    fresh = [str(n) for n in turn.get("notices") or [] if str(n) not in said]
+    said.update(fresh)
+    notices = "".join(f'<p class="notice">{escape(n)}</p>' for n in fresh)
     listing = ""
     if cards:
         listing = ('<ul class="cards" aria-label="Picks">'
@@ -114,10 +140,13 @@ def render_turn(turn: Mapping, swiped: Mapping[int, str]) -> str:
             f'{escape(str(turn.get("text") or ""))}</p>{notices}{listing}</div></article>')
 
 
-def render_welcome() -> str:
+def render_welcome(fresh: bool = False) -> str:
+    """The first screen; ``fresh``: after "New conversation" (the earlier one is in "Your data")."""
     examples = "".join(f'<li><button type="button" class="example" data-example="{escape(e)}">{escape(e)}</button></li>'
                        for e in EXAMPLES)
-    return ('<div class="welcome"><h2>What would you like to watch?</h2>'
+    note = ('<p class="fresh-note">A new conversation: nothing you asked before carries over, but your likes '
+            'and dislikes still count. Earlier conversations are in “Your data” below.</p>' if fresh else "")
+    return ('<div class="welcome"><h2>What would you like to watch?</h2>' + note +
             "<p>Ask the way you'd ask a friend, then like or dislike the picks (swipe right or left on a "
             "phone): the next ones get closer to your taste.</p>"
             f'<ul class="examples" aria-label="Try asking">{examples}</ul></div>')
@@ -125,7 +154,8 @@ def render_welcome() -> str:
 
 def render_conversation(turns: Iterable[Mapping], swiped: Mapping[int, str]) -> str:
     """The whole conversation, oldest first; the welcome when there is none yet."""
-    body = "".join(render_turn(t, swiped) for t in turns)
+    said: set[str] = set()
+    body = "".join(render_turn(t, swiped, said) for t in turns)
     return body or render_welcome()
 
 
@@ -134,3 +164,82 @@ def swiped_items(swipes: Mapping[int, int]) -> dict[int, str]:
     shows the person's current swipe, whichever turn showed it (so an undone or later swipe shows
     on every copy)."""
     return {int(i): ("dislike" if rating == DISLIKE_RATING else "like") for i, rating in swipes.items()}
+
+
+# ---------------------------------------------------------------------------------------- "Your data"
+def when(ts: object) -> str:
+    """A stored time as people read it ("7 Dec 2026, 20:54 UTC"); the export keeps ISO strings."""
+    from datetime import datetime, timezone
+
+    try:
+        moment = datetime.fromisoformat(str(ts)) if not isinstance(ts, (int, float)) else \
+            datetime.fromtimestamp(ts, timezone.utc)
+    except ValueError:
+        return ""
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(timezone.utc)
+    return f"{moment.day} {moment:%b %Y, %H:%M} UTC"
+
+
+def data_summary(export: Mapping, titles: Mapping[int, str]) -> dict:
+    """What a person's export holds, in their terms: their current likes and dislikes (title, when),
+    their conversations (messages and the titles shown), and how many of each."""
+    latest: dict[int, Mapping] = {}
+    for swipe in export.get("swipes") or []:   # oldest first: the last one on an item is their swipe now
+        latest[int(swipe["item_id"])] = swipe
+    swipes = sorted(latest.values(), key=lambda s: str(s.get("ts")), reverse=True)
+    likes = [(titles.get(int(s["item_id"]), "a film"), when(s.get("ts"))) for s in swipes if s.get("action") == "like"]
+    dislikes = [(titles.get(int(s["item_id"]), "a film"), when(s.get("ts"))) for s in swipes if s.get("action") == "dislike"]
+    conversations: dict[str, list[dict]] = {}
+    for turn in sorted(export.get("turns") or [], key=lambda t: str(t.get("ts"))):
+        conversations.setdefault(str(turn.get("session_id")), []).append(
+            {"when": when(turn.get("ts")), "message": str(turn.get("message") or ""),
+             "shown": [titles.get(int(i), "a film") for i in turn.get("items") or []],
+             "answered": turn.get("outcome", "ok") == "ok"})
+    return {"likes": likes, "dislikes": dislikes, "conversations": list(conversations.values())}
+
+
+def _count(n: int, one: str, many: str) -> str:
+    return f"{n} {one if n == 1 else many}"
+
+
+def deletion_list(summary: Mapping, seeded: bool) -> str:
+    """What "Delete my data" removes, counted: said before the person confirms."""
+    turns = sum(len(c) for c in summary["conversations"])
+    parts = [_count(len(summary["likes"]), "like", "likes"), _count(len(summary["dislikes"]), "dislike", "dislikes"),
+             f'{_count(len(summary["conversations"]), "conversation", "conversations")} '
+             f'({_count(turns, "message", "messages")})']
+    profile = "your profile (and the ratings it copied from the film fan you started from)" if seeded else "your profile"
+    return f"{profile}, {_join(parts)}"
+
+
+def render_data(summary: Mapping, export_json: str) -> str:
+    """"Your data" as a person reads it: likes and dislikes by title and date, each conversation
+    as text, and the full export as a JSON download (built in the page: no copy is kept on disk)."""
+    from base64 import b64encode
+
+    def swipes(rows: list, empty: str) -> str:
+        if not rows:
+            return f"<p>{escape(empty)}</p>"
+        return "<ul>" + "".join(f"<li>{escape(t)} <span class=\"when\">{escape(w)}</span></li>" for t, w in rows) + "</ul>"
+
+    def conversation(n: int, turns: list[dict]) -> str:
+        lines = []
+        for t in turns:
+            shown = (f"Shown: {escape(', '.join(t['shown']))}." if t["shown"]
+                     else "Shown: nothing." if t["answered"] else "Not answered.")
+            lines.append(f'<li><span class="when">{escape(t["when"])}</span> <strong>You:</strong> '
+                         f'{escape(t["message"])}<br><span class="shown">{shown}</span></li>')
+        started = turns[0]["when"] if turns else ""
+        return (f'<section class="data-conversation"><h4>Conversation {n}, started {escape(started)}</h4>'
+                f'<ol>{"".join(lines)}</ol></section>')
+
+    talks = summary["conversations"]
+    body = "".join(conversation(n, c) for n, c in enumerate(talks, 1)) or "<p>No conversations yet.</p>"
+    href = "data:application/json;base64," + b64encode(export_json.encode("utf-8")).decode("ascii")
+    return ('<div class="data-view">'
+            f'<p><a class="download" href="{href}" download="cineagent-my-data.json">'
+            "Download everything (JSON)</a> the complete record, exactly as stored.</p>"
+            f'<h3>Liked ({len(summary["likes"])})</h3>{swipes(summary["likes"], "Nothing liked yet.")}'
+            f'<h3>Disliked ({len(summary["dislikes"])})</h3>{swipes(summary["dislikes"], "Nothing disliked yet.")}'
+            f"<h3>Conversations ({len(talks)})</h3>{body}</div>")

@@ -21,9 +21,11 @@ are the operator's, in the Traces tab (shown to the operator only, and checked o
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import time
 import uuid
-from collections import deque
+from collections import OrderedDict, deque
 from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from html import escape
 from pathlib import Path
@@ -39,13 +41,14 @@ from data.event_store import ConversationMoved, StoreError
 from data.people import InvalidToken, Person
 from web.errors import status_of
 from web.limits import RateLimited
-from web.render import MAX_TURNS_KEPT, render_conversation, render_welcome, shown_card, swiped_items
+from web.render import (MAX_TURNS_KEPT, data_summary, deletion_list, render_conversation, render_data,
+                         render_welcome, shown_card, swiped_items)
 
 if TYPE_CHECKING:
     from web.api import Runtime
 
 STATIC = Path(__file__).resolve().parent / "static"
-CHAT_JS = (STATIC / "chat.js").read_text()
+CHAT_JS = (STATIC / "chat.js").read_text().replace("__MAX_CHARS__", str(MAX_MESSAGE_CHARS))
 CSS = (STATIC / "chat.css").read_text()
 HEAD = f"<style>{(STATIC / 'page.css').read_text()}</style>"
 
@@ -66,11 +69,11 @@ PICKS_KEPT = 200   # UI turns whose picks the operator can inspect
 PEOPLE_ERRORS = CineAgentError  # shown to the person, never a crash
 
 FRESH = "Start from scratch (no history)"
-PERSONA_NOTE = ("**What is a persona?** MovieLens 100k is 100,000 ratings by 943 anonymous film fans. "
-                "Starting from one of them copies their ratings into a new profile of your own, so your very "
-                "first picks are personal; your likes and dislikes then change only your copy, never theirs. "
-                "Starting over gives you a new profile and a new conversation; the old profile, its swipes and "
-                "conversations are deleted.")
+PERSONA_NOTE = ("**What is this?** The recommender learned from 100,000 ratings by 943 anonymous film fans "
+                "(the MovieLens collection, up to 1998). Starting from one of them copies their ratings into a "
+                "new profile of your own, so your very first picks are personal; your likes and dislikes then "
+                "change only your copy, never theirs. Starting over gives you a new profile and a new "
+                "conversation; the old profile, its swipes and conversations are deleted.")
 
 
 def plain_error(exc: Exception) -> str:
@@ -99,12 +102,25 @@ def observed(endpoint: str) -> Iterator[dict]:
 
 
 # ---------------------------------------------------------------------------------------- people
+_TASTES: dict[int, str] = {}   # persona -> their taste in words (the same for the life of the process)
+
+
+def persona_taste(runtime: "Runtime", seed: int) -> str:
+    """A persona's taste in plain words ("loves horror and sci-fi"), never their number."""
+    if seed not in _TASTES:
+        from data.personas import describe
+
+        _TASTES[seed] = describe(runtime.require().data, seed).taste()
+    return _TASTES[seed]
+
+
 def describe_person(runtime: "Runtime", person: Person | None) -> str:
     if person is None:
         return "You're a **new visitor**: your first message starts your own private profile, kept in this browser."
     agent = runtime.require()
     rated = len(agent.profiles.ratings(person.id))
-    origin = f"started from MovieLens persona #{person.seed_from}" if person.seed_from else "started from scratch"
+    origin = (f"started from the taste of a film fan who {persona_taste(runtime, person.seed_from)}"
+              if person.seed_from else "started from scratch")
     return f"Your private profile, {origin}: **{rated}** {'rating or swipe' if rated == 1 else 'ratings and swipes'}"
 
 
@@ -169,19 +185,59 @@ def failed_html(message: str, exc: Exception) -> str:
             f"<strong>Not sent:</strong> {escape(plain_error(exc))}. Your message is kept in the box.</p>")
 
 
+class AnsweredTurns:
+    """The turns this process drew for each conversation lately, so that answers to messages sent
+    before the last one was drawn are all kept: each answer is drawn over the conversation as the
+    browser had it when its message left, which lacks the answers that arrived meanwhile."""
+
+    def __init__(self, conversations: int = 2000) -> None:
+        self._recent: OrderedDict[tuple[str, str], list[dict]] = OrderedDict()
+        self._size = conversations
+
+    def add(self, person: str, session: str, shown: list[dict], new: dict) -> list[dict]:
+        """The conversation with ``new`` added: the browser's copy, then the answers drawn since it
+        was sent (oldest first), then ``new``; the last ``MAX_TURNS_KEPT``."""
+        key = (person, session)
+        had = {t.get("trace_id") for t in shown}
+        turns = [*shown, *(t for t in self._recent.get(key, []) if t.get("trace_id") not in had), new]
+        self._recent[key] = turns = turns[-MAX_TURNS_KEPT:]
+        self._recent.move_to_end(key)
+        while len(self._recent) > self._size:
+            self._recent.popitem(last=False)
+        return turns
+
+    def forget(self, person: str) -> None:
+        for key in [k for k in self._recent if k[0] == person]:
+            del self._recent[key]
+
+
+ANSWERED = AnsweredTurns()
+
+
 class PickLog:
-    """The operator's view of what UI turns showed: scores and the models that ranked each pick."""
+    """The operator's view of what UI turns showed: scores and the models that ranked each pick,
+    and the reply as sent (the event store keeps the cards, not the scores or the words)."""
 
     def __init__(self, size: int = PICKS_KEPT) -> None:
         self._turns: deque[list[list]] = deque(maxlen=size)
+        self._replies: dict[str, str] = {}
 
-    def add(self, trace_id: str, cards: list[dict], model_version: str | None) -> None:
+    def add(self, trace_id: str, cards: list[dict], model_version: str | None, reply: str | None = None) -> None:
         self._turns.append([[trace_id[:12], rank, c["item_id"], c["title"], round(float(c["score"]), 4),
                              ", ".join(f"{n} #{r}" for n, r in (c.get("evidence", {}).get("sources") or {}).items()),
                              model_version or ""] for rank, c in enumerate(cards, 1)])
+        if reply is not None:
+            self._replies[trace_id] = reply
+            while len(self._replies) > self._turns.maxlen:
+                self._replies.pop(next(iter(self._replies)))
 
     def rows(self) -> list[list]:
         return [row for turn in reversed(self._turns) for row in turn]
+
+    def of(self, trace_id: str) -> tuple[dict[int, float], str | None]:
+        """(item -> score, the reply) of one UI turn, as far as this process saw it."""
+        rows = next((t for t in self._turns if t and t[0][0] == trace_id[:12]), [])
+        return {row[2]: row[4] for row in rows}, self._replies.get(trace_id)
 
 
 # ---------------------------------------------------------------------------------------- events
@@ -213,6 +269,9 @@ async def ui_chat(runtime: "Runtime", picks: PickLog, stored: dict | None, chat:
         return
     with observed("ui/chat") as outcome:
         try:
+            if len(message) > MAX_MESSAGE_CHARS:   # said, never cut: the box takes a longer paste
+                raise BadRequest(f"your message is {len(message):,} characters long; messages can be up to "
+                                 f"{MAX_MESSAGE_CHARS:,}, so please shorten it")
             person, stored = ui_person(runtime, stored, request)
             runtime.limits.turn(person.id, ui_client(request))
             kept = chat_of(chat, person) or {"user_id": person.id, "session_id": uuid.uuid4().hex, "turns": []}
@@ -223,10 +282,13 @@ async def ui_chat(runtime: "Runtime", picks: PickLog, stored: dict | None, chat:
                 yield gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), draft_html(message, draft)
             result = turn.result()
             cards = [c.as_dict() for c in result.cards]
-            picks.add(result.trace_id, cards, runtime.model_version)
-            kept["turns"] = [*kept["turns"], {"trace_id": result.trace_id, "message": message, "text": result.text,
-                                              "notices": list(result.notices),
-                                              "cards": [shown_card(c) for c in cards]}][-MAX_TURNS_KEPT:]
+            picks.add(result.trace_id, cards, runtime.model_version, result.text)
+            liked = [i for i, state in swiped_items(runtime.require().profiles.swipes(person.id)).items()
+                     if state == "like"]
+            shown = [shown_card(c, liked, seeded=person.seed_from is not None) for c in cards]
+            new = {"trace_id": result.trace_id, "message": message, "text": result.text,
+                   "notices": list(result.notices), "cards": shown}
+            kept["turns"] = ANSWERED.add(person.id, kept["session_id"], kept["turns"], new)
             outcome["status"] = 200
             yield (conversation_html(runtime, person, kept), kept, stored, describe_person(runtime, person), "", "")
         except PEOPLE_ERRORS as exc:
@@ -301,17 +363,19 @@ def ui_swipe(runtime: "Runtime", stored: dict | None, chat: Any, data: Any, requ
                 text = (f"Liked {title}: more like it next time." if action == "like"
                         else f"Disliked {title}: it won't be suggested again.")
             outcome["status"] = 200
-            ok = "1"
+            ok, retry = "1", "0"
         except PEOPLE_ERRORS as exc:
             outcome["status"] = status_of(exc)
             text, ok = f"Not recorded: {plain_error(exc)}.", "0"
+            # worth sending again in a moment (the page does): the server is busy or getting ready
+            retry = "1" if isinstance(exc, (NotReady, StoreError, RateLimited)) else "0"
         state, who = "none", gr.skip()
-        if person is not None and runtime.agent is not None:
+        if person is not None and runtime.agent is not None and retry == "0":
             state = swiped_items(runtime.agent.profiles.swipes(person.id)).get(item, "none")
             who = describe_person(runtime, person)
     # the card's true state after the attempt: the script settles every copy of the card on it
-    return (f'<p data-item="{item or ""}" data-state="{state}" data-ok="{ok}" data-seq="{time.time_ns()}">'
-            f"{escape(text)}</p>"), who
+    return (f'<p data-item="{item or ""}" data-state="{state}" data-ok="{ok}" data-retry="{retry}" '
+            f'data-seq="{time.time_ns()}">{escape(text)}</p>'), who
 
 
 def ui_start_over(runtime: "Runtime", persona: str | None, request: gr.Request, stored: dict | None = None):
@@ -340,35 +404,80 @@ def ui_start_over(runtime: "Runtime", persona: str | None, request: gr.Request, 
                     f'<p class="chat-error"><strong>Could not start over:</strong> {escape(plain_error(exc))}</p>')
 
 
+def ui_new_conversation(runtime: "Runtime", stored: dict | None, request: gr.Request):
+    """"New conversation" -> (conversation, its browser copy, error line): the next message starts a
+    new session (a fresh dialogue state: nothing asked before carries over). The person, their
+    swipes and the old conversation stay in the store ("Your data" shows it)."""
+    with observed("ui/new-conversation") as outcome:
+        try:
+            person = ui_person(runtime, stored, request, create=False)[0]
+            outcome["status"] = 200
+            fresh = {"user_id": person.id, "session_id": uuid.uuid4().hex, "turns": []} if person else None
+            return render_welcome(fresh=person is not None), fresh, ""
+        except PEOPLE_ERRORS as exc:
+            outcome["status"] = status_of(exc)
+            return gr.skip(), gr.skip(), f'<p class="chat-error">Could not start a new conversation: {escape(plain_error(exc))}</p>'
+
+
+def _held(runtime: "Runtime", person: Person) -> tuple[dict, dict]:
+    """(the full export, what it holds in the person's terms)."""
+    export = runtime.export(person)
+    movies = runtime.require().data.movies
+    titles = {i: m.display_title for i, m in movies.items()}
+    return export, data_summary(export, titles)
+
+
 def ui_export(runtime: "Runtime", stored: dict | None, request: gr.Request):
-    """"Show everything held about me" -> (the export as JSON, the line that says what happened)."""
+    """"Show my data" -> (what is held, readable, with the JSON to download; the status line)."""
     with observed("ui/export") as outcome:
         try:
             person, _ = ui_person(runtime, stored, request, create=False)
             outcome["status"] = 200
             if person is None:
-                return {}, "Nothing is held about you yet: you have not said anything."
+                return "", "Nothing is held about you yet: you have not said anything."
             runtime.limits.export(person.id, ui_client(request))  # its own limit, and a turn's
-            return runtime.export(person), ""
+            export, summary = _held(runtime, person)
+            return render_data(summary, json.dumps(export, indent=1, default=str)), ""
         except PEOPLE_ERRORS as exc:
             outcome["status"] = status_of(exc)
             return gr.skip(), f"Could not show your data: {plain_error(exc)}"
 
 
+def ui_confirm_delete(runtime: "Runtime", stored: dict | None, request: gr.Request):
+    """"Delete my data…" -> (the confirmation, shown, naming what will go; the status line)."""
+    with observed("ui/export") as outcome:
+        try:
+            person, _ = ui_person(runtime, stored, request, create=False)
+            outcome["status"] = 200
+            if person is None:
+                return gr.Column(visible=False), "", "Nothing is held about you: there is nothing to delete."
+            runtime.limits.turn(person.id, ui_client(request))
+            _, summary = _held(runtime, person)
+            what = deletion_list(summary, person.seed_from is not None)
+            return (gr.Column(visible=True),
+                    f"**Delete everything?** This removes {what}, on the server, for good; this browser then "
+                    "forgets you. Download your data first if you want a copy.", "")
+        except PEOPLE_ERRORS as exc:
+            outcome["status"] = status_of(exc)
+            return gr.skip(), gr.skip(), f"Could not prepare the deletion: {plain_error(exc)}"
+
+
 def ui_delete(runtime: "Runtime", stored: dict | None, request: gr.Request):
-    """"Delete my data" -> (person, who, conversation, its copy, export view, status line): deleted
-    everywhere, and this browser forgets them."""
+    """"Yes, delete everything" -> (person, who, conversation, its copy, data view, status line,
+    the confirmation hidden): deleted everywhere, and this browser forgets them."""
     with observed("ui/delete") as outcome:
         try:
             person, _ = ui_person(runtime, stored, request, create=False)
             if person is not None:
                 runtime.delete(person)
+                ANSWERED.forget(person.id)
             outcome["status"] = 200
-            return (None, describe_person(runtime, None), render_welcome(), None, {},
-                    "Deleted: your profile, swipes and conversations are gone, and this browser forgot you.")
+            return (None, describe_person(runtime, None), render_welcome(), None, "",
+                    "Deleted: your profile, likes, dislikes and conversations are gone, and this browser forgot you.",
+                    gr.Column(visible=False))
         except PEOPLE_ERRORS as exc:
             outcome["status"] = status_of(exc)
-            return (gr.skip(),) * 5 + (f"Could not delete your data: {plain_error(exc)}",)
+            return (gr.skip(),) * 5 + (f"Could not delete your data: {plain_error(exc)}", gr.skip())
 
 
 def trace_tables(runtime: "Runtime", picks: PickLog, request: gr.Request) -> tuple[list[list], list[list], list[list], str]:
@@ -387,6 +496,74 @@ def trace_tables(runtime: "Runtime", picks: PickLog, request: gr.Request) -> tup
     return rows, steps, picks.rows(), operator_note(runtime)
 
 
+def find_turn(turns: list, query: str | None) -> tuple[Any, Any]:
+    """(the newest turn matching ``query``: a trace id or its start, a person id, or words of the
+    message; the turn before it in the same conversation, or None). ``turns``: newest first."""
+    q = (query or "").strip().lower()
+    turn = next((t for t in turns if not q or t.trace_id.startswith(q) or t.user_id.lower() == q
+                 or q in t.message.lower()), None)
+    if turn is None:
+        return None, None
+    before = next((t for t in turns if t.session_id == turn.session_id and t.user_id == turn.user_id
+                   and t.ts < turn.ts), None)
+    return turn, before
+
+
+def _json(value: Any) -> str:
+    return f"<pre>{escape(json.dumps(value, indent=1, ensure_ascii=False, default=str))}</pre>"
+
+
+def turn_view_html(turn: Any, before: Any, titles: dict[int, str], scores: dict[int, float], reply: str | None,
+                   langfuse: str | None = None) -> str:
+    """One turn on one screen, for debugging a misunderstood message: the message, what was
+    understood (the parser, its fallback, its reading, the unused parts), the request in force
+    before and after, the steps with their timings, the picks with their sources and scores, the reply."""
+    if turn is None:
+        return "<p>No turn matches.</p>"
+    head = (f"<p><strong>{escape(turn.ts.astimezone().strftime('%Y-%m-%d %H:%M:%S'))}</strong> · person "
+            f"<code>{escape(turn.user_id)}</code> · conversation <code>{escape(turn.session_id[:16])}</code> · "
+            f"trace <code>{escape(turn.trace_id)}</code> · {escape(turn.channel)} · {turn.total_ms:.0f} ms · "
+            f"outcome <code>{escape(turn.outcome)}</code>"
+            + (f' · <a href="{escape(langfuse)}" target="_blank" rel="noopener">in Langfuse</a>' if langfuse else "")
+            + "</p>")
+    understood = (f"<p>Parser <code>{escape(turn.parser or '-')}</code>"
+                  + (f", fell back: {escape(turn.fallback_reason)}" if turn.fallback_reason else "")
+                  + f"; act <code>{escape(turn.act or '-')}</code></p>")
+    steps = "".join(f"<tr><td>{escape(st.name)}</td><td>{escape(st.kind)}</td><td>{st.duration_ms:.1f}</td>"
+                    f"<td>{escape(st.error or '')}</td></tr>" for st in turn.steps)
+    picks = "".join(
+        f"<tr><td>{rank}</td><td>{escape(titles.get(item, str(item)))}</td><td>{item}</td>"
+        f"<td>{escape(', '.join(f'{n} #{r}' for n, r in (turn.sources[rank - 1] if rank <= len(turn.sources) else {}).items()))}</td>"
+        f"<td>{scores[item] if item in scores else ''}</td></tr>" for rank, item in enumerate(turn.items, 1))
+    return ('<div class="turn-view">' + head
+            + f"<h3>Message</h3><blockquote>{escape(turn.message)}</blockquote>"
+            + "<h3>Understood</h3>" + understood + "<h4>The parser's reading</h4>" + _json(turn.parsed)
+            + "<h4>Unused parts (said to the person)</h4>" + _json(turn.unused)
+            + '<div class="state-pair"><div><h4>Request before</h4>'
+            + (_json(before.intent) if before is not None else "<p>(the conversation's first turn)</p>")
+            + "</div><div><h4>Request after</h4>" + _json(turn.intent) + "</div></div>"
+            + '<h3>Steps</h3><table><tr><th>step</th><th>kind</th><th>ms</th><th>error</th></tr>' + steps + "</table>"
+            + '<h3>Picks</h3><table><tr><th>#</th><th>title</th><th>item</th><th>sources (rank)</th><th>score</th></tr>'
+            + picks + "</table>"
+            + "<h3>Reply</h3>" + (f"<blockquote>{escape(reply)}</blockquote>" if reply is not None
+                                  else "<p>(kept for chat-UI turns this process answered)</p>")
+            + "</div>")
+
+
+def ui_turn_view(runtime: "Runtime", picks: PickLog, query: str | None, request: gr.Request) -> str:
+    """The operator's one-turn view (checked on every call, as for the tables)."""
+    if not is_operator(runtime, request):
+        return ""
+    turn, before = find_turn(runtime.recent_turns(), query)
+    if turn is None:
+        return turn_view_html(None, None, {}, {}, None)
+    movies = runtime.require().data.movies
+    scores, reply = picks.of(turn.trace_id)
+    host = os.environ.get("LANGFUSE_HOST") or os.environ.get("LANGFUSE_BASE_URL")
+    link = f"{host.rstrip('/')}/trace/{turn.trace_id}" if host else None
+    return turn_view_html(turn, before, {i: movies[i].label for i in turn.items if i in movies}, scores, reply, link)
+
+
 def operator_note(runtime: "Runtime") -> str:
     if runtime.status == "loading":
         return f"**Loading models…** ({time.monotonic() - runtime.created:.0f} s)"
@@ -403,17 +580,22 @@ def operator_note(runtime: "Runtime") -> str:
 LOADING = "Getting the recommender ready…"
 
 
-def readiness(runtime: "Runtime", stored: dict | None, shown: str | None) -> tuple[str, gr.Timer, gr.Dropdown, Any]:
+def readiness(runtime: "Runtime", stored: dict | None, shown: str | None, chat: Any = None
+              ) -> tuple[str, gr.Timer, gr.Dropdown, Any, Any]:
     """While the models load: a plain line for visitors; once up (or failed) the timer stops, the
-    persona choices fill in (describing them needs the ratings) and the person line is drawn if
-    the page still shows the loading one (else a turn may have drawn a newer one meanwhile)."""
+    persona choices fill in (describing them needs the ratings) and, if the page still shows the
+    loading line (else a turn may have drawn newer ones meanwhile), the person line and their
+    conversation are drawn: a page that came back with the server carries on where it was."""
     if runtime.status == "loading":
-        return (LOADING, gr.Timer(active=True), gr.Dropdown(), gr.skip())
+        return (LOADING, gr.Timer(active=True), gr.Dropdown(), gr.skip(), gr.skip())
     if runtime.status == "failed":
         return ("The recommender is unavailable right now; please try again later.", gr.Timer(active=False),
-                gr.Dropdown(), gr.skip())
-    who = describe_person(runtime, ui_person(runtime, stored, None, create=False)[0]) if shown == LOADING else gr.skip()
-    return "", gr.Timer(active=False), gr.Dropdown(choices=persona_choices(runtime)), who
+                gr.Dropdown(), gr.skip(), gr.skip())
+    who = html = gr.skip()
+    if shown == LOADING:
+        person = ui_person(runtime, stored, None, create=False)[0]
+        who, html = describe_person(runtime, person), conversation_html(runtime, person, chat_of(chat, person))
+    return "", gr.Timer(active=False), gr.Dropdown(choices=persona_choices(runtime)), who, html
 
 
 def persona_choices(runtime: "Runtime") -> list[tuple[str, str]]:
@@ -431,6 +613,7 @@ def persona_choices(runtime: "Runtime") -> list[tuple[str, str]]:
 CHAT_TRIGGER = "multiple"
 # before a message goes: show it with a typing indicator and empty the box (web/static/chat.js)
 SEND_JS = "(person, chat, message) => { window.cine && window.cine.sending(message); return [person, chat, message]; }"
+NEW_CHAT_JS = "(person) => { window.cine && window.cine.fresh(); return [person]; }"
 SETTLE_JS = "() => { window.cine && window.cine.sent(); }"
 STATUS_JS = "watch('value', () => { window.cine && window.cine.settle(element); });"
 ERROR_JS = "watch('value', () => { window.cine && window.cine.failed(element); });"
@@ -453,17 +636,26 @@ def build_ui(runtime: "Runtime") -> gr.Blocks:
     def start_over(persona: str | None, stored: dict | None, request: gr.Request):
         return ui_start_over(runtime, persona, request, stored)
 
+    def turn_view_of(query: str | None, request: gr.Request):
+        return ui_turn_view(runtime, picks, query, request)
+
     def traces(request: gr.Request):
         return trace_tables(runtime, picks, request)
+
+    def new_conversation(stored: dict | None, request: gr.Request):
+        return ui_new_conversation(runtime, stored, request)
 
     def export(stored: dict | None, request: gr.Request):
         return ui_export(runtime, stored, request)
 
+    def confirm_delete(stored: dict | None, request: gr.Request):
+        return ui_confirm_delete(runtime, stored, request)
+
     def delete(stored: dict | None, request: gr.Request):
         return ui_delete(runtime, stored, request)
 
-    def ready(stored: dict | None, shown: str | None):
-        return readiness(runtime, stored, shown)
+    def ready(stored: dict | None, shown: str | None, kept: Any):
+        return readiness(runtime, stored, shown, kept)
 
     with gr.Blocks(title="CineAgent", fill_width=True) as demo:
         # {"token", "user_id"}: who this browser is; the token is checked by every event
@@ -477,6 +669,7 @@ def build_ui(runtime: "Runtime") -> gr.Blocks:
                     gr.HTML('<h1 class="brand">CineAgent <span>movie picks, by chat</span></h1>', js_on_load=None,
                             elem_id="brand")
                     who = gr.Markdown(elem_id="who")
+                    new_chat = gr.Button("New conversation", size="sm", scale=0, min_width=0, elem_id="new-chat")
                 readiness_note = gr.Markdown(elem_id="readiness")
                 conversation = gr.HTML(render_welcome(), elem_id="conversation", js_on_load=CHAT_JS,
                                        html_template='<div class="log" role="log" aria-label="Conversation">'
@@ -488,33 +681,43 @@ def build_ui(runtime: "Runtime") -> gr.Blocks:
                 with gr.Row(elem_id="composer", equal_height=True):
                     message = gr.Textbox(label="Message CineAgent", show_label=False, container=False, lines=1,
                                          max_lines=1, placeholder="Ask for a movie…", elem_id="msg", scale=5,
-                                         max_length=MAX_MESSAGE_CHARS, autofocus=False)
+                                         autofocus=False)
                     send_button = gr.Button("Send", variant="primary", scale=1, min_width=72, elem_id="send")
                 chat_error = gr.HTML("", elem_id="chat-error", js_on_load=ERROR_JS,
                                      html_template='<div role="alert">${value}</div>')
                 swipe_status = gr.HTML("", elem_id="swipe-status", js_on_load=STATUS_JS,
                                        html_template='<div role="status" class="sr-status">${value}</div>')
                 # below the composer: the box stays on a phone's first screen; a first visit finds it there
-                with gr.Accordion("Start from a MovieLens persona (what is this?)", open=False,
+                with gr.Accordion("Start from another film fan's taste (what is this?)", open=False,
                                   elem_id="persona-panel"):
                     gr.Markdown(PERSONA_NOTE)
                     with gr.Row():
-                        persona = gr.Dropdown(choices=[(FRESH, "")], value="", label="Persona", scale=4,
+                        persona = gr.Dropdown(choices=[(FRESH, "")], value="", label="Whose taste to start from", scale=4,
                                               elem_id="persona", interactive=True)
-                        start = gr.Button("Start over as this persona", scale=1, elem_id="start-over")
+                        start = gr.Button("Start over from this taste", scale=1, elem_id="start-over")
                 with gr.Accordion("Your data", open=False, elem_id="data-panel"):
-                    gr.Markdown("Everything held about you (profile, swipes, conversations, the turns you were "
-                                "shown), and a way to delete all of it. Nobody else can see it.")
+                    gr.Markdown("What is held about you: your likes and dislikes, your conversations, and the full "
+                                "record to download; and a way to delete all of it. Nobody else can see it.")
                     with gr.Row():
-                        show_data = gr.Button("Show everything held about me", size="sm", elem_id="export-me")
-                        delete_me = gr.Button("Delete my data", size="sm", variant="stop", elem_id="delete-me")
+                        show_data = gr.Button("Show my data", elem_id="export-me")
+                        delete_me = gr.Button("Delete my data…", elem_id="delete-me")
+                    with gr.Column(visible=False, elem_id="delete-confirm-panel") as confirm_panel:
+                        confirm_text = gr.Markdown(elem_id="delete-what")
+                        with gr.Row():
+                            delete_yes = gr.Button("Yes, delete everything", variant="stop", elem_id="delete-confirm")
+                            delete_no = gr.Button("Cancel", elem_id="delete-cancel")
                     data_status = gr.Markdown(elem_id="data-status")
-                    exported = gr.JSON(label="Held about you", elem_id="export-view")
+                    data_view = gr.HTML("", elem_id="export-view")
 
             # rendered for everyone but shown to an operator only (ui_load); its data is checked
             # per call in trace_tables
             with gr.Tab("Traces", id="traces-tab", visible=False, elem_id="traces-tab") as traces_tab:
                 parser_note = gr.Markdown(elem_id="parser-note")
+                with gr.Row(equal_height=True):
+                    turn_query = gr.Textbox(label="One turn: a trace id, a person id or words of the message "
+                                                  "(empty: the newest)", elem_id="turn-query", scale=4)
+                    show_turn = gr.Button("Show the turn", elem_id="show-turn", scale=1)
+                turn_view = gr.HTML("", elem_id="turn-view")
                 refresh = gr.Button("Refresh", size="sm", elem_id="refresh-traces")
                 turns_table = gr.Dataframe(headers=TURN_COLUMNS, label="Turns (newest first)", elem_id="turns",
                                            interactive=False)
@@ -525,19 +728,30 @@ def build_ui(runtime: "Runtime") -> gr.Blocks:
         gr.Markdown("Operator? [Sign in](/operator) to see traces. [API docs](/docs)", elem_id="operator-link")
 
         demo.load(load, inputs=[person, chat], outputs=[who, conversation, traces_tab], api_visibility="private")
-        poll.tick(ready, inputs=[person, who], outputs=[readiness_note, poll, persona, who], api_visibility="private",
+        poll.tick(ready, inputs=[person, who, chat], outputs=[readiness_note, poll, persona, who, conversation],
+                  api_visibility="private",
                   show_progress="hidden")
         start.click(start_over, inputs=[persona, person], outputs=[person, who, conversation, chat, chat_error],
                     api_visibility="private")
         for trigger in (send_button.click, message.submit):
-            trigger(send, [person, chat, message], [conversation, chat, person, who, chat_error, reply_draft], js=SEND_JS,
-                    api_visibility="private", show_progress="hidden", trigger_mode=CHAT_TRIGGER
+            # (no .failure hook: Gradio's front end ran it after answered sends too; an outage is
+            # noticed by chat.js itself, which checks /healthz while anything is unconfirmed)
+            trigger(send, [person, chat, message], [conversation, chat, person, who, chat_error, reply_draft],
+                    js=SEND_JS, api_visibility="private", show_progress="hidden", trigger_mode=CHAT_TRIGGER
                     ).then(None, js=SETTLE_JS)
         conversation.swipe(swipe, inputs=[person, chat], outputs=[swipe_status, who], api_visibility="private",
                            show_progress="hidden", trigger_mode="multiple")
-        show_data.click(export, inputs=[person], outputs=[exported, data_status], api_visibility="private")
-        delete_me.click(delete, inputs=[person], outputs=[person, who, conversation, chat, exported, data_status],
+        new_chat.click(new_conversation, inputs=[person], outputs=[conversation, chat, chat_error],
+                       api_visibility="private", js=NEW_CHAT_JS)
+        show_data.click(export, inputs=[person], outputs=[data_view, data_status], api_visibility="private")
+        delete_me.click(confirm_delete, inputs=[person], outputs=[confirm_panel, confirm_text, data_status],
                         api_visibility="private")
+        delete_no.click(lambda: (gr.Column(visible=False), "Nothing was deleted."), outputs=[confirm_panel, data_status],
+                        api_visibility="private")
+        delete_yes.click(delete, inputs=[person], outputs=[person, who, conversation, chat, data_view, data_status,
+                                                           confirm_panel], api_visibility="private")
+        for trigger in (show_turn.click, turn_query.submit):
+            trigger(turn_view_of, inputs=[turn_query], outputs=[turn_view], api_visibility="private")
         for trigger in (refresh.click, traces_tab.select):
             trigger(traces, outputs=[turns_table, steps_table, picks_table, parser_note], api_visibility="private")
     # turns are CPU-bound on a small machine: a few at once, the rest queue in Gradio

@@ -393,6 +393,20 @@ def cmd_feedback_export(args) -> int:
     return 0
 
 
+def cmd_feedback_simulate(args) -> int:
+    from data import movielens
+    from data.event_store import open_store
+    from models.feedback import synthetic_swipes
+
+    store = open_store(_database_url())
+    swipes = synthetic_swipes(movielens.load(), people=args.people, swipes_each=args.swipes, seed=args.seed,
+                              prefix=args.prefix)
+    position = store.add_swipes(swipes)
+    print(f"{len(swipes)} synthetic swipes of {args.people} people ({args.prefix}-*) -> {store.describe()}, "
+          f"position {position}")
+    return 0
+
+
 # ---------------------------------------------------------------------------------------- bench
 def cmd_bench_score(args) -> int:
     from data import movielens
@@ -674,6 +688,13 @@ def build_parser() -> argparse.ArgumentParser:
                                                "action, trace_id, rank, query), oldest first")
     export.add_argument("--out", help="write to this file (atomically) instead of stdout")
     export.set_defaults(func=cmd_feedback_export)
+    simulate = feedback.add_parser("simulate", help="for benchmarks, in a scratch CINEAGENT_HOME: write synthetic "
+                                   "swipes of people whose tastes differ from MovieLens' (models.feedback.synthetic_swipes)")
+    simulate.add_argument("--people", type=int, default=1000)
+    simulate.add_argument("--swipes", type=int, default=10, help="swipes per person")
+    simulate.add_argument("--seed", type=int, default=0)
+    simulate.add_argument("--prefix", default="sim", help="their user keys are PREFIX-00000, ...")
+    simulate.set_defaults(func=cmd_feedback_simulate)
     return parser
 
 

@@ -67,6 +67,51 @@ class CineAgent:
         self.agent = agent
         log.info("serving: models %s, parser %s, store %s, loaded in %.1f s", self.model_version,
                  agent.parser.name, self.store.describe(), self.load_seconds)
+        self._watch_registry()
+
+    # ------------------------------------------------------------ the registry's champion
+    def _watch_registry(self) -> None:
+        """Every ``model_check_s``, ask the registry which artifact the champion is; when it is not
+        the one served, load it beside the current agent and switch (requests in flight finish on
+        the old one). So `models promote` / `models rollback` reach every replica without a restart."""
+        if self.settings.model_check_s <= 0 or getattr(self, "_watcher", None) is not None:
+            return
+        from models import registry
+
+        if not registry.exists(self.settings.database_url):
+            return
+        self._stop_watch = threading.Event()
+        self._watcher = threading.Thread(target=self._watch_loop, name="cineagent-registry", daemon=True)
+        self._watcher.start()
+
+    def _watch_loop(self) -> None:
+        while not self._stop_watch.wait(self.settings.model_check_s):
+            try:
+                self.check_champion()
+            except Exception as exc:  # noqa: BLE001 - the registry down must not stop serving
+                log.warning("model registry check failed: %s", exc)
+
+    def check_champion(self) -> bool:
+        """Switch to the registry's champion when it is not what serves; True when it switched."""
+        from models.registry import champion_state
+
+        state = champion_state(self.settings.database_url)
+        if state is None or not state[1] or state[1] == self.model_version:
+            return False
+        from agent.runtime import load_agent
+        from agent.session import SessionStore
+
+        started = time.monotonic()
+        sessions = SessionStore(self.settings.max_sessions, self.settings.session_ttl_s, store=self.store)
+        agent = load_agent(parser=self.settings.parser, sessions=sessions, events=self.store, settings=self.settings)
+        previous, self.agent = self.model_version, agent
+        log.info("serving: switched models %s -> %s (registry version %s) in %.1f s", previous, self.model_version,
+                 state[0], time.monotonic() - started)
+        return True
+
+    def stop_watching(self) -> None:
+        if getattr(self, "_stop_watch", None) is not None:
+            self._stop_watch.set()
 
     @property
     def status(self) -> str:

@@ -36,6 +36,8 @@ class Settings(BaseSettings):
     recent_turns: int = Field(default=200, ge=1, description="turns the operator's Traces tab lists")
     max_turns: int = Field(default=100_000, ge=100, description="turn events kept in the store, oldest out")
     access_log: bool = Field(default=False, description="uvicorn's line per request")
+    model_check_s: float = Field(default=30.0, ge=0, description="how often a server asks the model registry "
+                                 "which version is the champion, and switches to it (0: never; restart instead)")
     # the LLM (unset base URL: the offline parser answers)
     llm_base_url: str | None = Field(default=None, description="an OpenAI-compatible endpoint")
     llm_model: str | None = Field(default=None, description="model name sent to it")

@@ -38,6 +38,7 @@ class CineAgent:
         self.store = store or open_store(settings.database_url, settings.db_pool_size)
         self.store.max_turns = settings.max_turns
         self.agent: DialogueManager | None = None
+        self.canary: DialogueManager | None = None   # the challenger, for CINEAGENT_CANARY_FRACTION of people
         self.error: str | None = None
         self.created = time.monotonic()
         self.load_seconds: float | None = None
@@ -67,6 +68,10 @@ class CineAgent:
         self.agent = agent
         log.info("serving: models %s, parser %s, store %s, loaded in %.1f s", self.model_version,
                  agent.parser.name, self.store.describe(), self.load_seconds)
+        try:
+            self.check_canary()
+        except Exception as exc:  # noqa: BLE001 - no canary is better than no service
+            log.warning("the canary could not be loaded: %s", exc)
         self._watch_registry()
 
     # ------------------------------------------------------------ the registry's champion
@@ -88,8 +93,63 @@ class CineAgent:
         while not self._stop_watch.wait(self.settings.model_check_s):
             try:
                 self.check_champion()
+                self.check_canary()
             except Exception as exc:  # noqa: BLE001 - the registry down must not stop serving
                 log.warning("model registry check failed: %s", exc)
+
+    def _load_version(self, artifact: str) -> DialogueManager:
+        from agent.runtime import load_agent
+        from agent.session import SessionStore
+
+        sessions = SessionStore(self.settings.max_sessions, self.settings.session_ttl_s, store=self.store)
+        return load_agent(parser=self.settings.parser, version=artifact, sessions=sessions, events=self.store,
+                          settings=self.settings)
+
+    def check_canary(self) -> bool:
+        """With ``canary_fraction`` > 0, serve the registry's challenger to that share of people
+        (loaded beside the champion; dropped when there is no challenger). True when it changed."""
+        if self.settings.canary_fraction <= 0:
+            return False
+        from models.registry import CHALLENGER, Registry, exists
+
+        if not exists(self.settings.database_url):
+            return False
+        reg = Registry(self.settings.database_url)
+        challenger = reg.by_alias(CHALLENGER)
+        artifact = challenger.tags.get("artifact_version") if challenger is not None else None
+        current = self.canary.bundle.manifest.version if self.canary is not None else None
+        if artifact == current:
+            return False
+        if artifact is None:
+            self.canary = None
+            log.info("canary: no challenger any more; everyone is served the champion")
+            return True
+        from data import movielens
+        from models.lifecycle import local_artifact
+
+        self.canary = self._load_version(local_artifact(reg, movielens.load(), challenger))
+        log.info("canary: challenger %s (registry version %s) serves %.0f%% of people", artifact,
+                 challenger.version, 100 * self.settings.canary_fraction)
+        return True
+
+    def in_canary(self, user_key: str) -> bool:
+        """Whether this person is in the canary arm: a stable hash of their key, so the same
+        people every time, on every replica."""
+        import hashlib
+
+        digest = int.from_bytes(hashlib.sha256(f"canary:{user_key}".encode()).digest()[:8], "big")
+        return digest / 2**64 < self.settings.canary_fraction
+
+    def _agent_for(self, user: object) -> DialogueManager:
+        agent = self.require()
+        canary = self.canary
+        if canary is None:
+            return agent
+        try:
+            key = resolve_user(user, agent.data).key
+        except Exception:  # noqa: BLE001 - the champion's agent says what is wrong with the user
+            return agent
+        return canary if self.in_canary(key) else agent
 
     def check_champion(self) -> bool:
         """Switch to the registry's champion when it is not what serves; True when it switched."""
@@ -98,12 +158,13 @@ class CineAgent:
         state = champion_state(self.settings.database_url)
         if state is None or not state[1] or state[1] == self.model_version:
             return False
-        from agent.runtime import load_agent
-        from agent.session import SessionStore
-
         started = time.monotonic()
-        sessions = SessionStore(self.settings.max_sessions, self.settings.session_ttl_s, store=self.store)
-        agent = load_agent(parser=self.settings.parser, sessions=sessions, events=self.store, settings=self.settings)
+        from data import movielens
+        from models.lifecycle import local_artifact
+        from models.registry import CHAMPION, Registry
+
+        reg = Registry(self.settings.database_url)
+        agent = self._load_version(local_artifact(reg, movielens.load(), reg.by_alias(CHAMPION)))
         previous, self.agent = self.model_version, agent
         log.info("serving: switched models %s -> %s (registry version %s) in %.1f s", previous, self.model_version,
                  state[0], time.monotonic() - started)
@@ -133,9 +194,11 @@ class CineAgent:
         """One turn. Its ``Turn`` event is stored with the conversation, in one transaction; a
         refused turn is recorded too, with its error, when the store can take it."""
         wall = datetime.now(timezone.utc)
+        agent = self._agent_for(user)
+        model = agent.bundle.manifest.version if agent.bundle.manifest else None
         try:
-            result = await self.require().chat(user, session_id, message,
-                                               record=lambda done: turn_event(done, channel, wall))
+            result = await agent.chat(user, session_id, message,
+                                      record=lambda done: turn_event(done, channel, wall, model))
         except Exception as exc:
             self._record_refused(user, session_id, message, channel, wall, exc)
             raise
@@ -157,7 +220,7 @@ class CineAgent:
         """One stand-alone request in a session of its own, which is not kept."""
         result = await self.chat(user, f"recommend-{uuid.uuid4().hex}", query, channel)
         # a one-off request: its session must not push live conversations out of the bounded store
-        self.require().sessions.discard(result.session_id, result.user.key)
+        self._agent_for(user).sessions.discard(result.session_id, result.user.key)
         if n is not None:
             result.cards = result.cards[:n]
         return result
@@ -248,8 +311,10 @@ class CineAgent:
 
     def _seed(self, person: Person) -> None:
         # every process learns a person's persona from their record, on each authenticated call
-        if person.seed_from is not None and self.agent is not None:
-            self.agent.profiles.seed(person.id, str(person.seed_from))
+        if person.seed_from is not None:
+            for agent in (self.agent, self.canary):
+                if agent is not None:
+                    agent.profiles.seed(person.id, str(person.seed_from))
 
     def export(self, person: Person) -> dict:
         """Everything held about the person: who they are, their swipes, profile, conversations,
@@ -265,14 +330,15 @@ class CineAgent:
         then this process's caches. The trace log keeps their turns under the random person id
         only, which nothing maps to a person any more."""
         removed = self.store.delete_person(person.id)
-        if self.agent is not None:
-            self.agent.forget(person.id)
+        for agent in (self.agent, self.canary):
+            if agent is not None:
+                agent.forget(person.id)
         return {"swipes": removed["swipes"], "sessions": removed["sessions"], "turns": removed["turns"],
                 "profile": bool(removed["swipes"])}
 
 
-def turn_event(result: TurnResult, channel: str, ts: datetime) -> Turn:
-    return Turn(trace_id=result.trace_id, ts=ts, user_id=result.user.key, session_id=result.session_id,
+def turn_event(result: TurnResult, channel: str, ts: datetime, model: str | None = None) -> Turn:
+    return Turn(trace_id=result.trace_id, ts=ts, user_id=result.user.key, session_id=result.session_id, model=model,
                 channel=channel, message=result.message[:2000], act=result.act,
                 parser=result.parse.parser if result.parse else None,
                 fallback_reason=result.parse.fallback_reason if result.parse else None,

@@ -36,6 +36,8 @@ class Settings(BaseSettings):
     recent_turns: int = Field(default=200, ge=1, description="turns the operator's Traces tab lists")
     max_turns: int = Field(default=100_000, ge=100, description="turn events kept in the store, oldest out")
     access_log: bool = Field(default=False, description="uvicorn's line per request")
+    canary_fraction: float = Field(default=0.0, ge=0, le=1, description="share of people (the same ones every "
+                                   "time: a hash of their key) served the registry's challenger; 0: nobody")
     model_check_s: float = Field(default=30.0, ge=0, description="how often a server asks the model registry "
                                  "which version is the champion, and switches to it (0: never; restart instead)")
     # the LLM (unset base URL: the offline parser answers)

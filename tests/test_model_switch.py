@@ -58,3 +58,35 @@ def test_promote_and_rollback_reach_a_running_service(home):
     rollback(registry)
     assert service.check_champion() is True and service.model_version == "A-1"
     service.store.close()
+
+
+def test_canary_serves_the_challenger_to_a_stable_share_of_people(home):
+    import asyncio
+
+    from agent.service import CineAgent
+    from models import registry as reg
+
+    registry = reg.Registry()
+    first, second = _register(registry, "A-1"), _register(registry, "B-2")
+    registry.set_alias(reg.CHAMPION, first)
+    registry.set_alias(reg.CHALLENGER, second)
+    service = CineAgent(Settings(parser="offline", model_check_s=0, canary_fraction=0.3))
+    service.load()
+    assert service.model_version == "A-1" and service.canary.bundle.manifest.version == "B-2"
+    people = [f"viewer{i}" for i in range(200)]
+    arms = [service.in_canary(p) for p in people]
+    assert 0.2 < sum(arms) / len(arms) < 0.4
+    again = CineAgent(Settings(parser="offline", model_check_s=0, canary_fraction=0.3), store=service.store)
+    assert [again.in_canary(p) for p in people] == arms, "the same people on every replica"
+
+    async def turns():
+        for p in people[:12]:
+            await service.chat(p, f"s-{p}", "a funny movie")
+    asyncio.run(turns())
+    served = {t.user_id: t.model for t in service.store.turns()}
+    assert served == {p: ("B-2" if service.in_canary(p) else "A-1") for p in people[:12]}
+    assert "B-2" in served.values() and "A-1" in served.values()
+
+    registry.drop_alias(reg.CHALLENGER)
+    assert service.check_canary() is True and service.canary is None
+    service.store.close()

@@ -180,7 +180,7 @@ def cmd_models_promote(args) -> int:
 
     registry = reg.Registry(_database_url())
     previous = promote(registry, args.version, force=args.force)
-    print(f"version {args.version} is the champion (was {previous or 'none'}); servers pick it up on their next "
+    print(f"version {registry.by_alias(reg.CHAMPION).version} is the champion (was {previous or 'none'}); servers pick it up on their next "
           "check or restart")
     return 0
 
@@ -548,7 +548,7 @@ def build_parser() -> argparse.ArgumentParser:
     mlist.add_argument("--json", action="store_true", help="print JSON")
     mlist.set_defaults(func=cmd_models_list)
     mgate = models.add_parser("gate", help="validate a version against the champion (exit 1 when it fails)")
-    mgate.add_argument("version")
+    mgate.add_argument("version", help="a version number, or an alias (challenger)")
     mgate.add_argument("--json", action="store_true", help="print JSON")
     mgate.add_argument("--promote", action="store_true", help="promote it when it passes")
     mgate.add_argument("--ndcg-tolerance", dest="ndcg_tolerance", type=float)

@@ -361,6 +361,7 @@ def gate(version: str, registry: Registry, data: MovieLens, store=None, config: 
     """Judge ``version`` against the champion (see the module docstring); logs one MLflow run."""
     config = config or GateConfig()
     challenger = registry.version(version)
+    version = str(challenger.version)
     champion = registry.by_alias(CHAMPION)
     if champion is not None and str(champion.version) == str(version):
         raise RegistryError(f"version {version} is the champion already; gate a challenger")
@@ -436,6 +437,7 @@ def promote(registry: Registry, version: str, force: bool = False) -> str | None
     """Make ``version`` the champion: only when its gate passed against the current champion
     (``force`` skips that). Returns the version it replaced."""
     candidate = registry.version(version)
+    version = str(candidate.version)
     champion = registry.by_alias(CHAMPION)
     if not force and champion is not None and str(champion.version) != str(version):
         verdict = candidate.tags.get("gate_verdict")

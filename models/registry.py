@@ -184,8 +184,14 @@ class Registry:
         return str(version.version)
 
     def version(self, version: str):
+        """A model version by number, or by alias (``challenger``, ``champion``)."""
         from mlflow.exceptions import MlflowException
 
+        if not str(version).isdigit():
+            found = self.by_alias(str(version))
+            if found is None:
+                raise RegistryError(f"no version has the alias {version!r}; `cineagent models list` shows them")
+            return found
         try:
             return self.client.get_model_version(MODEL_NAME, str(version))
         except MlflowException:
@@ -246,7 +252,7 @@ class Registry:
 
     def promote(self, version: str) -> str | None:
         """Make ``version`` the champion; the one it replaces goes on the history. Returns it."""
-        self.version(version)   # exists, or a clear error
+        version = str(self.version(version).version)   # exists (a number or an alias), or a clear error
         previous = self.by_alias(CHAMPION)
         if previous is not None and str(previous.version) == str(version):
             return str(previous.version)

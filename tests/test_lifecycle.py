@@ -138,10 +138,10 @@ def test_gate_passes_a_real_improvement_and_refuses_a_broken_model(home, toy):
     better = train_run(data, vectors, registry, feedback=_feedback(data, store), challenger=True)
     assert better.alias == "challenger" and better.params["data.swipe_position"] == store.swipe_position()
 
-    verdict = gate(better.version, registry, data, store)
+    verdict = gate("challenger", registry, data, store)
     figures = verdict.figures
     assert figures["challenger.recent.recall_at_10"] > figures["champion.recent.recall_at_10"], figures
-    assert verdict.passed, verdict.reasons
+    assert verdict.passed and verdict.version == better.version, verdict.reasons
     gate_run = registry.run(verdict.run_id)
     assert gate_run.data.tags["cineagent.verdict"] == "pass"
     assert gate_run.data.metrics["challenger.holdout.fusion.ndcg_at_10"] == figures["challenger.holdout.fusion.ndcg_at_10"]

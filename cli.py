@@ -62,10 +62,11 @@ def cmd_train(args) -> int:
     data = movielens.load()
     database_url = _database_url()
     if args.if_missing:
+        from agent.runtime import champion_artifact
         from models.artifacts import ArtifactError, open_version
 
         try:
-            artifact = reg.serving_version(database_url)
+            artifact = champion_artifact(data, database_url)   # fetched from MLflow when not here
             manifest = open_version(artifact, data_checksum=data.checksum)
             print(f"models are current (artifact {manifest.version}"
                   f"{', the registry champion' if artifact else ''}); not retraining")

@@ -118,3 +118,24 @@ def drift_figures(report: dict) -> dict[str, float]:
     if report.get("like_rate") and report["like_rate"][1] is not None:
         out["drift.like_rate_now"] = float(report["like_rate"][1])
     return out
+
+
+def arm_comparison(swipes: list, turn_index: dict, champion: str | None = None) -> dict:
+    """Like rates of the models that served the swiped cards (``Turn.model``: the champion, and
+    the challenger for canary people), each against the champion with a two-proportion z-test.
+    ``champion``: its artifact version (default: the model that served the most swiped cards)."""
+    arms: dict[str, list] = {}
+    for s in swipes:
+        turn = turn_index.get(s.trace_id or "")
+        if turn is not None and turn.model:
+            arms.setdefault(turn.model, []).append(s)
+    if not arms:
+        return {"arms": {}}
+    champion = champion if champion in arms else max(arms, key=lambda m: len(arms[m]))
+    out = {"champion": champion, "arms": {}}
+    for model, group in sorted(arms.items()):
+        entry = {"n": len(group), "like_rate": _rate(group)}
+        if model != champion:
+            _, _, entry["p_vs_champion"] = _like_test(arms[champion], group)
+        out["arms"][model] = entry
+    return out

@@ -101,6 +101,12 @@ class NightlyResult:
                  f"dashboard: {self.dashboard}"]
         for breach in (self.entry.get("drift") or {}).get("breaches", []):
             lines.append(f"DRIFT {breach}")
+        canary = self.entry.get("canary") or {}
+        for model, arm in canary.get("arms", {}).items():
+            if model != canary.get("champion"):
+                lines.append(f"CANARY {model}: like rate {arm['like_rate']:.3f} over {arm['n']} swipes vs champion "
+                             f"{canary['arms'][canary['champion']]['like_rate']:.3f} "
+                             f"({canary['arms'][canary['champion']]['n']}), p {arm['p_vs_champion']:.3g}")
         for r in self.regressions:
             lines.append(f"REGRESSION {r['figure']}: {r['previous']:.4f} -> {r['current']:.4f} "
                          f"(worse by {r['drop']:.4f}, threshold {self.entry['threshold']})")
@@ -285,6 +291,9 @@ def run_nightly(config: NightlyConfig | None = None, data: Any = None, parser: A
     turn_index = {t.trace_id: t for t in turns}
     feedback = feedback_stats(swipes, turn_index)
     drift = drift_of(turns, swipes, turn_index, data, config.database_url)
+    from eval.drift import arm_comparison
+
+    canary = arm_comparison(swipes, turn_index)
     about = parser_description(parser)
     entry = {"ts_iso": now.isoformat(timespec="seconds"), "date": now.date().isoformat(), "quick": config.quick,
              "threshold": config.threshold, "parser": about["parser"], "prompt_version": about.get("prompt_version"),
@@ -292,7 +301,8 @@ def run_nightly(config: NightlyConfig | None = None, data: Any = None, parser: A
              "gold": {k: gold.get(k) for k in ("n", *GOLD_FIGURES, "per_genre_recall")},
              "requests": {k: requests.get(k) for k in ("n", *GOLD_FIGURES)} if requests else None,
              "dialogues": {k: dialogues[k] for k in ("metrics", "n", "no_cards", "no_cards_share")} if dialogues else None,
-             "offline": bench, "feedback": feedback, "drift": drift, "langfuse": gold.get("langfuse")}
+             "offline": bench, "feedback": feedback, "drift": drift, "canary": canary,
+             "langfuse": gold.get("langfuse")}
     history_path = config.directory / "history.jsonl"
     history = read_history(history_path)
     found = regressions(history[-1] if history else None, entry, config.threshold, config.min_swipes)

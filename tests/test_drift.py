@@ -60,3 +60,21 @@ def test_without_a_registry_the_older_half_is_the_reference():
     turns, swipes, _ = stream(shift=True)
     report = drift_report(turns, swipes, None, POPULARITY, 1682)
     assert report["turns"] == [201, 199] and report["breach"]
+
+
+def test_canary_arms_are_compared_by_the_model_that_served_the_card():
+    from eval.drift import arm_comparison
+
+    turns, swipes, _ = stream(shift=False)
+    rng = np.random.default_rng(1)
+    turns = [t.model_copy(update={"model": "challenger-art" if int(t.user_id[1:]) % 5 == 0 else "champion-art"})
+             for t in turns]
+    index = {t.trace_id: t for t in turns}
+    swipes = [s.model_copy(update={"action": "like" if index[s.trace_id].model == "challenger-art" or rng.random() < 0.4
+                                   else "dislike"}) for s in swipes]
+    report = arm_comparison(swipes, index, champion="champion-art")
+    arms = report["arms"]
+    assert arms["challenger-art"]["like_rate"] == 1.0 and arms["champion-art"]["like_rate"] < 0.5
+    assert arms["challenger-art"]["n"] + arms["champion-art"]["n"] == len(swipes)
+    assert arms["challenger-art"]["p_vs_champion"] < 1e-6 and "p_vs_champion" not in arms["champion-art"]
+    assert arm_comparison([], index) == {"arms": {}}

@@ -194,9 +194,9 @@ class CineAgent:
         """One turn. Its ``Turn`` event is stored with the conversation, in one transaction; a
         refused turn is recorded too, with its error, when the store can take it."""
         wall = datetime.now(timezone.utc)
-        agent = self._agent_for(user)
-        model = agent.bundle.manifest.version if agent.bundle.manifest else None
         try:
+            agent = self._agent_for(user)   # the champion's, or the challenger's for a canary person
+            model = agent.bundle.manifest.version if agent.bundle.manifest else None
             result = await agent.chat(user, session_id, message,
                                       record=lambda done: turn_event(done, channel, wall, model))
         except Exception as exc:

@@ -415,7 +415,7 @@ def gate(version: str, registry: Registry, data: MovieLens, store=None, config: 
     problems = sanity(serving, profiles)
     check("output sanity", not problems, "; ".join(problems) if problems else
           f"{len(serving.fusion.sources['svd'].user_ids)} training users, and {len(profiles)} people folded in from "
-          f"their swipes: finite scores, {K} items each, catalog ids only, nothing excluded or seen")
+          f"their swipes: finite scores, {K} items each (or all that are left), catalog ids only, nothing excluded or seen")
     passed = all(c["passed"] for c in checks)
 
     run_id = registry.start_run(f"gate v{version}", {

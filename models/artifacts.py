@@ -64,7 +64,11 @@ def write_version(build: Callable[[Path], dict[str, Any]], data_checksum: str, p
     is written without)."""
     root = artifacts_root()
     root.mkdir(parents=True, exist_ok=True)
-    version = time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + f"-{os.getpid()}{suffix}"
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + f"-{os.getpid()}"
+    version, n = f"{stamp}{suffix}", 1
+    while (root / version).exists():   # two versions in one second of one process (fast toy trainings)
+        n += 1
+        version = f"{stamp}.{n}{suffix}"
     tmp = root / f".tmp-{version}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()

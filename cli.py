@@ -57,38 +57,156 @@ def _train_reader(data) -> dict:
     return figures
 
 
+def _database_url() -> str | None:
+    from agent.settings import Settings
+
+    return Settings.from_env().database_url
+
+
 def cmd_train(args) -> int:
     from data import movielens
-    from models.train import fit_bundle, save_bundle
+    from models import registry as reg
+    from models.lifecycle import train_run
     from agent.understand.artifact import reader_is_current
     from retrieval.catalog import item_vectors
 
-    started = time.perf_counter()
     data = movielens.load()
+    database_url = _database_url()
     if args.if_missing:
+        from agent.runtime import champion_artifact
         from models.artifacts import ArtifactError, open_version
 
         try:
-            manifest = open_version(data_checksum=data.checksum)
-            print(f"models are current (artifact {manifest.version}); not retraining")
+            artifact = champion_artifact(data, database_url)   # fetched from MLflow when not here
+            manifest = open_version(artifact, data_checksum=data.checksum)
+            print(f"models are current (artifact {manifest.version}"
+                  f"{', the registry champion' if artifact else ''}); not retraining")
             if not reader_is_current():
                 _train_reader(data)
             return 0
         except ArtifactError as exc:
             print(f"training: {exc}")
+    registry = reg.Registry(database_url)
+    feedback = None
+    if args.with_feedback:
+        from data.event_store import open_store
+        from models.feedback import swipe_table
+
+        store = open_store(database_url)
+        try:
+            position = args.position if args.position is not None else store.swipe_position()
+            feedback = swipe_table(store.swipes(upto=position), data, store.seeds(), position)
+        finally:
+            store.close()
+        print(f"feedback: {len(feedback.frame)} swipes of {feedback.people} people, event-store position {position}")
     vectors = item_vectors(data)
-    embedded = time.perf_counter()
-    bundle = fit_bundle(data.ratings, data, vectors)
-    parameters = {name: getattr(m, "config", None) and m.config.model_dump(mode="json") for name, m in bundle.sources.items()}
-    parameters["fusion"] = bundle.fusion.config.model_dump(mode="json")
-    metrics = {"fusion_validation_ndcg@10": bundle.fusion.validation_ndcg,
-               "train_seconds": time.perf_counter() - started, "embed_seconds": embedded - started,
-               "peak_rss_mib": _peak_rss_mib()}
-    metrics.update(_train_reader(data))
-    manifest = save_bundle(bundle, parameters, metrics)
-    print(f"trained {', '.join(bundle.sources)} + fusion (weights {bundle.fusion.weights}) "
-          f"in {metrics['train_seconds']:.1f} s, peak RSS {metrics['peak_rss_mib']:.0f} MiB -> artifact {manifest.version}")
-    _write_json(args.json, {"version": manifest.version, **metrics})
+    result = train_run(data, vectors, registry, feedback=feedback, challenger=args.challenger,
+                       shuffled=args.shuffled_ratings, note=args.note or "")
+    m = result.metrics
+    reader = _train_reader(data)
+    print(f"MLflow run {result.run_id} in {registry.describe()}")
+    print(f"registered version {result.version} with alias {result.alias!r} (artifact {result.artifact_version}); "
+          f"holdout fusion ndcg@10 {m['holdout.fusion.ndcg_at_10']:.4f} recall@10 {m['holdout.fusion.recall_at_10']:.4f}"
+          + (f", recent swipes recall@10 {m['recent.recall_at_10']:.4f} ({int(m['recent.people'])} people)"
+             if "recent.recall_at_10" in m else "")
+          + f"; {m['train.seconds']:.1f} s, peak RSS {m['train.peak_rss_mib']:.0f} MiB")
+    if result.alias != reg.CHAMPION:
+        print(f"not serving yet: `cineagent models gate {result.version}`, then `cineagent models promote {result.version}`")
+    _write_json(args.json, {"version": result.version, "alias": result.alias, "run_id": result.run_id,
+                            "artifact_version": result.artifact_version, **m, **reader})
+    return 0
+
+
+def cmd_models_list(args) -> int:
+    import json
+
+    from models import registry as reg
+
+    registry = reg.Registry(_database_url())
+    aliases = registry.aliases()
+    by_version: dict[str, list[str]] = {}
+    for alias, version in aliases.items():
+        by_version.setdefault(version, []).append(alias)
+    rows = []
+    for v in registry.versions():
+        run = registry.run(v.run_id) if v.run_id else None
+        metrics = run.data.metrics if run else {}
+        rows.append({"version": str(v.version), "aliases": sorted(by_version.get(str(v.version), [])),
+                     "created": time.strftime("%Y-%m-%d %H:%M", time.gmtime(v.creation_timestamp / 1000)),
+                     "kind": v.tags.get("kind"), "artifact_version": v.tags.get("artifact_version"),
+                     "swipe_position": int(v.tags.get("swipe_position", 0) or 0),
+                     "gate": v.tags.get("gate_verdict"), "gate_reasons": v.tags.get("gate_reasons") or None,
+                     "holdout_ndcg@10": metrics.get("holdout.fusion.ndcg_at_10"),
+                     "holdout_recall@10": metrics.get("holdout.fusion.recall_at_10"),
+                     "recent_recall@10": metrics.get("recent.recall_at_10"), "run_id": v.run_id})
+    if args.json:
+        print(json.dumps({"registry": registry.describe(), "versions": rows, "history": registry.history()}, indent=2))
+        return 0
+    print(f"registry: {registry.describe()}")
+    if not rows:
+        print("no registered versions yet: `cineagent train`")
+        return 0
+    fmt = lambda x: "-" if x is None else f"{x:.4f}"
+    print(f"{'version':>7}  {'aliases':<22} {'created':<16} {'swipes@':>8} {'gate':<5} {'ndcg@10':>8} "
+          f"{'recall@10':>9} {'recent@10':>9}  artifact")
+    for r in rows:
+        print(f"{r['version']:>7}  {','.join(r['aliases']) or '-':<22} {r['created']:<16} {r['swipe_position']:>8} "
+              f"{r['gate'] or '-':<5} {fmt(r['holdout_ndcg@10']):>8} {fmt(r['holdout_recall@10']):>9} "
+              f"{fmt(r['recent_recall@10']):>9}  {r['artifact_version']}")
+        if r["gate"] == "fail":
+            print(f"{'':>9}gate: {r['gate_reasons']}")
+    return 0
+
+
+def cmd_models_gate(args) -> int:
+    import json
+
+    from data import movielens
+    from data.event_store import open_store
+    from models import registry as reg
+    from models.lifecycle import GateConfig, gate, promote
+
+    database_url = _database_url()
+    registry = reg.Registry(database_url)
+    store = open_store(database_url)
+    config = GateConfig(**{k: getattr(args, k) for k in GateConfig.__dataclass_fields__ if getattr(args, k) is not None})
+    try:
+        result = gate(args.version, registry, movielens.load(), store, config)
+    finally:
+        store.close()
+    if args.json:
+        print(json.dumps(result.as_dict(), indent=2))
+    else:
+        print(f"gate of version {result.version} against champion {result.champion or '(none)'} "
+              f"(MLflow run {result.run_id}):")
+        for c in result.checks:
+            print(f"  {'PASS' if c['passed'] else 'FAIL'}  {c['check']}: {c['detail']}")
+        print(f"verdict: {'PASS' if result.passed else 'FAIL'}"
+              + ("" if result.passed else f"; version {result.version} stays {reg.CHALLENGER!r} and is not served"))
+    if result.passed and args.promote:
+        previous = promote(registry, result.version)
+        print(f"promoted version {result.version} to champion (was {previous or 'none'})")
+    return 0 if result.passed else 1
+
+
+def cmd_models_promote(args) -> int:
+    from models import registry as reg
+    from models.lifecycle import promote
+
+    registry = reg.Registry(_database_url())
+    previous = promote(registry, args.version, force=args.force)
+    print(f"version {registry.by_alias(reg.CHAMPION).version} is the champion (was {previous or 'none'}); servers pick it up on their next "
+          "check or restart")
+    return 0
+
+
+def cmd_models_rollback(args) -> int:
+    from models import registry as reg
+    from models.lifecycle import rollback
+
+    registry = reg.Registry(_database_url())
+    current, target = rollback(registry)
+    print(f"champion rolled back from version {current} to version {target}")
     return 0
 
 
@@ -319,6 +437,20 @@ def cmd_feedback_export(args) -> int:
     return 0
 
 
+def cmd_feedback_simulate(args) -> int:
+    from data import movielens
+    from data.event_store import open_store
+    from models.feedback import synthetic_swipes
+
+    store = open_store(_database_url())
+    swipes = synthetic_swipes(movielens.load(), people=args.people, swipes_each=args.swipes, seed=args.seed,
+                              prefix=args.prefix)
+    position = store.add_swipes(swipes)
+    print(f"{len(swipes)} synthetic swipes of {args.people} people ({args.prefix}-*) -> {store.describe()}, "
+          f"position {position}")
+    return 0
+
+
 # ---------------------------------------------------------------------------------------- bench
 def cmd_bench_score(args) -> int:
     from data import movielens
@@ -450,10 +582,41 @@ def build_parser() -> argparse.ArgumentParser:
     split.add_argument("--out", required=True, help="directory (kfold writes kfold0..kfold4 inside)")
     split.set_defaults(func=cmd_data_split)
 
-    train = sub.add_parser("train", help="train every model and index; save a new artifact version")
+    train = sub.add_parser("train", help="train every model (an MLflow run); register the bundle as a model version")
     train.add_argument("--json", help="write the training figures here")
     train.add_argument("--if-missing", action="store_true", help="do nothing when a valid artifact exists")
+    train.add_argument("--challenger", action="store_true",
+                       help="register with the alias challenger, never champion (`models gate`, then `models promote`)")
+    train.add_argument("--with-feedback", action="store_true",
+                       help="also train on people's swipes from the event store (likes positive, dislikes negative)")
+    train.add_argument("--position", type=int, help="with --with-feedback: only swipes up to this event-store "
+                       "position (default: the latest), to repeat a run")
+    train.add_argument("--shuffled-ratings", action="store_true",
+                       help="a deliberately broken model (the items of the ratings shuffled), to see the gate refuse it")
+    train.add_argument("--note", help="a description for the run and the model version")
     train.set_defaults(func=cmd_train)
+
+    models = sub.add_parser("models", help="the model registry (MLflow)").add_subparsers(dest="models_command",
+                                                                                         required=True)
+    mlist = models.add_parser("list", help="versions, aliases, gate verdicts, key metrics")
+    mlist.add_argument("--json", action="store_true", help="print JSON")
+    mlist.set_defaults(func=cmd_models_list)
+    mgate = models.add_parser("gate", help="validate a version against the champion (exit 1 when it fails)")
+    mgate.add_argument("version", help="a version number, or an alias (challenger)")
+    mgate.add_argument("--json", action="store_true", help="print JSON")
+    mgate.add_argument("--promote", action="store_true", help="promote it when it passes")
+    mgate.add_argument("--ndcg-tolerance", dest="ndcg_tolerance", type=float)
+    mgate.add_argument("--recall-tolerance", dest="recall_tolerance", type=float)
+    mgate.add_argument("--coverage-tolerance", dest="coverage_tolerance", type=float)
+    mgate.add_argument("--recent-tolerance", dest="recent_tolerance", type=float)
+    mgate.add_argument("--latency-budget-ms", dest="latency_budget_ms", type=float)
+    mgate.set_defaults(func=cmd_models_gate)
+    mpromote = models.add_parser("promote", help="make a version the champion (it must have passed the gate)")
+    mpromote.add_argument("version")
+    mpromote.add_argument("--force", action="store_true", help="without a passing gate")
+    mpromote.set_defaults(func=cmd_models_promote)
+    mrollback = models.add_parser("rollback", help="the previous champion serves again")
+    mrollback.set_defaults(func=cmd_models_rollback)
 
     ev = sub.add_parser("eval", help="evaluations").add_subparsers(dest="eval_command", required=True)
     off = ev.add_parser("offline", help="ranking + rating benchmark on the published protocols")
@@ -600,6 +763,13 @@ def build_parser() -> argparse.ArgumentParser:
                                                "action, trace_id, rank, query), oldest first")
     export.add_argument("--out", help="write to this file (atomically) instead of stdout")
     export.set_defaults(func=cmd_feedback_export)
+    simulate = feedback.add_parser("simulate", help="for benchmarks, in a scratch CINEAGENT_HOME: write synthetic "
+                                   "swipes of people whose tastes differ from MovieLens' (models.feedback.synthetic_swipes)")
+    simulate.add_argument("--people", type=int, default=1000)
+    simulate.add_argument("--swipes", type=int, default=10, help="swipes per person")
+    simulate.add_argument("--seed", type=int, default=0)
+    simulate.add_argument("--prefix", default="sim", help="their user keys are PREFIX-00000, ...")
+    simulate.set_defaults(func=cmd_feedback_simulate)
     return parser
 
 

@@ -59,6 +59,27 @@ def make_writer(parser: IntentParser, enabled: bool = True):
     return ReplyWriter(parser.settings, parser.offline.titles)
 
 
+def champion_artifact(data, database_url: str | None) -> str | None:
+    """The artifact version behind the registry's ``champion`` (fetched from MLflow when this
+    machine lacks it); None when there is no registry or no champion yet: then the latest
+    artifact (``artifacts/CURRENT``) serves, as before the registry."""
+    from models import registry
+
+    if not registry.exists(database_url):
+        return None
+    try:
+        reg = registry.Registry(database_url)
+        champion = reg.by_alias(registry.CHAMPION)
+        if champion is None:
+            return None
+        from models.lifecycle import local_artifact
+
+        return local_artifact(reg, data, champion)
+    except Exception as exc:   # an unreadable registry must not keep the app from serving
+        log.warning("model registry unreadable (%s); serving the latest artifact instead", exc)
+        return None
+
+
 def one_thread_per_turn() -> None:
     """Run numpy (OpenBLAS), torch and FAISS single-threaded in this process.
 
@@ -84,7 +105,7 @@ def load_agent(parser: str = "auto", version: str | None = None, sessions: Sessi
     settings = settings or Settings.from_env()
     one_thread_per_turn()
     data = movielens.load()
-    bundle = load_bundle(data, version)
+    bundle = load_bundle(data, version or champion_artifact(data, settings.database_url))
     catalog = CatalogIndex(bundle.item_text_vectors, data.item_ids)
 
     def swipes_of(user_key: str) -> tuple[dict[int, int], tuple[int, int]]:

@@ -39,6 +39,7 @@ class CineAgent:
         self.store.max_turns = settings.max_turns
         self.store.max_turns_person = settings.max_turns_person
         self.agent: DialogueManager | None = None
+        self.canary: DialogueManager | None = None   # the challenger, for CINEAGENT_CANARY_FRACTION of people
         self.error: str | None = None
         self.created = time.monotonic()
         self.load_seconds: float | None = None
@@ -69,6 +70,111 @@ class CineAgent:
         self.agent = agent
         log.info("serving: models %s, parser %s, store %s, loaded in %.1f s", self.model_version,
                  agent.parser.name, self.store.describe(), self.load_seconds)
+        try:
+            self.check_canary()
+        except Exception as exc:  # noqa: BLE001 - no canary is better than no service
+            log.warning("the canary could not be loaded: %s", exc)
+        self._watch_registry()
+
+    # ------------------------------------------------------------ the registry's champion
+    def _watch_registry(self) -> None:
+        """Every ``model_check_s``, ask the registry which artifact the champion is; when it is not
+        the one served, load it beside the current agent and switch (requests in flight finish on
+        the old one). So `models promote` / `models rollback` reach every replica without a restart."""
+        if self.settings.model_check_s <= 0 or getattr(self, "_watcher", None) is not None:
+            return
+        from models import registry
+
+        if not registry.exists(self.settings.database_url):
+            return
+        self._stop_watch = threading.Event()
+        self._watcher = threading.Thread(target=self._watch_loop, name="cineagent-registry", daemon=True)
+        self._watcher.start()
+
+    def _watch_loop(self) -> None:
+        while not self._stop_watch.wait(self.settings.model_check_s):
+            try:
+                self.check_champion()
+                self.check_canary()
+            except Exception as exc:  # noqa: BLE001 - the registry down must not stop serving
+                log.warning("model registry check failed: %s", exc)
+
+    def _load_version(self, artifact: str) -> DialogueManager:
+        from agent.runtime import load_agent
+        from agent.session import SessionStore
+
+        sessions = SessionStore(self.settings.max_sessions, self.settings.session_ttl_s, store=self.store)
+        return load_agent(parser=self.settings.parser, version=artifact, sessions=sessions, events=self.store,
+                          settings=self.settings)
+
+    def check_canary(self) -> bool:
+        """With ``canary_fraction`` > 0, serve the registry's challenger to that share of people
+        (loaded beside the champion; dropped when there is no challenger). True when it changed."""
+        if self.settings.canary_fraction <= 0:
+            return False
+        from models.registry import CHALLENGER, Registry, exists
+
+        if not exists(self.settings.database_url):
+            return False
+        reg = Registry(self.settings.database_url)
+        challenger = reg.by_alias(CHALLENGER)
+        artifact = challenger.tags.get("artifact_version") if challenger is not None else None
+        current = self.canary.bundle.manifest.version if self.canary is not None else None
+        if artifact == current:
+            return False
+        if artifact is None:
+            self.canary = None
+            log.info("canary: no challenger any more; everyone is served the champion")
+            return True
+        from data import movielens
+        from models.lifecycle import local_artifact
+
+        self.canary = self._load_version(local_artifact(reg, movielens.load(), challenger))
+        log.info("canary: challenger %s (registry version %s) serves %.0f%% of people", artifact,
+                 challenger.version, 100 * self.settings.canary_fraction)
+        return True
+
+    def in_canary(self, user_key: str) -> bool:
+        """Whether this person is in the canary arm: a stable hash of their key, so the same
+        people every time, on every replica."""
+        import hashlib
+
+        digest = int.from_bytes(hashlib.sha256(f"canary:{user_key}".encode()).digest()[:8], "big")
+        return digest / 2**64 < self.settings.canary_fraction
+
+    def _agent_for(self, user: object) -> DialogueManager:
+        agent = self.require()
+        canary = self.canary
+        if canary is None:
+            return agent
+        try:
+            key = resolve_user(user, agent.data).key
+        except Exception:  # noqa: BLE001 - the champion's agent says what is wrong with the user
+            return agent
+        return canary if self.in_canary(key) else agent
+
+    def check_champion(self) -> bool:
+        """Switch to the registry's champion when it is not what serves; True when it switched."""
+        from models.registry import champion_state
+
+        state = champion_state(self.settings.database_url)
+        if state is None or not state[1] or state[1] == self.model_version:
+            return False
+        started = time.monotonic()
+        from data import movielens
+        from models.lifecycle import local_artifact
+        from models.registry import CHAMPION, Registry
+
+        reg = Registry(self.settings.database_url)
+        agent = self._load_version(local_artifact(reg, movielens.load(), reg.by_alias(CHAMPION)))
+        previous, self.agent = self.model_version, agent
+        log.info("serving: switched models %s -> %s (registry version %s) in %.1f s", previous, self.model_version,
+                 state[0], time.monotonic() - started)
+        return True
+
+    def stop_watching(self) -> None:
+        if getattr(self, "_stop_watch", None) is not None:
+            self._stop_watch.set()
 
     @property
     def status(self) -> str:
@@ -91,8 +197,10 @@ class CineAgent:
         refused turn is recorded too, with its error, when the store can take it."""
         wall = datetime.now(timezone.utc)
         try:
-            result = await self.require().chat(user, session_id, message,
-                                               record=lambda done: turn_event(done, channel, wall))
+            agent = self._agent_for(user)   # the champion's, or the challenger's for a canary person
+            model = agent.bundle.manifest.version if agent.bundle.manifest else None
+            result = await agent.chat(user, session_id, message,
+                                      record=lambda done: turn_event(done, channel, wall, model))
         except Exception as exc:
             self._record_refused(user, session_id, message, channel, wall, exc)
             raise
@@ -114,7 +222,7 @@ class CineAgent:
         """One stand-alone request in a session of its own, which is not kept."""
         result = await self.chat(user, f"recommend-{uuid.uuid4().hex}", query, channel)
         # a one-off request: its session must not push live conversations out of the bounded store
-        self.require().sessions.discard(result.session_id, result.user.key)
+        self._agent_for(user).sessions.discard(result.session_id, result.user.key)
         if n is not None:
             result.cards = result.cards[:n]
         return result
@@ -208,8 +316,10 @@ class CineAgent:
 
     def _seed(self, person: Person) -> None:
         # every process learns a person's persona from their record, on each authenticated call
-        if person.seed_from is not None and self.agent is not None:
-            self.agent.profiles.seed(person.id, str(person.seed_from))
+        if person.seed_from is not None:
+            for agent in (self.agent, self.canary):
+                if agent is not None:
+                    agent.profiles.seed(person.id, str(person.seed_from))
 
     def export(self, person: Person) -> dict:
         """Everything held about the person: who they are, their swipes, profile, conversations,
@@ -226,14 +336,15 @@ class CineAgent:
         then this process's caches. The trace log keeps their turns under the random person id
         only, which nothing maps to a person any more."""
         removed = self.store.delete_person(person.id)
-        if self.agent is not None:
-            self.agent.forget(person.id)
+        for agent in (self.agent, self.canary):
+            if agent is not None:
+                agent.forget(person.id)
         return {"swipes": removed["swipes"], "sessions": removed["sessions"], "turns": removed["turns"],
                 "profile": bool(removed["swipes"])}
 
 
-def turn_event(result: TurnResult, channel: str, ts: datetime) -> Turn:
-    return Turn(trace_id=result.trace_id, ts=ts, user_id=result.user.key, session_id=result.session_id,
+def turn_event(result: TurnResult, channel: str, ts: datetime, model: str | None = None) -> Turn:
+    return Turn(trace_id=result.trace_id, ts=ts, user_id=result.user.key, session_id=result.session_id, model=model,
                 channel=channel, message=result.message[:2000], act=result.act,
                 parser=result.parse.parser if result.parse else None,
                 fallback_reason=result.parse.fallback_reason if result.parse else None,

@@ -42,6 +42,10 @@ class Settings(BaseSettings):
     trusted_proxies: str | None = Field(
         default=None, description="comma-separated addresses or networks of reverse proxies whose "
                                   "X-Forwarded-For / X-Forwarded-Proto are believed; unset: none (the TCP peer is the client)")
+    canary_fraction: float = Field(default=0.0, ge=0, le=1, description="share of people (the same ones every "
+                                   "time: a hash of their key) served the registry's challenger; 0: nobody")
+    model_check_s: float = Field(default=30.0, ge=0, description="how often a server asks the model registry "
+                                 "which version is the champion, and switches to it (0: never; restart instead)")
     # the LLM (unset base URL: the offline parser answers)
     llm_base_url: str | None = Field(default=None, description="an OpenAI-compatible endpoint")
     llm_model: str | None = Field(default=None, description="model name sent to it")

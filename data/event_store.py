@@ -345,6 +345,15 @@ class EventStore:
                                        action=action, trace_id=trace_id, rank=rank, query=query)
             return self._insert_swipe(cur, swipe), None
 
+    def add_swipes(self, swipes: Iterable[Swipe]) -> int:
+        """Record many swipes in one durable transaction (imports, simulations); returns the last
+        sequence number. Unlike ``add_swipe`` it does not check that people exist."""
+        last = 0
+        with self._tx(durable=True) as cur:
+            for swipe in swipes:
+                last = self._insert_swipe(cur, swipe)
+        return last
+
     @staticmethod
     def _insert_swipe(cur: "_Cursor", swipe: Swipe) -> int:
         row = cur.execute("INSERT INTO swipes (ts, user_id, session_id, item_id, action, trace_id, rank, query) "
@@ -370,13 +379,28 @@ class EventStore:
         ratings = {int(item): LIKE_RATING if action == "like" else DISLIKE_RATING for _, item, action in rows}
         return ProfileState(ratings, (len(rows), int(rows[-1][0]) if rows else 0))
 
-    def swipes(self, user_id: str | None = None) -> list[Swipe]:
-        """Swipes in the order they were made: one person's, or everyone's."""
-        where, args = ("WHERE user_id = ?", (user_id,)) if user_id is not None else ("", ())
+    def swipes(self, user_id: str | None = None, upto: int | None = None) -> list[Swipe]:
+        """Swipes in the order they were made: one person's, or everyone's; ``upto``: only those at
+        or before that position (``swipe_position``), so a training run can read the same ones again."""
+        clauses, args = [], []
+        if user_id is not None:
+            clauses, args = ["user_id = ?"], [user_id]
+        if upto is not None:
+            clauses.append("seq <= ?")
+            args.append(int(upto))
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         rows = self._read("SELECT ts, user_id, session_id, item_id, action, trace_id, rank, query "
-                          f"FROM swipes {where} ORDER BY seq", args)
+                          f"FROM swipes {where} ORDER BY seq", tuple(args))
         keys = ("ts", "user_id", "session_id", "item_id", "action", "trace_id", "rank", "query")
         return [Swipe(**dict(zip(keys, row))) for row in rows]
+
+    def swipe_position(self) -> int:
+        """The sequence number of the latest swipe (0 when there is none): a training run records it."""
+        return int(self._read("SELECT COALESCE(MAX(seq), 0) FROM swipes")[0][0])
+
+    def seeds(self) -> dict[str, int]:
+        """Person id -> the MovieLens user they started from, for everyone who started from one."""
+        return {pid: int(seed) for pid, seed in self._read("SELECT id, seed_from FROM people WHERE seed_from IS NOT NULL")}
 
     def count_swipes(self) -> int:
         return self._read("SELECT COUNT(*) FROM swipes")[0][0]

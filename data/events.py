@@ -83,6 +83,8 @@ class Turn(_Event):
     unused: list[dict] = Field(default_factory=list)
     steps: list[TurnStep] = Field(default_factory=list)
     total_ms: float = 0.0
+    model: str | None = Field(default=None, description="the artifact version that ranked the cards (champion "
+                              "or, for a canary person, challenger)")
 
 
 def make_swipe(**fields: object) -> Swipe:

@@ -223,6 +223,19 @@ def render(history: Sequence[dict], gold_report: dict, regressions: Sequence[dic
                                counts={k: v["n"] for k, v in fb.get("by_source", {}).items()}))
     else:
         parts.append("<p class='muted'>No swipes in the feedback log yet.</p>")
+    drift = current.get("drift")
+    if drift is not None:
+        parts.append("</div><h2>Drift (against the champion's training snapshot)</h2>")
+        if drift.get("breaches"):
+            parts.append("<div class='banner bad' id='drift'>Drift: " + _e("; ".join(drift["breaches"])) + "</div>")
+        else:
+            parts.append("<div class='banner good' id='drift'>No drift figure beyond its limit.</div>")
+        parts.append("<div class='grid'>")
+        parts.append(line_chart("Drift figures over time", labels, {
+            name: [h.get("figures", {}).get(f"drift.{name}") for h in history]
+            for name in ("request_genre_js", "shown_popularity_ks", "shown_coverage", "like_rate_now")}, y_range=(0.0, 1.0)))
+        if drift.get("request_genres_now"):
+            parts.append(bar_chart("Genres asked for since the snapshot", drift["request_genres_now"]))
     parts.append("</div><h2>Figures</h2>")
     parts.append(_figures_table(history, regressions))
     parts.append("<h2>Gold set, case by case</h2>")

@@ -50,6 +50,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from data import GOLD_SET
 from data.events import Turn
 from data.store import home, write_bytes_atomic
+from eval.drift import drift_figures
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +99,14 @@ class NightlyResult:
                  f"fusion ndcg@10 {figures.get('ranking.stratified.fusion.ndcg@10', float('nan')):.4f}, "
                  f"like rate {self.entry['feedback'].get('like_rate')} ({self.entry['feedback'].get('n', 0)} swipes)",
                  f"dashboard: {self.dashboard}"]
+        for breach in (self.entry.get("drift") or {}).get("breaches", []):
+            lines.append(f"DRIFT {breach}")
+        canary = self.entry.get("canary") or {}
+        for model, arm in canary.get("arms", {}).items():
+            if model != canary.get("champion"):
+                lines.append(f"CANARY {model}: like rate {arm['like_rate']:.3f} over {arm['n']} swipes vs champion "
+                             f"{canary['arms'][canary['champion']]['like_rate']:.3f} "
+                             f"({canary['arms'][canary['champion']]['n']}), p {arm['p_vs_champion']:.3g}")
         for r in self.regressions:
             lines.append(f"REGRESSION {r['figure']}: {r['previous']:.4f} -> {r['current']:.4f} "
                          f"(worse by {r['drop']:.4f}, threshold {self.entry['threshold']})")
@@ -132,6 +141,28 @@ def feedback_stats(records: Iterable, turns: dict[str, Turn]) -> dict:
     return {**_rate(records), "dislikes": sum(r.action == "dislike" for r in records),
             "by_rank": {k: _rate(v) for k, v in by_rank.items() if k != "unknown"},
             "by_source": {k: _rate(v) for k, v in sorted(by_source.items())}}
+
+
+def champion_snapshot(database_url: str | None) -> datetime | None:
+    """When the serving champion was registered (its training snapshot), or None without a registry."""
+    from models import registry
+
+    if not registry.exists(database_url):
+        return None
+    try:
+        champion = registry.Registry(database_url).by_alias(registry.CHAMPION)
+    except Exception as exc:  # noqa: BLE001 - drift against half the history is still worth having
+        log.warning("nightly: model registry unreadable (%s); drift against the older half of the history", exc)
+        return None
+    return datetime.fromtimestamp(champion.creation_timestamp / 1000, timezone.utc) if champion else None
+
+
+def drift_of(turns: list, swipes: list, turn_index: dict, data: Any, database_url: str | None) -> dict:
+    from eval.drift import drift_report
+
+    popularity = data.ratings["item_id"].value_counts().to_dict()
+    return drift_report(turns, swipes, champion_snapshot(database_url), popularity, len(data.item_ids),
+                        source_of=lambda s: card_source(turn_index.get(s.trace_id or ""), s.item_id))
 
 
 # ---------------------------------------------------------------------------------------- figures
@@ -170,6 +201,8 @@ def regressions(previous: dict | None, current: dict, threshold: float, min_swip
     out = []
     before, now = previous.get("figures", {}), current["figures"]
     for name in sorted(set(before) & set(now)):
+        if name.startswith("drift."):   # drift is flagged by its own tests (eval.drift), not as a drop
+            continue
         if name == "feedback.like_rate" and min(previous.get("feedback", {}).get("n", 0),
                                                 current.get("feedback", {}).get("n", 0)) < min_swipes:
             continue
@@ -252,17 +285,24 @@ def run_nightly(config: NightlyConfig | None = None, data: Any = None, parser: A
     bench = offline(data, config.quick)
     store = open_store(config.database_url)
     try:
-        feedback = feedback_stats(store.swipes(), {t.trace_id: t for t in store.turns()})
+        swipes, turns = store.swipes(), store.turns()
     finally:
         store.close()
+    turn_index = {t.trace_id: t for t in turns}
+    feedback = feedback_stats(swipes, turn_index)
+    drift = drift_of(turns, swipes, turn_index, data, config.database_url)
+    from eval.drift import arm_comparison
+
+    canary = arm_comparison(swipes, turn_index)
     about = parser_description(parser)
     entry = {"ts_iso": now.isoformat(timespec="seconds"), "date": now.date().isoformat(), "quick": config.quick,
              "threshold": config.threshold, "parser": about["parser"], "prompt_version": about.get("prompt_version"),
-             "figures": figures_of(gold, bench, feedback, requests, dialogues),
+             "figures": {**figures_of(gold, bench, feedback, requests, dialogues), **drift_figures(drift)},
              "gold": {k: gold.get(k) for k in ("n", *GOLD_FIGURES, "per_genre_recall")},
              "requests": {k: requests.get(k) for k in ("n", *GOLD_FIGURES)} if requests else None,
              "dialogues": {k: dialogues[k] for k in ("metrics", "n", "no_cards", "no_cards_share")} if dialogues else None,
-             "offline": bench, "feedback": feedback, "langfuse": gold.get("langfuse")}
+             "offline": bench, "feedback": feedback, "drift": drift, "canary": canary,
+             "langfuse": gold.get("langfuse")}
     history_path = config.directory / "history.jsonl"
     history = read_history(history_path)
     found = regressions(history[-1] if history else None, entry, config.threshold, config.min_swipes)

@@ -57,11 +57,18 @@ class Manifest:
         return self.data["data_checksum"]
 
 
-def write_version(build: Callable[[Path], dict[str, Any]], data_checksum: str, parameters: dict, metrics: dict | None = None) -> Manifest:
-    """Create a new version: ``build(tmp_dir)`` writes the files and returns extra manifest fields."""
+def write_version(build: Callable[[Path], dict[str, Any]], data_checksum: str, parameters: dict, metrics: dict | None = None,
+                  make_current: bool = True, suffix: str = "") -> Manifest:
+    """Create a new version: ``build(tmp_dir)`` writes the files and returns extra manifest fields.
+    ``make_current``: also point ``CURRENT`` at it (a challenger, or a bundle kept for evaluation,
+    is written without)."""
     root = artifacts_root()
     root.mkdir(parents=True, exist_ok=True)
-    version = time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + f"-{os.getpid()}"
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + f"-{os.getpid()}"
+    version, n = f"{stamp}{suffix}", 1
+    while (root / version).exists():   # two versions in one second of one process (fast toy trainings)
+        n += 1
+        version = f"{stamp}.{n}{suffix}"
     tmp = root / f".tmp-{version}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
@@ -82,8 +89,13 @@ def write_version(build: Callable[[Path], dict[str, Any]], data_checksum: str, p
         os.replace(tmp, root / version)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    write_bytes_atomic(root / "CURRENT", version.encode())
+    if make_current:
+        set_current(version)
     return Manifest(version, root / version, manifest)
+
+
+def set_current(version: str) -> None:
+    write_bytes_atomic(artifacts_root() / "CURRENT", version.encode())
 
 
 def current_version() -> str | None:

@@ -28,10 +28,24 @@ class ColdStart(LookupError):
         self.reason = reason
 
 
+NEGATIVE_BELOW = 1.0   # a training row rated below 1 star is a swipe-dislike: a negative, not an interaction
+
+
+def positives(ratings: pd.DataFrame) -> pd.DataFrame:
+    """The rows that are interactions (every MovieLens rating, every like), without swipe-dislikes."""
+    negative = ratings["rating"] < NEGATIVE_BELOW
+    return ratings.loc[~negative] if negative.any() else ratings
+
+
 class Recommender:
-    """Base class. ``fit(ratings, data) -> self``; ``recommend(user, n, exclude) -> (ids, scores)``."""
+    """Base class. ``fit(ratings, data) -> self``; ``recommend(user, n, exclude) -> (ids, scores)``.
+
+    Training rows rated below ``NEGATIVE_BELOW`` are people's dislikes (``models.feedback``): a
+    model that can learn from a negative says so with ``uses_negatives``; the others fit on
+    ``positives(ratings)`` only. Either way a disliked item counts as seen (never recommended back)."""
 
     name = "base"
+    uses_negatives = False
 
     def __init__(self) -> None:
         self.item_ids: np.ndarray = np.empty(0, dtype=np.int64)
@@ -43,7 +57,7 @@ class Recommender:
     def fit(self, ratings: pd.DataFrame, data: MovieLens) -> "Recommender":
         """Train on ``ratings`` (user_id, item_id, rating, timestamp); ``data`` gives side features."""
         self._index(ratings, data)
-        self._fit(ratings, data)
+        self._fit(ratings if self.uses_negatives else positives(ratings), data)
         return self
 
     def _index(self, ratings: pd.DataFrame, data: MovieLens) -> None:

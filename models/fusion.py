@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict
 from data.movielens import MovieLens
 from data.splits import stratified
 from data.store import write_json_atomic
-from models.base import Recommender, top_n_batch
+from models.base import Recommender, positives, top_n_batch
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +80,7 @@ class Fusion(Recommender):
 
     name = "fusion"
     FILE = "fusion.json"
+    uses_negatives = True   # passes every row on; each source takes what it can use
 
     def __init__(self, factories: Mapping[str, SourceFactory] | None = None, config: FusionConfig | None = None) -> None:
         super().__init__()
@@ -92,6 +93,7 @@ class Fusion(Recommender):
     def _fit(self, ratings: pd.DataFrame, data: MovieLens) -> None:
         inner = stratified(ratings, self.config.validation_ratio, self.config.validation_seed)
         inner_sources = {name: make().fit(inner.train, data) for name, make in self.factories.items()}
+        inner = type(inner)(inner.name, inner.train, positives(inner.test))   # a dislike is never a hit
         users = sorted(set(inner.test["user_id"]) & set(inner.train["user_id"]))
         relevant = np.zeros((len(users), len(self.item_ids)), dtype=bool)
         upos = {u: r for r, u in enumerate(users)}

@@ -66,6 +66,7 @@ class SVD(Recommender):
     """Surprise SVD behind the Recommender interface; ``score`` returns predicted ratings."""
 
     name = "svd"
+    uses_negatives = True   # dislikes are 1-star ratings to it
 
     def __init__(self, config: SVDConfig | None = None) -> None:
         super().__init__()
@@ -82,6 +83,8 @@ class SVD(Recommender):
 
     # ------------------------------------------------------------------ fitting
     def _fit(self, ratings: pd.DataFrame, data: MovieLens) -> None:
+        # a swipe-dislike (rated below 1, see models.base.positives) is the lowest star: a real negative here
+        ratings = ratings.assign(rating=ratings["rating"].clip(lower=RATING_SCALE[0]))
         reader = surprise.Reader(rating_scale=RATING_SCALE)
         trainset = surprise.Dataset.load_from_df(ratings[["user_id", "item_id", "rating"]], reader).build_full_trainset()
         algo = surprise.SVD(biased=True, **self.config.model_dump())

@@ -68,7 +68,8 @@ def fit_bundle(ratings: pd.DataFrame, data: MovieLens, item_text_vectors: np.nda
                        timings={"fit_s": time.perf_counter() - started})
 
 
-def save_bundle(bundle: ModelBundle, parameters: dict, metrics: dict | None = None) -> Manifest:
+def save_bundle(bundle: ModelBundle, parameters: dict, metrics: dict | None = None, make_current: bool = True,
+                suffix: str = "") -> Manifest:
     def build(directory: Path) -> dict:
         for name, model in bundle.sources.items():
             (directory / name).mkdir()
@@ -79,7 +80,7 @@ def save_bundle(bundle: ModelBundle, parameters: dict, metrics: dict | None = No
                 np.save(fh, bundle.item_text_vectors)
         return {"sources": list(bundle.sources), "fusion_weights": bundle.fusion.weights}
 
-    manifest = write_version(build, bundle.data.checksum, parameters, metrics)
+    manifest = write_version(build, bundle.data.checksum, parameters, metrics, make_current=make_current, suffix=suffix)
     bundle.manifest = manifest
     log.info("saved models as artifact version %s", manifest.version)
     return manifest

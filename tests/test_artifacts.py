@@ -76,3 +76,15 @@ def test_manifest_lists_every_file_with_checksum(saved):
     _, _, manifest = saved
     on_disk = {str(p.relative_to(manifest.path)) for p in manifest.path.rglob("*") if p.is_file()} - {"manifest.json"}
     assert set(json.loads((manifest.path / "manifest.json").read_text())["files"]) == on_disk
+
+
+def test_two_versions_in_the_same_second_get_distinct_names(tmp_path, monkeypatch):
+    monkeypatch.setenv("CINEAGENT_HOME", str(tmp_path))
+
+    def build(directory):
+        (directory / "f").write_text("x")
+        return {}
+
+    first, second = (artifacts.write_version(build, "toy", {}, make_current=False) for _ in range(2))
+    assert first.version != second.version and first.path.exists() and second.path.exists()
+    assert artifacts.current_version() is None, "make_current=False leaves CURRENT alone"

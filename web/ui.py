@@ -451,7 +451,7 @@ def ui_confirm_delete(runtime: "Runtime", stored: dict | None, request: gr.Reque
             outcome["status"] = 200
             if person is None:
                 return gr.Column(visible=False), "", "Nothing is held about you: there is nothing to delete."
-            runtime.limits.turn(person.id, ui_client(request))
+            runtime.limits.export(person.id, ui_client(request))  # it reads the export: the export's limit
             _, summary = _held(runtime, person)
             what = deletion_list(summary, person.seed_from is not None)
             return (gr.Column(visible=True),

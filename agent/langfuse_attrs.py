@@ -55,6 +55,25 @@ PERSONAL_KEYS = frozenset({"ratings", "rating", "your_rating", "profile", "histo
                            "dislikes", "evidence", "profile_items"})
 
 
+# what a generation's parameters may hold: the model's own sampling settings, not the client's
+# (``timeout_s``, a base URL...), which Langfuse would show as if the model had been given them
+MODEL_PARAMETER_KEYS = frozenset({"temperature", "max_tokens", "top_p", "top_k", "min_p", "seed", "stop",
+                                  "frequency_penalty", "presence_penalty", "repeat_penalty", "response_format",
+                                  "tool_choice", "n"})
+
+
+def session_key(user_id: str, session_id: str) -> str:
+    """The Langfuse session id of a person's conversation: ``{user}:{session}``, so that two people
+    who both name their session "s1" do not share one Langfuse session."""
+    return f"{user_id}:{session_id}"
+
+
+def session_of(user_id: str | None, key: str | None) -> str | None:
+    """The person's own session id back from ``session_key`` (a key without the prefix as it is)."""
+    prefix = f"{user_id}:"
+    return key[len(prefix):] if key and user_id is not None and key.startswith(prefix) else key
+
+
 def scope_attributes(public_key: str | None) -> dict[str, str] | None:
     return {"public_key": public_key} if public_key else None
 
@@ -118,7 +137,8 @@ def step_attributes(step: Step, prompt_link: Callable[[str | None], tuple[str, i
 
 def _generation(facts: dict, prompt_link: Callable[[str | None], tuple[str, int] | None]) -> dict:
     attrs: dict[str, Any] = {"gen_ai.operation.name": "chat"}
-    model, params, usage = facts.get("model"), facts.get("model_parameters") or {}, facts.get("usage") or {}
+    model, usage = facts.get("model"), facts.get("usage") or {}
+    params = {k: v for k, v in (facts.get("model_parameters") or {}).items() if k in MODEL_PARAMETER_KEYS}
     attrs.update(metadata(METADATA, {"prompt_version": facts.get("prompt_version")}))
     if model:
         attrs[MODEL] = attrs["gen_ai.request.model"] = model

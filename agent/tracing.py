@@ -44,6 +44,7 @@ import os
 import re
 import sys
 import threading
+import uuid
 from collections import OrderedDict
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -61,7 +62,7 @@ from opentelemetry.trace import Status, StatusCode
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from agent import langfuse_attrs as lf
-from agent import metrics, prompt_registry
+from agent import langfuse_server, metrics, prompt_registry
 from agent.steps import Step
 from data.store import home
 
@@ -399,7 +400,8 @@ def turn_record(root: ReadableSpan, children: list[ReadableSpan]) -> dict:
     return {
         "trace_id": f"{root.context.trace_id:032x}", "ts": started,
         "time": datetime.fromtimestamp(started, timezone.utc).isoformat(timespec="seconds"),
-        "user": attrs.get(lf.USER_ID), "known_user": meta.get("known_user"), "session": attrs.get(lf.SESSION_ID),
+        "user": attrs.get(lf.USER_ID), "known_user": meta.get("known_user"),
+        "session": lf.session_of(attrs.get(lf.USER_ID), attrs.get(lf.SESSION_ID)),   # the person's own id
         "message": given.get("message", ""), "act": answer.get("act", "error"), "intent": answer.get("intent"),
         "parser": meta.get("parser"), "fallback_reason": meta.get("fallback_reason"),
         "prompt_version": meta.get("prompt_version"), "model_version": meta.get("model_version"),
@@ -449,6 +451,8 @@ class Tracing:
             explicit = any(os.environ.get(v) for v in ("OTEL_EXPORTER_OTLP_TIMEOUT", "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT"))
             self._batch(OTLPSpanExporter() if explicit else OTLPSpanExporter(timeout=cfg.export_timeout_s))
         self.langfuse = None
+        self.langfuse_server: langfuse_server.ServerCheck | None = None
+        self.scores: langfuse_server.ScoreSender | None = None
         if cfg.langfuse:
             from langfuse import Langfuse
 
@@ -460,6 +464,13 @@ class Tracing:
                                      base_url=cfg.langfuse_base_url, timeout=cfg.export_timeout_s,
                                      flush_interval=cfg.flush_interval_s, release=self.release,
                                      environment=cfg.environment, tracer_provider=self.provider)
+            # the server's version, read in the background: an older one refuses the SDK's score
+            # batches, so swipe scores then go one by one (agent.langfuse_server)
+            self.langfuse_server = langfuse_server.ServerCheck(cfg.langfuse_base_url, cfg.export_timeout_s)
+            self.langfuse_server.start()
+            self.scores = langfuse_server.ScoreSender(
+                self.langfuse_server, cfg.langfuse_public_key, cfg.langfuse_secret_key.get_secret_value(),
+                cfg.export_timeout_s, self.langfuse.create_score, cfg.environment)
         # Langfuse's scope when it is on (see agent.langfuse_attrs), else our own name
         self.tracer = self.provider.get_tracer(lf.SCOPE if cfg.langfuse else SERVICE_NAME, self.release,
                                                attributes=lf.scope_attributes(cfg.langfuse_public_key if cfg.langfuse else None))
@@ -483,15 +494,25 @@ class Tracing:
     def flush(self, timeout_s: float = 30.0) -> bool:
         """Push every ended span (and queued score) out; blocks up to about ``timeout_s``."""
         ok = self.provider.force_flush(int(timeout_s * 1000))
+        if self.scores is not None:
+            ok = self.scores.join(timeout_s) and ok
         if self.langfuse is not None:
             self.langfuse.flush()
         return ok
 
     def shutdown(self) -> None:
         """Flush and stop the exporters (at exit; a dead endpoint costs at most a few timeouts)."""
+        if self.scores is not None:
+            self.scores.close(self.config.export_timeout_s * 3)
         if self.langfuse is not None:
             self.langfuse.shutdown()
         self.provider.shutdown()
+
+    def langfuse_status(self) -> dict | None:
+        """Langfuse's version and how swipe scores reach it (``/healthz``), None when it is off."""
+        if self.langfuse_server is None:
+            return None
+        return langfuse_server.summary(self.langfuse_server, self.scores)
 
     def score_feedback(self, trace_id: str, user_key: str, item_id: int, liked: bool) -> None:
         """A swipe as a Langfuse score of the turn that showed the card (queued by the SDK)."""
@@ -501,7 +522,8 @@ class Tracing:
             log.debug("swipe on item %s carries no turn trace id (%r): not scored", item_id, trace_id)
             return
         action = "like" if liked else "dislike"
-        self.langfuse.create_score(name=SCORE_NAME, value=1.0 if liked else 0.0, data_type="BOOLEAN",
+        # its own id: a retry of the post (one by one) or of the batch updates the same score
+        self.scores.submit(score_id=uuid.uuid4().hex, name=SCORE_NAME, value=1.0 if liked else 0.0, data_type="BOOLEAN",
                                    trace_id=trace_id, comment=f"{action} item {item_id}",
                                    metadata={"item_id": item_id, "action": action, "user_id": user_key})
 
@@ -519,12 +541,14 @@ class AgentTracer:
         prompt = getattr(parser, "prompt", None) if self.parser_name == "llm" else None
         # what every observation carries, to filter by (Langfuse filters observations, not only traces)
         self.trace_metadata = {"model_version": model_version, "configured_parser": self.parser_name,
-                               "prompt_version": getattr(prompt, "version", None) or "none",
+                               "prompt_version": getattr(prompt, "version", None),   # None: left out
                                "llm_model": getattr(settings, "model", None)}
 
     @contextmanager
     def turn(self, user: Any, session_id: str, message: str, started: float) -> Iterator["_OpenTurn"]:
-        common = lf.trace_attributes(TRACE_NAME, user.key, str(session_id), self.model_version, self.trace_metadata)
+        # the session namespaced by person: two people's "s1" are two Langfuse sessions
+        common = lf.trace_attributes(TRACE_NAME, user.key, lf.session_key(user.key, str(session_id)),
+                                     self.model_version, self.trace_metadata)
         # a root: no parent, so a fresh trace id from the SDK's id generator, which the turn adopts
         root = self.tracing.tracer.start_span(TRACE_NAME, context=otel_context.Context(), start_time=_ns(started),
                                               attributes={**common, lf.TYPE: "agent", lf.INPUT: lf.dumps({"message": message})})

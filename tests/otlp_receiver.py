@@ -6,11 +6,13 @@
 - ``POST /api/public/otel/v1/traces`` (OTLP/HTTP, protobuf, gzip or plain): every span decoded
   with ``opentelemetry-proto`` into a ``ReceivedSpan`` (hex ids, ns times, attributes as Python
   values), plus the request headers;
-- ``POST /api/public/scores``: the score batch (the Langfuse SDK's score queue), checked against the
-  API of the oldest server the pinned SDK supports (``SERVER_VERSION``): a JSON array of score
-  objects (``CreateScoreRequest``: name, value, a target id, an optional known data type); a single
-  object, the shape of older servers' one-score API, is refused with 400 as those servers refuse
-  an array;
+- ``GET /api/public/health``: ``{"status": "OK", "version": ...}``, no auth, the version the
+  receiver plays (``langfuse_receiver(version=...)``, default ``SERVER_VERSION``; None: no version);
+- ``POST /api/public/scores``: as the played server takes it. From ``SERVER_VERSION`` (the oldest
+  server the pinned SDK supports) a JSON array of score objects (``CreateScoreRequest``: name,
+  value, a target id, an optional known data type; a single object is refused with 400); before
+  it (``OLD_SERVER_VERSION``, the newest self-hosted server available here) one score object per
+  request, and an array is refused with 400, as those servers refuse the SDK's batches;
 - spans of the Langfuse SDK's instrumentation scope (``langfuse-sdk``) whose ``public_key`` scope
   attribute is not the key the request authenticated with are refused with 403, as the server does;
 - datasets and items (``/api/public/v2/datasets``, ``/api/public/dataset-items``), prompts
@@ -43,6 +45,7 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 TRACES_PATH = "/api/public/otel/v1/traces"
 PROJECT_ID = "project-cineagent-test"
 SERVER_VERSION = "4.59.0"   # the Langfuse server whose API this stand-in checks requests against
+OLD_SERVER_VERSION = "4.16.0"   # an older server: one score object per POST /api/public/scores
 SCORE_TARGETS = ("traceId", "sessionId", "observationId", "datasetRunId")
 SCORE_DATA_TYPES = ("NUMERIC", "BOOLEAN", "CATEGORICAL", "CORRECTION", "TEXT")
 
@@ -123,7 +126,8 @@ def _now() -> str:
 class Receiver:
     """What the stand-in has been sent, and its in-memory datasets and prompts."""
 
-    def __init__(self) -> None:
+    def __init__(self, version: str | None = SERVER_VERSION) -> None:
+        self.version = version
         self.base_url = ""
         self.requests: list[ReceivedRequest] = []
         self.spans: list[ReceivedSpan] = []
@@ -186,7 +190,15 @@ class Receiver:
 
     def _rest(self, req: ReceivedRequest, body: Any) -> tuple[int, Any]:
         method, path = req.method, req.path
+        if method == "GET" and path == "/api/public/health":
+            return 200, {"status": "OK", **({"version": self.version} if self.version else {})}
         if method == "POST" and path == "/api/public/scores":
+            if not takes_batches(self.version):   # the older API: one score object, answered with its id
+                problem = score_problem(body) if isinstance(body, dict) else "expected an object, received array"
+                if problem:
+                    return 400, {"message": problem}
+                self.scores.append(body)
+                return 200, {"id": body.get("id") or uuid.uuid4().hex}
             problem = score_batch_problem(body)
             if problem:
                 return 400, {"message": problem}
@@ -237,19 +249,34 @@ class Receiver:
         return 404, {"message": f"no route {method} {path} in the test receiver"}
 
 
+def takes_batches(version: str | None) -> bool:
+    """Whether the played server takes score arrays (no version played: the newest, batches)."""
+    if not version:
+        return True
+    return tuple(int(p) for p in version.split(".")) >= tuple(int(p) for p in SERVER_VERSION.split("."))
+
+
 def score_batch_problem(body: Any) -> str | None:
     """Why ``POST /api/public/scores`` of a ``SERVER_VERSION`` server would refuse ``body``, or None."""
     if not isinstance(body, list):
         return "expected an array of scores"
     for score in body:
-        if not isinstance(score, dict) or not isinstance(score.get("name"), str):
-            return "every score needs a name"
-        if not isinstance(score.get("value"), (int, float, str)) or isinstance(score.get("value"), bool):
-            return f"score {score['name']!r}: value must be a number or a string"
-        if not any(score.get(k) for k in SCORE_TARGETS):
-            return f"score {score['name']!r}: one of {', '.join(SCORE_TARGETS)} is required"
-        if score.get("dataType") is not None and score["dataType"] not in SCORE_DATA_TYPES:
-            return f"score {score['name']!r}: unknown dataType {score['dataType']!r}"
+        problem = score_problem(score)
+        if problem:
+            return problem
+    return None
+
+
+def score_problem(score: Any) -> str | None:
+    """Why one score object would be refused, or None."""
+    if not isinstance(score, dict) or not isinstance(score.get("name"), str):
+        return "every score needs a name"
+    if not isinstance(score.get("value"), (int, float, str)) or isinstance(score.get("value"), bool):
+        return f"score {score['name']!r}: value must be a number or a string"
+    if not any(score.get(k) for k in SCORE_TARGETS):
+        return f"score {score['name']!r}: one of {', '.join(SCORE_TARGETS)} is required"
+    if score.get("dataType") is not None and score["dataType"] not in SCORE_DATA_TYPES:
+        return f"score {score['name']!r}: unknown dataType {score['dataType']!r}"
     return None
 
 
@@ -293,9 +320,10 @@ def _handler(receiver: Receiver, delay_s: float) -> type[http.server.BaseHTTPReq
 
 
 @contextlib.contextmanager
-def langfuse_receiver(delay_s: float = 0.0) -> Iterator[Receiver]:
-    """Serve on a free 127.0.0.1 port; ``delay_s`` delays every answer (a slow endpoint)."""
-    receiver = Receiver()
+def langfuse_receiver(delay_s: float = 0.0, version: str | None = SERVER_VERSION) -> Iterator[Receiver]:
+    """Serve on a free 127.0.0.1 port; ``delay_s`` delays every answer (a slow endpoint);
+    ``version``: the Langfuse server played (its health answer and score API)."""
+    receiver = Receiver(version)
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _handler(receiver, delay_s))  # 0: a free port
     server.daemon_threads = True
     receiver.base_url = f"http://127.0.0.1:{server.server_address[1]}"

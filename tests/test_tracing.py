@@ -8,8 +8,10 @@ import asyncio
 import base64
 import json
 import logging
+import os
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 from prometheus_client import REGISTRY
@@ -22,11 +24,14 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from agent.intent import Intent, IntentParser
 from agent.langfuse_attrs import MIN_SERVER_VERSION, SCOPE
 from agent.steps import in_turn, recording
-from agent.langfuse_attrs import PERSONAL_KEYS, scrub
+from agent.langfuse_attrs import PERSONAL_KEYS, scrub, step_attributes
+from agent.langfuse_server import ServerCheck, takes_score_batches
+from agent.steps import Step
 from agent.tracing import JsonFormatter, TraceLog, Tracing, TracingConfig, iter_traces, person_traces, recent_traces
 from agent.users import User
 from tests.llm_server import fake_endpoint, free_port, tool_call_completion
-from tests.otlp_receiver import SERVER_VERSION, TRACES_PATH, langfuse_receiver, score_batch_problem
+from tests.otlp_receiver import (OLD_SERVER_VERSION, SERVER_VERSION, TRACES_PATH, langfuse_receiver, score_batch_problem,
+                                 score_problem)
 
 CONVERSATION = ["a funny sci-fi movie", "no horror please", "show me more", "why the second one?", "thanks!"]
 
@@ -101,7 +106,8 @@ def test_a_conversation_is_one_trace_per_turn_with_every_step(parts, offline, tm
             assert abs((span.end_ns - span.start_ns) / 1e6 - step.duration_ms) < 0.01
             assert root.start_ns <= span.start_ns and span.end_ns <= root.end_ns + 1_000_000
             # trace-level attributes on every observation, as the Langfuse SDK propagates them
-            assert span.attributes["user.id"] == "833" and span.attributes["session.id"] == "s-traced"
+            # the session namespaced by person (another person's "s-traced" is another session)
+            assert span.attributes["user.id"] == "833" and span.attributes["session.id"] == "833:s-traced"
             assert span.attributes["langfuse.trace.name"] == "chat-turn"
             assert span.attributes["langfuse.version"] == model_version(parts)
             assert json.loads(span.attributes["langfuse.trace.metadata.model_version"]) == model_version(parts)
@@ -112,7 +118,7 @@ def test_a_conversation_is_one_trace_per_turn_with_every_step(parts, offline, tm
         assert root.json_attr("langfuse.observation.output")["items"] == [c.item_id for c in result.cards]
         assert f"act:{result.act}" in root.attributes["langfuse.trace.tags"]
         assert json.loads(root.attributes["langfuse.trace.metadata.model_version"]) == model_version(parts)
-        assert json.loads(root.attributes["langfuse.trace.metadata.prompt_version"]) == "none"
+        assert "langfuse.trace.metadata.prompt_version" not in root.attributes   # no placeholder "none"
         assert json.loads(root.attributes["langfuse.trace.metadata.parser"]) == "offline"
         assert root.resource["service.name"] == "cineagent" and root.resource["langfuse.release"]
         assert root.headers["authorization"] == "Basic " + base64.b64encode(
@@ -258,8 +264,8 @@ def test_llm_turns_are_generations_and_fallbacks_are_recorded(parts, movielens, 
     assert gen.json_attr("langfuse.observation.usage_details") == {"input": 600, "output": 17, "total": 617}
     assert (gen.attributes["gen_ai.usage.input_tokens"], gen.attributes["gen_ai.usage.output_tokens"]) == (600, 17)
     assert gen.attributes["langfuse.observation.model.name"] == ok_parser.settings.model
-    assert gen.json_attr("langfuse.observation.model.parameters") == {"temperature": 0.0, "max_tokens": 256,
-                                                                      "timeout_s": 5.0}
+    # the model's parameters only: the client's timeout_s is not something the model was given
+    assert gen.json_attr("langfuse.observation.model.parameters") == {"temperature": 0.0, "max_tokens": 256}
     assert json.loads(gen.attributes["langfuse.observation.metadata.prompt_version"]) == "intent_v2"
     assert json.loads(gen.attributes["langfuse.trace.metadata.llm_model"]) == ok_parser.settings.model
     assert gen.json_attr("langfuse.observation.output")["intent"]["genres"] == ["Western"]
@@ -506,3 +512,145 @@ def test_generic_otlp_exporter_uses_the_standard_variables(tmp_path, monkeypatch
         tracing.shutdown()
     assert {s.trace_id for s in receiver.spans} == {result.trace_id}
     assert receiver.spans[0].headers["x-tenant"] == "cineagent"
+
+
+# ---------------------------------------------------------------------------------------- the server's version
+def swipe(tracing, trace_id: str, item: int, liked: bool = True, user: str = "196") -> None:
+    tracing.turn_tracer("v0", None).record_feedback(trace_id, User(user, 196, True), item, liked)
+
+
+def test_an_older_server_gets_swipe_scores_one_by_one_and_it_is_said(tmp_path, caplog):
+    """Langfuse v4.16.0 refuses the SDK's score batches (a JSON array): read from its health
+    endpoint at start, said in the log and the status, and every swipe score posted on its own."""
+    traces = [uuid.uuid4().hex for _ in range(3)]
+    with langfuse_receiver(version=OLD_SERVER_VERSION) as receiver, caplog.at_level(logging.INFO, "agent.langfuse_server"):
+        tracing = tracing_for(receiver.base_url, tmp_path)
+        assert tracing.langfuse_server.wait(10)
+        for n, trace_id in enumerate(traces):
+            swipe(tracing, trace_id, 50 + n, liked=n != 1)
+        assert tracing.flush(10)
+        receiver.wait_for(lambda r: len(r.scores) == 3)
+        status = tracing.langfuse_status()
+        # the SDK's own queue, as it was used before: its batch is refused by this server
+        tracing.langfuse.create_score(name="user_feedback", value=1.0, data_type="BOOLEAN", trace_id=uuid.uuid4().hex)
+        tracing.langfuse.flush()
+        receiver.wait_for(lambda r: any(isinstance(json.loads(c.body), list) for c in r.calls("POST", "/api/public/scores")))
+        tracing.shutdown()
+    assert receiver.calls("GET", "/api/public/health")
+    posts = [json.loads(c.body) for c in receiver.calls("POST", "/api/public/scores")]
+    singles = [p for p in posts if isinstance(p, dict)]
+    assert len(singles) == 3 and all(score_problem(p) is None for p in singles)
+    assert sorted((p["traceId"], p["value"], p["dataType"], p["name"]) for p in singles) == sorted(
+        (t, 0.0 if n == 1 else 1.0, "BOOLEAN", "user_feedback") for n, t in enumerate(traces))
+    assert all(p["metadata"]["user_id"] == "196" and len(p["id"]) == 32 for p in singles)
+    assert len(receiver.scores) == 3, "the SDK's batch was refused: only the scores posted one by one arrived"
+    assert status["version"] == OLD_SERVER_VERSION and status["scores"] == "one-by-one"
+    assert status["score_counts"]["posted"] == 3 and status["score_counts"]["refused"] == 0
+    assert "older than 4.59.0" in status["note"] and "one at a time" in status["note"]
+    warning = next(r for r in caplog.records if r.levelno == logging.WARNING)
+    assert "v4.16.0, older than 4.59.0" in warning.getMessage() and receiver.base_url in warning.getMessage()
+
+
+def test_a_current_server_gets_batches_through_the_sdk(tmp_path, caplog):
+    with langfuse_receiver(version="4.60.1") as receiver, caplog.at_level(logging.INFO, "agent.langfuse_server"):
+        tracing = tracing_for(receiver.base_url, tmp_path)
+        trace_ids = [uuid.uuid4().hex for _ in range(4)]
+        for n, trace_id in enumerate(trace_ids):
+            swipe(tracing, trace_id, n)
+        assert tracing.flush(10)
+        receiver.wait_for(lambda r: len(r.scores) == 4)
+        status = tracing.langfuse_status()
+        tracing.shutdown()
+    posts = [json.loads(c.body) for c in receiver.calls("POST", "/api/public/scores")]
+    assert all(isinstance(p, list) for p in posts) and sum(len(p) for p in posts) == 4
+    assert {s["traceId"] for s in receiver.scores} == set(trace_ids)
+    assert (status["version"], status["scores"], status["score_counts"]["batched"]) == ("4.60.1", "batch", 4)
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert any("v4.60.1 (4.59.0 or later needed)" in r.getMessage() for r in caplog.records)
+
+
+def test_an_unknown_version_is_said_and_read_again(tmp_path, caplog):
+    """A server that names no version (or does not answer): batches, said plainly as a warning."""
+    with langfuse_receiver(version=None) as receiver, caplog.at_level(logging.INFO, "agent.langfuse_server"):
+        tracing = tracing_for(receiver.base_url, tmp_path)
+        assert tracing.langfuse_server.wait(10)
+        status = tracing.langfuse_status()
+        swipe(tracing, uuid.uuid4().hex, 7)
+        assert tracing.flush(10)
+        receiver.wait_for(lambda r: len(r.scores) == 1)
+        tracing.shutdown()
+    assert (status["version"], status["scores"]) == (None, "unknown") and "unknown" in status["note"]
+    assert any(r.levelno == logging.WARNING and "could not read its version" in r.getMessage() for r in caplog.records)
+
+    check = ServerCheck(f"http://127.0.0.1:{free_port()}", timeout_s=1)
+    started = time.perf_counter()
+    assert check.check() == "unknown" and check.problem and time.perf_counter() - started < 3
+    assert not check.due()   # read again only after a while, before a later score
+
+
+def test_server_versions_are_compared_as_numbers():
+    assert takes_score_batches("4.59.0") and takes_score_batches("v4.100.2") and takes_score_batches("5.0.0-rc1")
+    assert takes_score_batches("4.16.0") is False and takes_score_batches("3.999.9") is False
+    assert takes_score_batches(None) is None and takes_score_batches("latest") is None
+
+
+# ---------------------------------------------------------------------------------------- what is sent
+def test_sessions_are_namespaced_by_person_and_placeholders_left_out(tmp_path):
+    spans = InMemorySpanExporter()
+    tracing = Tracing(TracingConfig(trace_log=tmp_path / "traces.jsonl"), exporters=[spans])
+    tracer = tracing.turn_tracer("v0", None)   # no LLM parser: no prompt version
+    for name in ("ana", "bob"):
+        started = time.time()
+        with tracer.turn(User(name, 10_000_001, False), "s1", "hi", started) as turn:
+            turn.finish(a_result(turn, started))
+    assert tracing.flush(10)
+    tracing.shutdown()
+    roots = {s.attributes["user.id"]: s for s in spans.get_finished_spans()}
+    assert {u: s.attributes["session.id"] for u, s in roots.items()} == {"ana": "ana:s1", "bob": "bob:s1"}
+    assert all("langfuse.trace.metadata.prompt_version" not in s.attributes for s in roots.values())
+    assert all(json.loads(s.attributes["langfuse.trace.metadata.model_version"]) == "v0" for s in roots.values())
+    # the local log (the person's export, the operator view) keeps the person's own session id
+    assert sorted((t["user"], t["session"]) for t in recent_traces(2, tmp_path / "traces.jsonl")) == [
+        ("ana", "s1"), ("bob", "s1")]
+
+
+def test_a_generation_carries_the_models_parameters_only():
+    step = Step(name="llm_call", kind="generation", started=time.time(), duration_ms=12.0)
+    step.facts = {"model": "qwen", "prompt_version": "intent_v2",
+                  "model_parameters": {"temperature": 0.0, "max_tokens": 256, "timeout_s": 5.0, "base_url": "http://x"}}
+    attrs = step_attributes(step, lambda version: None)
+    assert json.loads(attrs["langfuse.observation.model.parameters"]) == {"temperature": 0.0, "max_tokens": 256}
+    assert attrs["gen_ai.request.temperature"] == 0.0 and attrs["gen_ai.request.max_tokens"] == 256
+
+
+def test_the_operator_view_and_healthz_say_when_scores_go_one_by_one(tmp_path, monkeypatch):
+    import asyncio as aio
+
+    import httpx
+
+    from agent import tracing as tracing_module
+    from agent.settings import Settings
+    from eval.load_test import scratch_home
+    from tests.app_server import ensure_artifacts
+    from web.api import Runtime, build_api
+    from web.ui import langfuse_note
+
+    test_home = Path(os.environ["CINEAGENT_HOME"])
+    ensure_artifacts(test_home)
+    monkeypatch.setenv("CINEAGENT_HOME", str(scratch_home(tmp_path / "home", test_home)))
+    with langfuse_receiver(version=OLD_SERVER_VERSION) as receiver:
+        tracing = tracing_for(receiver.base_url, tmp_path)
+        assert tracing.langfuse_server.wait(10)
+        monkeypatch.setattr(tracing_module, "_active", tracing)   # as setup_tracing leaves it
+
+        async def healthz() -> dict:
+            app = build_api(Runtime(Settings(parser="offline")))
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client:
+                return (await client.get("/healthz")).json()
+
+        body = aio.run(healthz())
+        note = langfuse_note()
+        tracing.shutdown()
+    assert body["langfuse"]["version"] == OLD_SERVER_VERSION and body["langfuse"]["scores"] == "one-by-one"
+    assert body["langfuse"]["min_version"] == MIN_SERVER_VERSION and "posted one at a time" in body["langfuse"]["note"]
+    assert note == body["langfuse"]["note"]

@@ -415,6 +415,9 @@ def build_api(runtime: Runtime) -> FastAPI:
             body.update(models=rt.model_version, parser=rt.agent.parser.name, load_seconds=round(rt.load_seconds, 2))
         elif rt.error:
             body["error"] = rt.error
+        langfuse = _langfuse_status()
+        if langfuse is not None:   # said, never a reason for 503: traces are not what the chat needs
+            body["langfuse"] = langfuse
         problem = await rt.store_probe.check()
         body["store"] = "ok" if problem is None else "unavailable"
         if problem is not None:
@@ -428,6 +431,14 @@ def build_api(runtime: Runtime) -> FastAPI:
         return PlainTextResponse(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     return api
+
+
+def _langfuse_status() -> dict | None:
+    """Langfuse's version and how swipe scores reach it, when this process exports to Langfuse."""
+    from agent.tracing import active_tracing
+
+    tracing = active_tracing()
+    return tracing.langfuse_status() if tracing is not None else None
 
 
 OPERATOR_PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>CineAgent operator</title></head>

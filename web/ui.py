@@ -514,7 +514,7 @@ def _json(value: Any) -> str:
 
 
 def turn_view_html(turn: Any, before: Any, titles: dict[int, str], scores: dict[int, float], reply: str | None,
-                   langfuse: str | None = None) -> str:
+                   langfuse: str | None = None, langfuse_note: str | None = None) -> str:
     """One turn on one screen, for debugging a misunderstood message: the message, what was
     understood (the parser, its fallback, its reading, the unused parts), the request in force
     before and after, the steps with their timings, the picks with their sources and scores, the reply."""
@@ -525,7 +525,7 @@ def turn_view_html(turn: Any, before: Any, titles: dict[int, str], scores: dict[
             f"trace <code>{escape(turn.trace_id)}</code> · {escape(turn.channel)} · {turn.total_ms:.0f} ms · "
             f"outcome <code>{escape(turn.outcome)}</code>"
             + (f' · <a href="{escape(langfuse)}" target="_blank" rel="noopener">in Langfuse</a>' if langfuse else "")
-            + "</p>")
+            + "</p>" + (f'<p class="langfuse-note">{escape(langfuse_note)}</p>' if langfuse_note else ""))
     understood = (f"<p>Parser <code>{escape(turn.parser or '-')}</code>"
                   + (f", fell back: {escape(turn.fallback_reason)}" if turn.fallback_reason else "")
                   + f"; act <code>{escape(turn.act or '-')}</code></p>")
@@ -561,7 +561,18 @@ def ui_turn_view(runtime: "Runtime", picks: PickLog, query: str | None, request:
     scores, reply = picks.of(turn.trace_id)
     host = os.environ.get("LANGFUSE_HOST") or os.environ.get("LANGFUSE_BASE_URL")
     link = f"{host.rstrip('/')}/trace/{turn.trace_id}" if host else None
-    return turn_view_html(turn, before, {i: movies[i].label for i in turn.items if i in movies}, scores, reply, link)
+    return turn_view_html(turn, before, {i: movies[i].label for i in turn.items if i in movies}, scores, reply, link,
+                          langfuse_note())
+
+
+def langfuse_note() -> str | None:
+    """What the operator should know of Langfuse (its version and how swipe scores reach it), when
+    traces go there."""
+    from agent.tracing import active_tracing
+
+    tracing = active_tracing()
+    status = tracing.langfuse_status() if tracing is not None else None
+    return status["note"] if status else None
 
 
 def operator_note(runtime: "Runtime") -> str:

@@ -25,7 +25,7 @@ from agent.intent import Intent, IntentParser
 from agent.langfuse_attrs import MIN_SERVER_VERSION, SCOPE
 from agent.steps import in_turn, recording
 from agent.langfuse_attrs import PERSONAL_KEYS, scrub, step_attributes
-from agent.langfuse_server import ServerCheck, takes_score_batches
+from agent.langfuse_server import ScoreSender, ServerCheck, summary, takes_score_batches
 from agent.steps import Step
 from agent.tracing import JsonFormatter, TraceLog, Tracing, TracingConfig, iter_traces, person_traces, recent_traces
 from agent.users import User
@@ -654,3 +654,22 @@ def test_the_operator_view_and_healthz_say_when_scores_go_one_by_one(tmp_path, m
     assert body["langfuse"]["version"] == OLD_SERVER_VERSION and body["langfuse"]["scores"] == "one-by-one"
     assert body["langfuse"]["min_version"] == MIN_SERVER_VERSION and "posted one at a time" in body["langfuse"]["note"]
     assert note == body["langfuse"]["note"]
+
+
+def test_a_score_the_older_server_refuses_is_logged_and_counted(caplog):
+    """One by one, a refusal is the server's answer, said and counted (never retried: it would be
+    refused again); what it accepts still arrives."""
+    with langfuse_receiver(version=OLD_SERVER_VERSION) as receiver, caplog.at_level(logging.INFO, "agent.langfuse_server"):
+        check = ServerCheck(receiver.base_url, timeout_s=2)
+        assert check.check() == "one-by-one"
+        sender = ScoreSender(check, "pk", "sk", 2, sdk_score=lambda **_: pytest.fail("not the SDK's batches"))
+        sender.submit(score_id=uuid.uuid4().hex, name="user_feedback", value=1.0, data_type="BOOLEAN")   # no target
+        sender.submit(score_id=uuid.uuid4().hex, name="user_feedback", value=True, data_type="BOOLEAN",
+                      trace_id=uuid.uuid4().hex)
+        assert sender.join(10)
+        sender.close()
+    assert sender.counts["refused"] == 1 and sender.counts["posted"] == 1
+    assert "HTTP 400" in sender.last_refusal and "traceId" in sender.last_refusal
+    assert receiver.scores[0]["value"] == 1.0 and len(receiver.calls("POST", "/api/public/scores")) == 2
+    assert any("refused the swipe score" in r.getMessage() for r in caplog.records)
+    assert summary(check, sender)["last_refusal"] == sender.last_refusal

@@ -21,7 +21,9 @@ Exporters:
   client is attached to this module's ``TracerProvider``: its ``LangfuseSpanProcessor`` (OTLP/HTTP
   to ``{base}/api/public/otel/v1/traces``), its score queue (``POST /api/public/scores``) used for
   swipes, prompt management and datasets (``agent.prompt_registry``, ``eval.experiments``). The
-  server must be Langfuse v4.59.0 or later (``agent.langfuse_attrs.MIN_SERVER_VERSION``).
+  server relied on is Langfuse v4.59.0 or later (``agent.langfuse_attrs.MIN_SERVER_VERSION``);
+  its version is read at start (``agent.langfuse_server``), and with an older one, which refuses
+  the SDK's score batches, swipe scores are posted one by one (``Tracing.langfuse_status``).
 - **Any OTLP backend** through the standard ``OTEL_EXPORTER_OTLP_ENDPOINT`` /
   ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` (+ ``_HEADERS``, ``_TIMEOUT``, ``_COMPRESSION``).
   ``OTEL_SDK_DISABLED=true`` turns both off (the local log stays).

@@ -31,6 +31,7 @@ import urllib.error
 import urllib.request
 from typing import Any, Callable, Literal
 
+from agent import metrics
 from agent.langfuse_attrs import MIN_SERVER_VERSION
 
 log = logging.getLogger(__name__)
@@ -163,7 +164,7 @@ class ScoreSender:
         try:
             self._queue.put_nowait(score)
         except queue.Full:
-            self.counts["dropped"] += 1
+            self._count("dropped")
             log.error("Langfuse score queue full (%d): score of trace %s dropped", QUEUE_MAX, score.get("trace_id"))
 
     def join(self, timeout_s: float) -> bool:
@@ -183,6 +184,10 @@ class ScoreSender:
             return
         self._thread.join(timeout_s)
 
+    def _count(self, outcome: str) -> None:
+        self.counts[outcome] += 1
+        metrics.observe_langfuse_score(outcome)   # /metrics: langfuse_scores_total{outcome}
+
     # ------------------------------------------------------------ the sender's thread
     def _run(self) -> None:
         while True:
@@ -197,9 +202,9 @@ class ScoreSender:
                     self._post(score)
                 else:   # batch, or unknown: the SDK's queue (its log says when a batch is refused)
                     self.sdk_score(**score)
-                    self.counts["batched"] += 1
+                    self._count("batched")
             except Exception:  # noqa: BLE001 - one bad score must not stop the sender
-                self.counts["failed"] += 1
+                self._count("failed")
                 log.exception("could not send a swipe score to Langfuse")
             finally:
                 self._queue.task_done()
@@ -221,20 +226,20 @@ class ScoreSender:
             try:
                 with urllib.request.urlopen(request, timeout=self.timeout_s) as reply:
                     reply.read()
-                self.counts["posted"] += 1
+                self._count("posted")
                 return
             except urllib.error.HTTPError as exc:
                 answer = exc.read()[:300].decode("utf-8", "replace")
                 problem = f"HTTP {exc.code}: {answer}"
                 if exc.code != 429 and exc.code < 500:   # refused: trying again would be refused again
-                    self.counts["refused"] += 1
+                    self._count("refused")
                     self.last_refusal = problem
                     log.warning("Langfuse refused the swipe score of trace %s (%s)", score.get("trace_id"), problem)
                     return
             except OSError as exc:
                 problem = f"{type(exc).__name__}: {exc}"
             time.sleep(0.5 * 2 ** attempt)
-        self.counts["failed"] += 1
+        self._count("failed")
         log.warning("could not post the swipe score of trace %s to Langfuse after %d tries (%s)",
                     score.get("trace_id"), RETRIES, problem)
 

@@ -2,7 +2,8 @@
 
 Labels are bounded: ``endpoint`` is a route template, a UI action or ``turn``; ``step`` is
 ``total`` for a whole request, else a turn's step name (intent_parse, recommend, …); ``status`` an
-HTTP code, ``action`` like|dislike, ``reason`` the LLM parser's failure code (never free text).
+HTTP code, ``action`` like|dislike, ``reason`` the LLM parser's failure code (never free text),
+``outcome`` one of five words.
 """
 from __future__ import annotations
 
@@ -21,6 +22,8 @@ PARSER_FALLBACKS = Counter("parser_fallbacks_total", "Turns where the LLM parser
                            "answered, by failure code", ["reason"])
 LLM_TOKENS_IN = Counter("llm_tokens_in", "Prompt tokens sent to the LLM parser")
 LLM_TOKENS_OUT = Counter("llm_tokens_out", "Completion tokens received from the LLM parser")
+LANGFUSE_SCORES = Counter("langfuse_scores_total", "Swipe scores for Langfuse, by outcome: batched (handed to the "
+                          "SDK's batches), posted (one by one, accepted), refused, failed, dropped", ["outcome"])
 
 
 def observe_request(endpoint: str, status: int, seconds: float) -> None:
@@ -31,6 +34,10 @@ def observe_request(endpoint: str, status: int, seconds: float) -> None:
 def observe_step(step: str, seconds: float) -> None:
     """One step of a turn (fed by agent.tracing from each finished turn's steps)."""
     LATENCY.labels(endpoint="turn", step=step).observe(seconds)
+
+
+def observe_langfuse_score(outcome: str) -> None:
+    LANGFUSE_SCORES.labels(outcome=outcome).inc()
 
 
 def observe_llm_tokens(tokens_in: int, tokens_out: int) -> None:

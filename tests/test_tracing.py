@@ -523,6 +523,7 @@ def test_an_older_server_gets_swipe_scores_one_by_one_and_it_is_said(tmp_path, c
     """Langfuse v4.16.0 refuses the SDK's score batches (a JSON array): read from its health
     endpoint at start, said in the log and the status, and every swipe score posted on its own."""
     traces = [uuid.uuid4().hex for _ in range(3)]
+    posted_before = sample("langfuse_scores_total", outcome="posted")
     with langfuse_receiver(version=OLD_SERVER_VERSION) as receiver, caplog.at_level(logging.INFO, "agent.langfuse_server"):
         tracing = tracing_for(receiver.base_url, tmp_path)
         assert tracing.langfuse_server.wait(10)
@@ -546,6 +547,7 @@ def test_an_older_server_gets_swipe_scores_one_by_one_and_it_is_said(tmp_path, c
     assert len(receiver.scores) == 3, "the SDK's batch was refused: only the scores posted one by one arrived"
     assert status["version"] == OLD_SERVER_VERSION and status["scores"] == "one-by-one"
     assert status["score_counts"]["posted"] == 3 and status["score_counts"]["refused"] == 0
+    assert sample("langfuse_scores_total", outcome="posted") - posted_before == 3   # /metrics says it too
     assert "older than 4.59.0" in status["note"] and "one at a time" in status["note"]
     warning = next(r for r in caplog.records if r.levelno == logging.WARNING)
     assert "v4.16.0, older than 4.59.0" in warning.getMessage() and receiver.base_url in warning.getMessage()

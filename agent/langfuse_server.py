@@ -248,8 +248,6 @@ def summary(check: ServerCheck, sender: ScoreSender | None) -> dict:
     """What ``/healthz`` shows of Langfuse: its version, how scores go, and what became of them."""
     out: dict[str, Any] = {"version": check.version, "min_version": MIN_SERVER_VERSION, "scores": check.mode,
                            "note": check.sentence()}
-    if sender is not None:
+    if sender is not None:   # counts only: /healthz is public, the server's answers stay in the log
         out["score_counts"] = dict(sender.counts)
-        if sender.last_refusal:
-            out["last_refusal"] = sender.last_refusal
     return out

@@ -47,7 +47,8 @@ function pendingLook(item, how) {   // how: 'saving', 'retry' or '' (settled)
 function send_swipe(item, trace, action, before) {
   const state = kept();
   const earlier = state.swipes[item];
-  state.swipes[item] = { trace, action, before: earlier ? earlier.before : before, at: Date.now() };
+  state.swipes[item] = { trace, action, before: earlier ? earlier.before : before, at: Date.now(),
+                         refused: earlier ? earlier.refused || 0 : 0 };
   keep(state);
   show(item, action === 'undo' ? 'none' : action);
   pendingLook(item, 'saving');
@@ -195,7 +196,12 @@ cine.settle = (host) => {
   if (!note || !note.dataset.item) return;
   const state = kept();
   const swipe = state.swipes[note.dataset.item];
-  if (note.dataset.retry === '1' && swipe) {   // not saved, worth another try: shown undone until then
+  // not saved and worth another try (the server busy or getting ready), or refused just after a
+  // reconnect, when the restarted server may not know this tab yet: shown undone, tried again
+  // (a few times at most for a refusal, so a swipe that can never be saved is let go)
+  const refusedEarly = note.dataset.ok === '0' && swipe && (swipe.refused || 0) < 3;
+  if ((note.dataset.retry === '1' || refusedEarly) && swipe) {
+    if (note.dataset.retry !== '1') { swipe.refused = (swipe.refused || 0) + 1; keep(state); }
     show(note.dataset.item, swipe.before);
     pendingLook(note.dataset.item, 'retry');
     setTimeout(() => { const now = kept().swipes[note.dataset.item]; if (now) send_swipe(note.dataset.item, now.trace, now.action, now.before); }, 3000);

@@ -175,7 +175,7 @@ class DialogueManager:
         self.ranker = RequestRanker(bundle, catalog, profiles, ranker_config)
         self.tracer = tracer
         self.writer = writer  # with an LLM configured: it may word replies and reasons, validated
-        self.reader = reader  # trained from labelled messages: the operation and genres of an offline reading
+        self.reader = reader  # trained from labelled messages: the operation of an offline reading (see agent.understand)
         self.encoder = RequestEncoder(catalog, self.data)
         self.evidence = EvidenceSource(self.ranker)
         counts = self.data.ratings.groupby("item_id")["rating"].agg(["mean", "count"])

@@ -110,7 +110,7 @@ def explain(evidence: dict) -> str:
         parts.append(f"{_join(genres).capitalize()}, though not {missing}.")
     elif genres:
         # the card's own year and its other genres make the reason the card's, not one line ten times
-        year = f"A {evidence['year']} " if evidence.get("year") else "A "
+        year = f"A {evidence['year']} " if evidence.get("year") else ("An " if genres[0][0] in "aeiou" else "A ")
         also = [PLURAL[g] for g in evidence.get("other_genres", [])[:2]]
         parts.append(f"{year}{_join(genres)} film, as you asked"
                      + (f", with {_join(also)} in it too." if also else "."))

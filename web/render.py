@@ -80,7 +80,10 @@ def plain_reason(evidence: Mapping) -> str:
     if liked:
         return f"Because you liked {_join(liked[:2])}."
     if genres:
-        return f"{_join(genres)}, as you asked."
+        # the card's year and other genres make the line the card's own, not one sentence ten times
+        year, also = evidence.get("year"), list(evidence.get("other_genres") or [])[:2]
+        head = f"A {year} {_join(genres).lower()} film" if year else _join(genres)
+        return f"{head}, as you asked" + (f", with {_join(also).lower()} in it too." if also else ".")
     return "A well-liked match for your request."
 
 

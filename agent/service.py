@@ -44,6 +44,7 @@ class CineAgent:
         self.challenger: DialogueManager | None = None
         self._shadows: ThreadPoolExecutor | None = None   # shadow mode's one worker (created on first use)
         self._shadows_pending = 0
+        self._shadows_lock = threading.Lock()
         self.shadows_skipped = 0
         self.error: str | None = None
         self.created = time.monotonic()
@@ -232,12 +233,13 @@ class CineAgent:
         challenger = self.shadow
         if challenger is None or challenger is served:   # a canary person's cards are the challenger's already
             return
-        if self._shadows_pending >= SHADOW_QUEUE:
-            self.shadows_skipped += 1
-            return
-        if self._shadows is None:
-            self._shadows = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cineagent-shadow")
-        self._shadows_pending += 1
+        with self._shadows_lock:
+            if self._shadows_pending >= SHADOW_QUEUE:
+                self.shadows_skipped += 1
+                return
+            if self._shadows is None:
+                self._shadows = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cineagent-shadow")
+            self._shadows_pending += 1
         self._shadows.submit(self._run_shadow, served, challenger, result)
 
     def _run_shadow(self, served: DialogueManager, challenger: DialogueManager, result: TurnResult) -> dict | None:
@@ -251,7 +253,8 @@ class CineAgent:
             log.exception("shadow ranking of turn %s failed", result.trace_id)
             return None
         finally:
-            self._shadows_pending -= 1
+            with self._shadows_lock:
+                self._shadows_pending -= 1
 
     def wait_shadows(self) -> None:
         """Until every queued shadow ranking is stored (tests, benchmarks, shutdown)."""

@@ -75,6 +75,7 @@ DEFAULT_LANGFUSE_URL = "https://cloud.langfuse.com"   # the Langfuse SDK's own d
 SPAN_QUEUE = 2048           # spans per exporter waiting to be sent (the OTel default, stated: bounded memory)
 OPEN_TRACES = 1000          # turns whose root span the local exporter waits for
 _HEX32 = re.compile(r"^[0-9a-f]{32}$")
+LATE = "cineagent.late"   # a span recorded under a turn's root after the turn ended
 
 
 # ---------------------------------------------------------------------------------------- settings
@@ -345,6 +346,8 @@ class LocalExporter(SpanExporter):
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         records = []
         for span in spans:
+            if span.attributes.get(LATE):
+                continue   # a span added to a turn already written (shadow mode's): OTLP/Langfuse only
             if span.parent is not None:
                 self._open.setdefault(span.context.trace_id, []).append(span)
                 continue
@@ -551,7 +554,7 @@ class AgentTracer:
             common = lf.trace_attributes(TRACE_NAME, result.user.key, str(result.session_id), self.model_version,
                                          self.trace_metadata)
             span = self.tracing.tracer.start_span("shadow", context=parent, attributes={
-                **common, lf.INPUT: lf.dumps({"champion": shadow.get("champion")}),
+                **common, LATE: True, lf.INPUT: lf.dumps({"champion": shadow.get("champion")}),
                 lf.OUTPUT: lf.dumps({"top": shadow.get("top"), "ranks": shadow.get("ranks"), "model": shadow.get("model")})})
             span.end()
         except Exception:  # noqa: BLE001 - a tracing bug must not matter to anyone

@@ -180,3 +180,25 @@ def test_shadow_comparison_on_a_known_case():
     assert row["liked"] == 3 and row["liked_ranks"] == [2, 3]
     assert row["liked_in_top_10"] == pytest.approx(2 / 3)
     assert row["liked_mean_rank"] == pytest.approx(2.5)
+
+
+def test_the_shadow_ranking_is_a_span_of_the_turns_trace(tmp_path):
+    """The shadow span lands under the turn's root span (for Langfuse / OTLP); the local trace
+    log, which writes a turn once its root ends, leaves the late span out instead of holding it."""
+    from types import SimpleNamespace
+
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from agent.tracing import LocalExporter, Tracing, TracingConfig
+
+    spans = InMemorySpanExporter()
+    tracing = Tracing(TracingConfig(trace_log=tmp_path / "traces.jsonl"), exporters=[spans])
+    tracer = tracing.turn_tracer("B-2", None)
+    result = SimpleNamespace(trace_id="ab" * 16, span_id="cd" * 8, user=SimpleNamespace(key="196"), session_id="s")
+    tracer.record_shadow(result, {"model": "B-2", "top": [3, 2, 1], "champion": [1, 2, 3], "ranks": {"1": 3}})
+    assert tracing.flush(10)
+    (span,) = spans.get_finished_spans()
+    assert span.name == "shadow" and span.context.trace_id == int("ab" * 16, 16)
+    assert span.parent.span_id == int("cd" * 8, 16)
+    assert isinstance(tracing.local, LocalExporter) and not tracing.local._open, "the late span is not held waiting for a root that was written already"
+    tracing.shutdown()

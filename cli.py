@@ -525,7 +525,8 @@ def cmd_bench_load(args) -> int:
         print(format_capacity(report))
         _write_json(args.json, report)
         return 0 if report["holds"] else 1
-    report = run_load_test(users=args.users, turns=args.turns or 50, swipes=args.swipes, time_limit_s=args.time_limit)
+    report = run_load_test(users=args.users, turns=args.turns or 50, swipes=args.swipes, time_limit_s=args.time_limit,
+                           shadow=args.shadow)
     print(format_report(report))
     _write_json(args.json, report)
     return 0 if report["ok"] else 1
@@ -722,6 +723,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="people who wait 1-3 s between turns, in growing crowds (10, 15, 25, 40, ...): how many the "
                            "app holds at p95 <= 100 ms with 0 errors (--turns per person, default 10)")
     load.add_argument("--workers", type=int, default=1, help="with --think: app worker processes (serve --workers)")
+    load.add_argument("--shadow", action="store_true",
+                      help="shadow mode on: the current artifact registered as champion and challenger, and every "
+                           "turn ranked by both (compare turn p95 with a run without)")
     load.add_argument("--json", help="write the figures here")
     load.set_defaults(func=cmd_bench_load)
     abuse = bench.add_parser("abuse", help="/healthz while a huge header, unread queue joins and concurrent exports "

@@ -75,6 +75,9 @@ class TurnResult:
     message: str = ""
     started: float = 0.0          # wall clock, epoch seconds
     duration_ms: float = 0.0
+    # what the ranker was last asked for this turn's cards (shadow mode asks the challenger the same)
+    asked: dict | None = None
+    span_id: str = ""             # the turn's root span, when traced
 
     def as_dict(self) -> dict:
         return {"trace_id": self.trace_id, "text": self.text, "act": self.act, "intent": self.intent.model_dump(mode="json"),
@@ -470,8 +473,10 @@ class DialogueManager:
                     f"than {'the last ones' if shown_before else 'most movies'}."
         if self.writer is not None and cards:
             text = await self._written(state, intent, cards, text, unused)
+        asked = {"intent": intent, "query": query, "n": n, "exclude": frozenset(exclude), "shown": shown_before,
+                 "avoid": list(avoid), "told": list(session.told_likes), "query_text": self.encoder.text(intent)}
         return {"result": TurnResult(text, cards, intent.act.value, intent, state["parse"], user,
-                                     session.session_id, notices=notices, unused=unused)}
+                                     session.session_id, notices=notices, unused=unused, asked=asked)}
 
     async def _written(self, state: TurnState, intent: Intent, cards: list[Card], template: str,
                        unused: list[UnusedPart]) -> str:

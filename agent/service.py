@@ -15,6 +15,7 @@ import logging
 import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 
 from agent import metrics
@@ -39,7 +40,12 @@ class CineAgent:
         self.store.max_turns = settings.max_turns
         self.store.max_turns_person = settings.max_turns_person
         self.agent: DialogueManager | None = None
-        self.canary: DialogueManager | None = None   # the challenger, for CINEAGENT_CANARY_FRACTION of people
+        # the registry's challenger, loaded beside the champion when canary or shadow mode is on
+        self.challenger: DialogueManager | None = None
+        self._shadows: ThreadPoolExecutor | None = None   # shadow mode's one worker (created on first use)
+        self._shadows_pending = 0
+        self._shadows_lock = threading.Lock()
+        self.shadows_skipped = 0
         self.error: str | None = None
         self.created = time.monotonic()
         self.load_seconds: float | None = None
@@ -72,8 +78,8 @@ class CineAgent:
                  agent.parser.name, self.store.describe(), self.load_seconds)
         try:
             self.check_canary()
-        except Exception as exc:  # noqa: BLE001 - no canary is better than no service
-            log.warning("the canary could not be loaded: %s", exc)
+        except Exception as exc:  # noqa: BLE001 - no canary (or shadow) is better than no service
+            log.warning("the challenger could not be loaded: %s", exc)
         self._watch_registry()
 
     # ------------------------------------------------------------ the registry's champion
@@ -107,10 +113,20 @@ class CineAgent:
         return load_agent(parser=self.settings.parser, version=artifact, sessions=sessions, events=self.store,
                           settings=self.settings)
 
+    @property
+    def canary(self) -> DialogueManager | None:
+        """The challenger while it serves a share of people (canary mode), else None."""
+        return self.challenger if self.settings.canary_fraction > 0 else None
+
+    @property
+    def shadow(self) -> DialogueManager | None:
+        """The challenger while it ranks every turn in the shadow (shadow mode), else None."""
+        return self.challenger if self.settings.shadow else None
+
     def check_canary(self) -> bool:
-        """With ``canary_fraction`` > 0, serve the registry's challenger to that share of people
-        (loaded beside the champion; dropped when there is no challenger). True when it changed."""
-        if self.settings.canary_fraction <= 0:
+        """With ``canary_fraction`` > 0 (canary mode) or ``shadow`` on, load the registry's
+        challenger beside the champion (dropped when there is no challenger). True when it changed."""
+        if self.settings.canary_fraction <= 0 and not self.settings.shadow:
             return False
         from models.registry import CHALLENGER, Registry, exists
 
@@ -119,19 +135,20 @@ class CineAgent:
         reg = Registry(self.settings.database_url)
         challenger = reg.by_alias(CHALLENGER)
         artifact = challenger.tags.get("artifact_version") if challenger is not None else None
-        current = self.canary.bundle.manifest.version if self.canary is not None else None
+        current = self.challenger.bundle.manifest.version if self.challenger is not None else None
         if artifact == current:
             return False
         if artifact is None:
-            self.canary = None
-            log.info("canary: no challenger any more; everyone is served the champion")
+            self.challenger = None
+            log.info("no challenger any more: everyone is served the champion, nothing is shadowed")
             return True
         from data import movielens
         from models.lifecycle import local_artifact
 
-        self.canary = self._load_version(local_artifact(reg, movielens.load(), challenger))
-        log.info("canary: challenger %s (registry version %s) serves %.0f%% of people", artifact,
-                 challenger.version, 100 * self.settings.canary_fraction)
+        self.challenger = self._load_version(local_artifact(reg, movielens.load(), challenger))
+        log.info("challenger %s (registry version %s) loaded: serves %.0f%% of people%s", artifact,
+                 challenger.version, 100 * self.settings.canary_fraction,
+                 "; shadows every turn" if self.settings.shadow else "")
         return True
 
     def in_canary(self, user_key: str) -> bool:
@@ -205,7 +222,44 @@ class CineAgent:
             self._record_refused(user, session_id, message, channel, wall, exc)
             raise
         metrics.observe_turn(len(result.cards), result.parse.fallback_reason if result.parse else None)
+        if self.settings.shadow and result.asked is not None:
+            self._queue_shadow(agent, result)
         return result
+
+    # ------------------------------------------------------------ shadow mode
+    def _queue_shadow(self, served: DialogueManager, result: TurnResult) -> None:
+        """After the reply: the challenger ranks the same request on shadow mode's own worker
+        thread; the turn does not wait for it. Shed (and counted) beyond SHADOW_QUEUE waiting."""
+        challenger = self.shadow
+        if challenger is None or challenger is served:   # a canary person's cards are the challenger's already
+            return
+        with self._shadows_lock:
+            if self._shadows_pending >= SHADOW_QUEUE:
+                self.shadows_skipped += 1
+                return
+            if self._shadows is None:
+                self._shadows = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cineagent-shadow")
+            self._shadows_pending += 1
+        self._shadows.submit(self._run_shadow, served, challenger, result)
+
+    def _run_shadow(self, served: DialogueManager, challenger: DialogueManager, result: TurnResult) -> dict | None:
+        try:
+            shadow = shadow_ranking(served, challenger, result)
+            self.store.add_shadow(result.trace_id, result.user.key, shadow)
+            if challenger.tracer is not None and hasattr(challenger.tracer, "record_shadow"):
+                challenger.tracer.record_shadow(result, shadow)
+            return shadow
+        except Exception:  # noqa: BLE001 - the shadow must never touch what people get
+            log.exception("shadow ranking of turn %s failed", result.trace_id)
+            return None
+        finally:
+            with self._shadows_lock:
+                self._shadows_pending -= 1
+
+    def wait_shadows(self) -> None:
+        """Until every queued shadow ranking is stored (tests, benchmarks, shutdown)."""
+        if self._shadows is not None:
+            self._shadows.submit(lambda: None).result()
 
     def _record_refused(self, user: object, session_id: str, message: str, channel: str, wall: datetime,
                         exc: Exception) -> None:
@@ -317,7 +371,7 @@ class CineAgent:
     def _seed(self, person: Person) -> None:
         # every process learns a person's persona from their record, on each authenticated call
         if person.seed_from is not None:
-            for agent in (self.agent, self.canary):
+            for agent in (self.agent, self.challenger):
                 if agent is not None:
                     agent.profiles.seed(person.id, str(person.seed_from))
 
@@ -336,11 +390,34 @@ class CineAgent:
         then this process's caches. The trace log keeps their turns under the random person id
         only, which nothing maps to a person any more."""
         removed = self.store.delete_person(person.id)
-        for agent in (self.agent, self.canary):
+        for agent in (self.agent, self.challenger):
             if agent is not None:
                 agent.forget(person.id)
         return {"swipes": removed["swipes"], "sessions": removed["sessions"], "turns": removed["turns"],
                 "profile": bool(removed["swipes"])}
+
+
+SHADOW_QUEUE = 256     # shadow rankings waiting at most; beyond, turns go unshadowed (counted)
+
+
+def shadow_ranking(served: DialogueManager, challenger: DialogueManager, result: TurnResult) -> dict:
+    """The challenger's ranking of the very request a turn's cards answered (same filters, same
+    count): its top-10 beside the champion's (the cards shown), and its rank of each shown card
+    (None: not in its list). The person's swipes are read into the challenger's view first."""
+    asked = result.asked or {}
+    started = time.perf_counter()
+    user = result.user
+    challenger.profiles.refresh(user.key)
+    ranking = challenger.ranker.rank(user, asked["intent"], asked["query"], n=asked["n"],
+                                     exclude=set(asked["exclude"]), query_text=asked["query_text"],
+                                     shown=asked["shown"], avoid=asked["avoid"], told=asked["told"])
+    order = [r.item_id for r in ranking.items]
+    position = {item: i + 1 for i, item in enumerate(order)}
+    shown = [c.item_id for c in result.cards]
+    return {"model": challenger.bundle.manifest.version if challenger.bundle.manifest else None,
+            "champion_model": served.bundle.manifest.version if served.bundle.manifest else None,
+            "top": order[:10], "champion": shown[:10], "ranks": {str(i): position.get(i) for i in shown},
+            "ms": round((time.perf_counter() - started) * 1000, 2)}
 
 
 def turn_event(result: TurnResult, channel: str, ts: datetime, model: str | None = None) -> Turn:

@@ -44,6 +44,9 @@ class Settings(BaseSettings):
                                   "X-Forwarded-For / X-Forwarded-Proto are believed; unset: none (the TCP peer is the client)")
     canary_fraction: float = Field(default=0.0, ge=0, le=1, description="share of people (the same ones every "
                                    "time: a hash of their key) served the registry's challenger; 0: nobody")
+    shadow: bool = Field(default=False, description="with a challenger in the registry, every turn that ranks cards "
+                         "is ranked by it too, after the reply (never shown): its top-10 is stored with the turn "
+                         "and traced, and the nightly job compares the two")
     model_check_s: float = Field(default=30.0, ge=0, description="how often a server asks the model registry "
                                  "which version is the champion, and switches to it (0: never; restart instead)")
     # the LLM (unset base URL: the offline parser answers)

@@ -78,6 +78,7 @@ DEFAULT_LANGFUSE_URL = "https://cloud.langfuse.com"   # the Langfuse SDK's own d
 SPAN_QUEUE = 2048           # spans per exporter waiting to be sent (the OTel default, stated: bounded memory)
 OPEN_TRACES = 1000          # turns whose root span the local exporter waits for
 _HEX32 = re.compile(r"^[0-9a-f]{32}$")
+LATE = "cineagent.late"   # a span recorded under a turn's root after the turn ended
 
 
 # ---------------------------------------------------------------------------------------- settings
@@ -348,6 +349,8 @@ class LocalExporter(SpanExporter):
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         records = []
         for span in spans:
+            if span.attributes.get(LATE):
+                continue   # a span added to a turn already written (shadow mode's): OTLP/Langfuse only
             if span.parent is not None:
                 self._open.setdefault(span.context.trace_id, []).append(span)
                 continue
@@ -565,6 +568,24 @@ class AgentTracer:
             otel_context.detach(attached)
             turn.end()
 
+    def record_shadow(self, result: Any, shadow: dict) -> None:
+        """Shadow mode: the challenger's ranking as a span of the turn's trace (under its root),
+        recorded after the reply; the person never sees it."""
+        if not getattr(result, "span_id", "") or not _HEX32.match(result.trace_id or ""):
+            return
+        try:
+            root = otel_trace.SpanContext(int(result.trace_id, 16), int(result.span_id, 16), is_remote=True,
+                                          trace_flags=otel_trace.TraceFlags(otel_trace.TraceFlags.SAMPLED))
+            parent = otel_trace.set_span_in_context(otel_trace.NonRecordingSpan(root), otel_context.Context())
+            common = lf.trace_attributes(TRACE_NAME, result.user.key, str(result.session_id), self.model_version,
+                                         self.trace_metadata)
+            span = self.tracing.tracer.start_span("shadow", context=parent, attributes={
+                **common, LATE: True, lf.INPUT: lf.dumps({"champion": shadow.get("champion")}),
+                lf.OUTPUT: lf.dumps({"top": shadow.get("top"), "ranks": shadow.get("ranks"), "model": shadow.get("model")})})
+            span.end()
+        except Exception:  # noqa: BLE001 - a tracing bug must not matter to anyone
+            log.exception("could not trace the shadow ranking")
+
     def record_feedback(self, trace_id: str, user: Any, item_id: int, liked: bool) -> None:
         try:
             self.tracing.score_feedback(trace_id, user.key, int(item_id), bool(liked))
@@ -602,6 +623,7 @@ class _OpenTurn:
     # the turn
     def finish(self, result: Any) -> None:
         self.result = result
+        result.span_id = f"{self.root.get_span_context().span_id:016x}"   # shadow mode's span goes under it
 
     def failed(self, exc: BaseException) -> None:
         self.error = exc

@@ -89,6 +89,9 @@ MIGRATIONS: dict[int, list[str]] = {
         """CREATE TABLE operator_sessions (
             id_sha256 {blob} PRIMARY KEY,
             expires {real} NOT NULL)"""],
+    # shadow mode: the challenger's ranking of a turn, written after the reply (``add_shadow``);
+    # on the turn's own row, so it goes with the turn (a person's deletion, the bounds, the export)
+    4: ["ALTER TABLE turns ADD COLUMN shadow TEXT"],
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 DIALECTS = {
@@ -433,8 +436,15 @@ class EventStore:
         """Turns oldest first: one person's or everyone's; ``latest``: only the last so many."""
         where, args = ("WHERE user_id = ?", (user_id,)) if user_id is not None else ("", ())
         limit = f"ORDER BY seq DESC LIMIT {int(latest)}" if latest is not None else "ORDER BY seq DESC"
-        rows = self._read(f"SELECT event FROM turns {where} {limit}", args)
-        return [Turn.model_validate_json(r[0]) for r in reversed(rows)]
+        rows = self._read(f"SELECT event, shadow FROM turns {where} {limit}", args)
+        return [_turn(event, shadow) for event, shadow in reversed(rows)]
+
+    def add_shadow(self, trace_id: str, user_id: str, shadow: dict) -> bool:
+        """Attach the challenger's ranking of a turn (shadow mode) to the turn's record; False when
+        the turn is not there (pruned, or its person deleted meanwhile)."""
+        with self._tx() as cur:
+            return cur.execute("UPDATE turns SET shadow = ? WHERE trace_id = ? AND user_id = ?",
+                               (json.dumps(shadow), trace_id, user_id)).rowcount > 0
 
     # ---------------------------------------------------------------- conversations
     def load_session(self, key: str, not_before: float) -> tuple[str | None, int]:
@@ -607,3 +617,8 @@ def open_store(url: str | None = None, pool_size: int = 8) -> EventStore:
     if store.dialect == "sqlite" and store.path.parent == home():
         legacy_import(store, home())
     return store
+
+
+def _turn(event: str, shadow: str | None) -> Turn:
+    turn = Turn.model_validate_json(event)
+    return turn.model_copy(update={"shadow": json.loads(shadow)}) if shadow else turn

@@ -85,6 +85,8 @@ class Turn(_Event):
     total_ms: float = 0.0
     model: str | None = Field(default=None, description="the artifact version that ranked the cards (champion "
                               "or, for a canary person, challenger)")
+    shadow: dict | None = Field(default=None, description="shadow mode: the challenger's ranking of this turn, "
+                                "added after the reply (model, top, champion, ranks); never shown")
 
 
 def make_swipe(**fields: object) -> Swipe:

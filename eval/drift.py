@@ -139,3 +139,32 @@ def arm_comparison(swipes: list, turn_index: dict, champion: str | None = None) 
             _, _, entry["p_vs_champion"] = _like_test(arms[champion], group)
         out["arms"][model] = entry
     return out
+
+
+def overlap_at(a: list[int], b: list[int], k: int = 10) -> float:
+    """Shared items of two top-``k`` lists over the longer one's length (1.0: the same set)."""
+    a, b = list(a)[:k], list(b)[:k]
+    return len(set(a) & set(b)) / max(len(a), len(b)) if (a or b) else 1.0
+
+
+def shadow_comparison(turns: list, swipes: list, k: int = 10) -> dict:
+    """Shadow mode on real traffic: for the turns the challenger also ranked (``Turn.shadow``),
+    the overlap@k of its top-k with the cards shown, and where it ranked the cards people then
+    liked from those turns (1-based; None: not in its list). Per challenger model."""
+    shadowed = {t.trace_id: t for t in turns if t.shadow and t.shadow.get("top") is not None}
+    out: dict = {"models": {}}
+    for model in sorted({str(t.shadow.get("model")) for t in shadowed.values()}):
+        mine = {tid: t for tid, t in shadowed.items() if str(t.shadow.get("model")) == model}
+        overlaps = [overlap_at(t.shadow.get("champion") or t.items, t.shadow["top"], k) for t in mine.values()]
+        ranks: list[int | None] = []
+        liked = {(s.trace_id, s.item_id) for s in swipes if s.trace_id in mine and s.action == "like"}
+        for trace_id, item in sorted(liked):   # a like undone and redone is one liked card
+            ranks.append((mine[trace_id].shadow.get("ranks") or {}).get(str(item)))
+        found = [r for r in ranks if r is not None]
+        out["models"][model] = {
+            "turns": len(mine), f"overlap_at_{k}": sum(overlaps) / len(overlaps),
+            "liked": len(ranks),
+            f"liked_in_top_{k}": (sum(1 for r in found if r <= k) / len(ranks)) if ranks else None,
+            "liked_mean_rank": (sum(found) / len(found)) if found else None,
+            "liked_ranks": sorted(found)}
+    return out

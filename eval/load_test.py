@@ -262,16 +262,56 @@ def stored_swipes(state: Path) -> list:
 
 
 # ---------------------------------------------------------------------------------------- driver
+def shadow_registry(state: Path) -> None:
+    """A registry in the scratch home whose champion and challenger are both the current artifact
+    (two registered versions): with CINEAGENT_SHADOW=1 the app then shadows every turn with a
+    challenger as large as the champion (``bench load --shadow``)."""
+    from models import registry as reg
+    from models.artifacts import current_version
+
+    before = os.environ.get("CINEAGENT_HOME")
+    os.environ["CINEAGENT_HOME"] = str(state)
+    try:
+        artifact = current_version()
+        registry = reg.Registry()
+        for alias in (reg.CHAMPION, reg.CHALLENGER):
+            run_id = registry.start_run(f"bench load {alias}", {})
+            registry.finish(run_id)
+            registry.set_alias(alias, registry.register(run_id, {"artifact_version": artifact,
+                                                                 "eval_artifact_version": artifact}))
+    finally:
+        if before is None:
+            os.environ.pop("CINEAGENT_HOME", None)
+        else:
+            os.environ["CINEAGENT_HOME"] = before
+
+
+def shadowed_turns(state: Path) -> int:
+    """Turn events in the app's store that carry a shadow ranking (read after the app stopped)."""
+    from data.event_store import FILE_NAME, EventStore
+
+    store = EventStore(f"sqlite:///{state / FILE_NAME}")
+    try:
+        return sum(turn.shadow is not None for turn in store.turns())
+    finally:
+        store.close()
+
+
 def run_load_test(users: int = 20, turns: int = 50, swipes: int = 1000, time_limit_s: float = 480.0,
-                  source_home: Path | None = None) -> dict:
-    """Run every phase against a fresh app (offline parser); returns the figures (see module doc)."""
+                  source_home: Path | None = None, shadow: bool = False) -> dict:
+    """Run every phase against a fresh app (offline parser); returns the figures (see module doc).
+    ``shadow``: champion and challenger registered, shadow mode on (every turn ranked twice)."""
     scratch = Path(tempfile.mkdtemp(prefix="cineagent-load-"))
     try:
         state = scratch_home(scratch / "home", source_home)
         report: dict = {"machine": {"cpus": os.cpu_count(), "load_avg_at_start": [round(x, 2) for x in os.getloadavg()]},
                         "config": {"users": users, "turns_per_user": turns, "swipes": swipes, "parser": "offline",
-                                   "time_limit_s": time_limit_s}}
-        with AppProcess(state, env={"CINEAGENT_PARSER": "offline", **limits_off_env()}) as app:
+                                   "time_limit_s": time_limit_s, "shadow": shadow}}
+        env = {"CINEAGENT_PARSER": "offline", **limits_off_env()}
+        if shadow:
+            shadow_registry(state)
+            env.update({"CINEAGENT_SHADOW": "1", "CINEAGENT_MODEL_CHECK_S": "0", "CINEAGENT_CANARY_FRACTION": "0"})
+        with AppProcess(state, env=env) as app:
             report["ready_s"] = round(app.wait_ready(), 2)
             deadline = time.monotonic() + time_limit_s
             cpu_before = app.cpu_seconds()
@@ -284,6 +324,7 @@ def run_load_test(users: int = 20, turns: int = 50, swipes: int = 1000, time_lim
             report["swipes"] = swipe_phase(app.url, state, users, swipes, deadline)
             status, seconds = app.stop()
             report["chat"]["turns_embedding_off_loop"] = turns_with_step(state, "embed")
+            report["chat"]["shadowed_turns"] = shadowed_turns(state)
             # uvicorn re-raises SIGTERM after a clean shutdown: -15 with "shutdown complete" logged is graceful
             report["shutdown"] = {"exit_status": status, "seconds": round(seconds, 2),
                                   "graceful": status in (0, -signal.SIGTERM)
@@ -414,6 +455,7 @@ def format_report(report: dict) -> str:
         f"p99 {chat['p99_ms']} ms, {chat['throughput_rps']} turns/s over {chat['wall_s']} s, "
         f"app CPU {chat['server_cpu_ms_per_turn']} ms a turn, {chat.get('turns_embedding_off_loop')} turns waited for "
         f"a phrase embedded off the loop"
+        + (f", {chat.get('shadowed_turns')} turns shadowed by the challenger" if report["config"].get("shadow") else "")
         + (" (stopped at the time limit)" if chat["stopped_early"] else ""),
         f"swipes: {swipes['ok']}/{swipes['n']} ok, {swipes['errors']} errors, p50 {swipes['p50_ms']} ms, "
         f"p95 {swipes['p95_ms']} ms, p99 {swipes['p99_ms']} ms, {swipes['throughput_rps']} swipes/s; "

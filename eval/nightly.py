@@ -107,6 +107,10 @@ class NightlyResult:
                 lines.append(f"CANARY {model}: like rate {arm['like_rate']:.3f} over {arm['n']} swipes vs champion "
                              f"{canary['arms'][canary['champion']]['like_rate']:.3f} "
                              f"({canary['arms'][canary['champion']]['n']}), p {arm['p_vs_champion']:.3g}")
+        for model, row in ((self.entry.get("shadow") or {}).get("models") or {}).items():
+            hits = row["liked_in_top_10"]
+            lines.append(f"SHADOW {model}: overlap@10 with the champion {row['overlap_at_10']:.3f} over {row['turns']} "
+                         f"turns; of {row['liked']} liked cards, {'-' if hits is None else f'{hits:.3f}'} in its top 10")
         for r in self.regressions:
             lines.append(f"REGRESSION {r['figure']}: {r['previous']:.4f} -> {r['current']:.4f} "
                          f"(worse by {r['drop']:.4f}, threshold {self.entry['threshold']})")
@@ -291,9 +295,10 @@ def run_nightly(config: NightlyConfig | None = None, data: Any = None, parser: A
     turn_index = {t.trace_id: t for t in turns}
     feedback = feedback_stats(swipes, turn_index)
     drift = drift_of(turns, swipes, turn_index, data, config.database_url)
-    from eval.drift import arm_comparison
+    from eval.drift import arm_comparison, shadow_comparison
 
     canary = arm_comparison(swipes, turn_index)
+    shadow = shadow_comparison(turns, swipes)
     about = parser_description(parser)
     entry = {"ts_iso": now.isoformat(timespec="seconds"), "date": now.date().isoformat(), "quick": config.quick,
              "threshold": config.threshold, "parser": about["parser"], "prompt_version": about.get("prompt_version"),
@@ -302,6 +307,7 @@ def run_nightly(config: NightlyConfig | None = None, data: Any = None, parser: A
              "requests": {k: requests.get(k) for k in ("n", *GOLD_FIGURES)} if requests else None,
              "dialogues": {k: dialogues[k] for k in ("metrics", "n", "no_cards", "no_cards_share")} if dialogues else None,
              "offline": bench, "feedback": feedback, "drift": drift, "canary": canary,
+             "shadow": shadow,
              "langfuse": gold.get("langfuse")}
     history_path = config.directory / "history.jsonl"
     history = read_history(history_path)

@@ -90,3 +90,115 @@ def test_canary_serves_the_challenger_to_a_stable_share_of_people(home):
     registry.drop_alias(reg.CHALLENGER)
     assert service.check_canary() is True and service.canary is None
     service.store.close()
+
+
+def test_shadow_ranks_every_turn_with_the_challenger_without_changing_what_people_see(home):
+    """Shadow mode: the challenger ranks the same request after the reply (the turn does not wait
+    for it), its top-10 is stored with the turn beside the cards shown, and the cards are exactly
+    those the service gives with shadow mode off."""
+    import asyncio
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from agent.service import CineAgent
+    from models import registry as reg
+
+    registry = reg.Registry()
+    first, second = _register(registry, "A-1"), _register(registry, "B-2")
+    registry.set_alias(reg.CHAMPION, first)
+    registry.set_alias(reg.CHALLENGER, second)
+    service = CineAgent(Settings(parser="offline", model_check_s=0, shadow=True))
+    service.load()
+    assert service.model_version == "A-1" and service.shadow.bundle.manifest.version == "B-2"
+    assert service.canary is None, "shadow mode serves nobody the challenger"
+    # the same artifact under two names: a challenger that ranks differently (more diversity)
+    ranker = service.challenger.ranker
+    ranker.config = ranker.config.model_copy(update={"mmr_lambda": 0.3})
+    # the same loaded champion, shadow mode off
+    off = CineAgent(Settings(parser="offline", model_check_s=0), store=service.store)
+    off.agent = service.agent
+
+    gate = threading.Event()
+    service._shadows = ThreadPoolExecutor(max_workers=1)
+    service._shadows.submit(gate.wait)   # the shadow worker is busy: a turn that waited for it would hang
+
+    async def turns():
+        on = [await service.chat("196", f"on-{i}", message) for i, message in enumerate(MESSAGES)]
+        plain = [await off.chat("196", f"off-{i}", message) for i, message in enumerate(MESSAGES)]
+        return on, plain
+    on, plain = asyncio.run(turns())
+    assert [[c.item_id for c in r.cards] for r in on] == [[c.item_id for c in r.cards] for r in plain]
+    assert all(t.shadow is None for t in service.store.turns()), "the replies came before any shadow ranking"
+    gate.set()
+    service.wait_shadows()
+
+    stored = {t.trace_id: t for t in service.store.turns()}
+    for result in on:
+        turn = stored[result.trace_id]
+        shown = [c.item_id for c in result.cards]
+        assert turn.items == shown and turn.model == "A-1"
+        assert turn.shadow["model"] == "B-2" and turn.shadow["champion_model"] == "A-1"
+        assert turn.shadow["champion"] == shown[:10] and len(turn.shadow["top"]) == len(shown[:10])
+        assert set(turn.shadow["ranks"]) == {str(i) for i in shown}
+        for item, rank in turn.shadow["ranks"].items():
+            assert rank is None or turn.shadow["top"][rank - 1] == int(item)
+    assert any(stored[r.trace_id].shadow["top"] != stored[r.trace_id].shadow["champion"] for r in on), \
+        "the challenger ranked differently, and that is what was logged"
+    for result in plain:
+        assert stored[result.trace_id].shadow is None, "shadow mode off: nothing shadowed"
+    assert service.shadows_skipped == 0
+    service.store.close()
+
+
+MESSAGES = ["a funny movie", "something darker", "sci-fi from the 80s"]
+
+
+def test_shadow_comparison_on_a_known_case():
+    """The nightly figures of shadow mode: overlap@10 of the two top-10s, and the challenger's rank
+    of the cards people liked from shadowed turns."""
+    from data.events import Swipe, Turn
+    from eval.drift import overlap_at, shadow_comparison
+
+    shown = list(range(1, 11))
+    half = Turn(trace_id="t1", user_id="u", session_id="s", items=shown,
+                shadow={"model": "B-2", "top": [1, 2, 3, 4, 5, 21, 22, 23, 24, 25], "champion": shown,
+                        "ranks": {str(i): (i if i <= 5 else None) for i in shown}})
+    same = Turn(trace_id="t2", user_id="u", session_id="s", items=shown,
+                shadow={"model": "B-2", "top": shown[::-1], "champion": shown,
+                        "ranks": {str(i): 11 - i for i in shown}})
+    unshadowed = Turn(trace_id="t3", user_id="u", session_id="s", items=shown)
+    swipes = [Swipe(user_id="u", session_id="s", item_id=3, action="like", trace_id="t1"),     # its rank 3
+              Swipe(user_id="u", session_id="s", item_id=8, action="like", trace_id="t1"),     # not in its list
+              Swipe(user_id="u", session_id="s", item_id=2, action="dislike", trace_id="t1"),  # not a like
+              Swipe(user_id="u", session_id="s", item_id=9, action="like", trace_id="t2"),     # its rank 2
+              Swipe(user_id="u", session_id="s", item_id=4, action="like", trace_id="t3")]     # not shadowed
+    assert overlap_at([1, 2, 3], [3, 4, 5]) == pytest.approx(1 / 3)
+    report = shadow_comparison([half, same, unshadowed], swipes)
+    row = report["models"]["B-2"]
+    assert row["turns"] == 2
+    assert row["overlap_at_10"] == pytest.approx(0.75)
+    assert row["liked"] == 3 and row["liked_ranks"] == [2, 3]
+    assert row["liked_in_top_10"] == pytest.approx(2 / 3)
+    assert row["liked_mean_rank"] == pytest.approx(2.5)
+
+
+def test_the_shadow_ranking_is_a_span_of_the_turns_trace(tmp_path):
+    """The shadow span lands under the turn's root span (for Langfuse / OTLP); the local trace
+    log, which writes a turn once its root ends, leaves the late span out instead of holding it."""
+    from types import SimpleNamespace
+
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from agent.tracing import LocalExporter, Tracing, TracingConfig
+
+    spans = InMemorySpanExporter()
+    tracing = Tracing(TracingConfig(trace_log=tmp_path / "traces.jsonl"), exporters=[spans])
+    tracer = tracing.turn_tracer("B-2", None)
+    result = SimpleNamespace(trace_id="ab" * 16, span_id="cd" * 8, user=SimpleNamespace(key="196"), session_id="s")
+    tracer.record_shadow(result, {"model": "B-2", "top": [3, 2, 1], "champion": [1, 2, 3], "ranks": {"1": 3}})
+    assert tracing.flush(10)
+    (span,) = spans.get_finished_spans()
+    assert span.name == "shadow" and span.context.trace_id == int("ab" * 16, 16)
+    assert span.parent.span_id == int("cd" * 8, 16)
+    assert isinstance(tracing.local, LocalExporter) and not tracing.local._open, "the late span is not held waiting for a root that was written already"
+    tracing.shutdown()

@@ -623,7 +623,10 @@ class _OpenTurn:
     # the turn
     def finish(self, result: Any) -> None:
         self.result = result
-        result.span_id = f"{self.root.get_span_context().span_id:016x}"   # shadow mode's span goes under it
+        try:   # shadow mode's span goes under it; a tracing problem must not fail the turn
+            result.span_id = f"{self.root.get_span_context().span_id:016x}"
+        except AttributeError:
+            log.warning("tracing: the turn's result cannot carry its span id (%s)", type(result).__name__)
 
     def failed(self, exc: BaseException) -> None:
         self.error = exc

@@ -21,7 +21,7 @@ from typing import Mapping
 import numpy as np
 
 from agent.ranking import RankedItem, RequestRanker
-from agent.replies import PLURAL
+from agent.replies import PLURAL, join_words as _join
 
 CITED_RANK = 20        # a source is listed in the "why" detail when it ranked the pick this high
 NEIGHBOUR_RANK = 50    # "people who like X also like it": the pick is among X's 50 nearest (EASE)
@@ -125,6 +125,3 @@ def explain(evidence: dict) -> str:
         parts.append("One of the most-watched movies that fit.")
     return " ".join(parts) or "Picked for your request."
 
-
-def _join(words: list[str]) -> str:
-    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]

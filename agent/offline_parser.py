@@ -158,7 +158,8 @@ mum mother father brother sister boyfriend girlfriend partner family everyone"""
 ANSWER_FOLLOWERS = frozenset("i im ive id we were it its thats that this you they he she not".split())
 
 
-def _short(text: str) -> str:
+def quote(text: str) -> str:
+    """A message part as quoted back in ``unused``: whitespace folded, at most ``UNUSED_TEXT_MAX`` characters."""
     text = " ".join(text.split())
     return text if len(text) <= UNUSED_TEXT_MAX else text[:UNUSED_TEXT_MAX - 1] + "…"
 
@@ -415,7 +416,7 @@ class OfflineParser(IntentParser):
             return Intent(act=Act.chit_chat), details, unused
         if self._foreign(text, words):
             details["language"] = True
-            return Intent(act=Act.chit_chat), details, [UnusedPart(text=_short(text), why="language")]
+            return Intent(act=Act.chit_chat), details, [UnusedPart(text=quote(text), why="language")]
 
         unknown: list[OutOfCatalog] = []
         titles = self.titles.find(tokens, text=text, unknown=unknown)
@@ -461,11 +462,11 @@ class OfflineParser(IntentParser):
         if polarity[2] == "seen" and self._praised(tokens, words, negated, None):
             details["seen_liked_card"] = True  # "I've seen that one, great movie"
         for u in unknown:
-            unused.append(UnusedPart(text=_short(u.text), why="out_of_catalog"))
+            unused.append(UnusedPart(text=quote(u.text), why="out_of_catalog"))
         for start, end, why in names:
-            unused.append(UnusedPart(text=_short(_raw(text, tokens, start, end)), why=why))
+            unused.append(UnusedPart(text=quote(_raw(text, tokens, start, end)), why=why))
         if plot[0]:
-            unused.append(UnusedPart(text=_short(plot[0]), why="plot"))
+            unused.append(UnusedPart(text=quote(plot[0]), why="plot"))
         positive = [t for t in positive if t not in rejected]
 
         explain, rank = self._explain_request(text, tokens, words, bool(positive), consumed)
@@ -480,7 +481,7 @@ class OfflineParser(IntentParser):
         years, year_tokens, relative, beyond = self._years(tokens, words, consumed, negated, breaks)
         consumed |= year_tokens
         if beyond:
-            unused.append(UnusedPart(text=_short(beyond), why="no_movies_in_era"))
+            unused.append(UnusedPart(text=quote(beyond), why="no_movies_in_era"))
         audience = self._young_audience(words, consumed)
         consumed |= {m.start for m in audience}
         count, count_tokens = self._count(tokens, words, consumed)
@@ -572,7 +573,7 @@ class OfflineParser(IntentParser):
         else:
             off = self._off_topic(text, words, consumed)
             if off:
-                unused.append(UnusedPart(text=_short(off), why="off_topic"))
+                unused.append(UnusedPart(text=quote(off), why="off_topic"))
             return Intent(act=Act.chit_chat, exclude_titles=rejected), details, unused
         alternatives = len(genres) > 1 and self._alternatives(tokens, words, counted)
         intent = Intent(act=act, genres=genres, genre_match="any" if alternatives else "all",

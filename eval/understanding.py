@@ -23,10 +23,8 @@ import random
 from pathlib import Path
 from typing import Sequence
 
-import numpy as np
-
 from agent.intent import IntentParser, ParseResult
-from agent.understand.context import Context, replay
+from agent.understand.context import prepare
 from agent.understand.reader import VARIANTS, Reading, TrainedReader
 from data.labelled import fold_of, load_labelled
 
@@ -62,17 +60,6 @@ def load_rows(extra: Sequence[Path] = ()) -> list[dict]:
             row["expected"].setdefault("op", OP_OF_ACT.get(row["expected"].get("act", ""), "new_request"))
             rows.append(row)
     return rows
-
-
-def prepare(rows: Sequence[dict], parser: IntentParser, embedder) -> tuple[list[ParseResult], list[Context], np.ndarray]:
-    """The rule reading, the context and the message vector of every row (shared by all variants)."""
-    parsed, contexts = [], []
-    for row in rows:
-        context, standing = replay(row.get("context", []), parser)
-        contexts.append(context)
-        parsed.append(parser.parse(row["utterance"], standing))
-    vectors = np.asarray(embedder([r["utterance"] for r in rows]), dtype=np.float32)
-    return parsed, contexts, vectors
 
 
 def score(rows: Sequence[dict], parsed: Sequence[ParseResult], readings: Sequence[Reading]) -> dict:

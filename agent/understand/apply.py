@@ -16,11 +16,9 @@ act the dialogue manager routes on:
 from __future__ import annotations
 
 from agent.intent import Act, Intent, ParseResult, UnusedPart
+from agent.offline_parser import quote
 from agent.understand.context import Context
 from agent.understand.reader import Reading, TrainedReader
-
-UNUSED_TEXT_MAX = 80   # characters of the question quoted back when the catalogue cannot answer it
-
 
 def context_of(session) -> Context:
     """The reader's context from a live session."""
@@ -57,7 +55,7 @@ def apply_reading(parsed: ParseResult, reading: Reading, context: Context, text:
     merged = merged.model_copy(update={"act": act_for(reading.op, merged, context)})
     unused = list(parsed.unused)
     if reading.op == "unanswerable" and not any(u.why in ("person", "out_of_catalog") for u in unused):
-        unused.append(UnusedPart(text=_short(text), why="facts"))
+        unused.append(UnusedPart(text=quote(text), why="facts"))
     details = {**parsed.details, "op": reading.op, "op_probs": reading.op_probs,
                "rule_reading": {"act": intent.act.value, "genres": list(intent.genres),
                                 "exclude_genres": list(intent.exclude_genres)}}
@@ -70,6 +68,3 @@ def read_in_context(reader: TrainedReader, text: str, parsed: ParseResult, sessi
     context = context_of(session)
     return apply_reading(parsed, reader.read(text, parsed, context), context, text)
 
-
-def _short(text: str) -> str:
-    return text if len(text) <= UNUSED_TEXT_MAX else text[:UNUSED_TEXT_MAX - 1].rstrip() + "…"

@@ -29,8 +29,8 @@ def train_reader(data, parser=None, embedder=None, fold: str | None = None) -> d
     Returns its figures for the training log."""
     from agent.offline_parser import OfflineParser
     from agent.text_vectors import text_vectors
+    from agent.understand.context import prepare
     from agent.understand.reader import FEATURE_VERSION, TrainedReader, labels_digest
-    from eval.understanding import prepare
 
     started = time.perf_counter()
     rows = load_labelled(fold)

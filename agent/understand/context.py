@@ -6,6 +6,8 @@ import re
 from dataclasses import dataclass
 from typing import Sequence
 
+import numpy as np
+
 from agent.intent import Act, Intent, IntentParser, ParseResult
 
 # The dialogue operations a message can perform on the conversation (data/labels, "op").
@@ -58,3 +60,14 @@ def replay(lines: Sequence[str], parser: IntentParser) -> tuple[Context, Intent 
             cards = bool(_FILM_IN_TEXT.search(text))
     has_standing = standing is not None and not standing.is_empty
     return Context(has_standing=has_standing, cards_shown=cards, turn=turn), (standing if has_standing else None)
+
+
+def prepare(rows: Sequence[dict], parser: IntentParser, embedder) -> tuple[list[ParseResult], list[Context], np.ndarray]:
+    """The rule reading, the context and the message vector of every row (shared by all variants)."""
+    parsed, contexts = [], []
+    for row in rows:
+        context, standing = replay(row.get("context", []), parser)
+        contexts.append(context)
+        parsed.append(parser.parse(row["utterance"], standing))
+    vectors = np.asarray(embedder([r["utterance"] for r in rows]), dtype=np.float32)
+    return parsed, contexts, vectors

@@ -4,7 +4,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import resource
 import sys
 import time
 from contextlib import contextmanager
@@ -19,10 +18,6 @@ def _write_json(path: str | None, obj: dict) -> None:
 
         write_json_atomic(Path(path), obj)
         print(f"wrote {path}")
-
-
-def _peak_rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 # ---------------------------------------------------------------------------------------- data

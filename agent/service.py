@@ -55,13 +55,10 @@ class CineAgent:
     def load(self) -> None:
         """Build the agent from the current artifacts; failures are kept for ``status``."""
         from agent.runtime import load_agent
-        from agent.session import SessionStore
 
         started = time.monotonic()
         try:
-            sessions = SessionStore(self.settings.max_sessions, self.settings.session_ttl_s, store=self.store,
-                                    max_per_person=self.settings.max_sessions_person)
-            agent = load_agent(parser=self.settings.parser, sessions=sessions, events=self.store,
+            agent = load_agent(parser=self.settings.parser, sessions=self._sessions(), events=self.store,
                                settings=self.settings)
         except Exception as exc:  # noqa: BLE001 - reported by /healthz and every call
             log.exception("loading the models failed")
@@ -105,12 +102,17 @@ class CineAgent:
             except Exception as exc:  # noqa: BLE001 - the registry down must not stop serving
                 log.warning("model registry check failed: %s", exc)
 
-    def _load_version(self, artifact: str) -> DialogueManager:
-        from agent.runtime import load_agent
+    def _sessions(self):
+        """The conversations' store of every agent this process loads (champion, switch, challenger)."""
         from agent.session import SessionStore
 
-        sessions = SessionStore(self.settings.max_sessions, self.settings.session_ttl_s, store=self.store)
-        return load_agent(parser=self.settings.parser, version=artifact, sessions=sessions, events=self.store,
+        return SessionStore(self.settings.max_sessions, self.settings.session_ttl_s, store=self.store,
+                            max_per_person=self.settings.max_sessions_person)
+
+    def _load_version(self, artifact: str) -> DialogueManager:
+        from agent.runtime import load_agent
+
+        return load_agent(parser=self.settings.parser, version=artifact, sessions=self._sessions(), events=self.store,
                           settings=self.settings)
 
     @property
@@ -188,10 +190,6 @@ class CineAgent:
         log.info("serving: switched models %s -> %s (registry version %s) in %.1f s", previous, self.model_version,
                  state[0], time.monotonic() - started)
         return True
-
-    def stop_watching(self) -> None:
-        if getattr(self, "_stop_watch", None) is not None:
-            self._stop_watch.set()
 
     @property
     def status(self) -> str:

@@ -577,8 +577,8 @@ class AgentTracer:
             root = otel_trace.SpanContext(int(result.trace_id, 16), int(result.span_id, 16), is_remote=True,
                                           trace_flags=otel_trace.TraceFlags(otel_trace.TraceFlags.SAMPLED))
             parent = otel_trace.set_span_in_context(otel_trace.NonRecordingSpan(root), otel_context.Context())
-            common = lf.trace_attributes(TRACE_NAME, result.user.key, str(result.session_id), self.model_version,
-                                         self.trace_metadata)
+            session = lf.session_key(result.user.key, str(result.session_id))   # the turn's own Langfuse session
+            common = lf.trace_attributes(TRACE_NAME, result.user.key, session, self.model_version, self.trace_metadata)
             span = self.tracing.tracer.start_span("shadow", context=parent, attributes={
                 **common, LATE: True, lf.INPUT: lf.dumps({"champion": shadow.get("champion")}),
                 lf.OUTPUT: lf.dumps({"top": shadow.get("top"), "ranks": shadow.get("ranks"), "model": shadow.get("model")})})

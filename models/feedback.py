@@ -81,8 +81,9 @@ def training_rows(swipes: pd.DataFrame, seeds: dict[int, int], base: pd.DataFram
     """``base`` (MovieLens ratings) plus the people: their seeds' ratings and their swipes (a swipe
     replaces the same person's rating of the same item)."""
     parts = [base[COLUMNS]]
+    swipers = set(swipes["user_id"])
     for person, seed in seeds.items():
-        if person in set(swipes["user_id"]):
+        if person in swipers:
             parts.append(base.loc[base["user_id"] == seed, COLUMNS].assign(user_id=person))
     rated = pd.DataFrame({"user_id": swipes["user_id"].to_numpy(np.int64), "item_id": swipes["item_id"].to_numpy(np.int64),
                           "rating": np.where(swipes["like"], float(LIKE_RATING), DISLIKE_TRAINING_RATING),

@@ -418,18 +418,18 @@ def gate(version: str, registry: Registry, data: MovieLens, store=None, config: 
           f"their swipes: finite scores, {K} items each (or all that are left), catalog ids only, nothing excluded or seen")
     passed = all(c["passed"] for c in checks)
 
+    reasons = "; ".join(f"{c['check']}: {c['detail']}" for c in checks if not c["passed"])
     run_id = registry.start_run(f"gate v{version}", {
         "cineagent.kind": "gate", "cineagent.gated_version": str(version),
         "cineagent.champion_version": str(champion.version) if champion is not None else "",
         "cineagent.verdict": "pass" if passed else "fail", "mlflow.source.git.commit": code_version()})
     registry.log(run_id, params={f"gate.{k}": v for k, v in config.__dict__.items()} | {"gate.swipe_position": position},
                  metrics={**figures, "gate.passed": float(passed)},
-                 tags={"cineagent.reasons": "; ".join(c["check"] + ": " + c["detail"] for c in checks if not c["passed"])})
+                 tags={"cineagent.reasons": reasons})
     registry.finish(run_id)
     registry.tag_version(version, {"gate_verdict": "pass" if passed else "fail", "gate_run_id": run_id,
                                    "gate_champion": str(champion.version) if champion is not None else "",
-                                   "gate_reasons": "; ".join(f"{c['check']}: {c['detail']}" for c in checks
-                                                             if not c["passed"])[:4000]})
+                                   "gate_reasons": reasons[:4000]})
     return GateResult(str(version), str(champion.version) if champion is not None else None, passed, checks, figures, run_id)
 
 

@@ -307,13 +307,13 @@ async def current_person(request: Request,
 Me = Annotated[Person, Depends(current_person)]
 
 
-def client_of(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
-
-
 def scope_client(scope: dict) -> str:
     client = scope.get("client")
     return client[0] if client else "unknown"
+
+
+def client_of(request: Request) -> str:
+    return scope_client(request.scope)
 
 
 def build_api(runtime: Runtime) -> FastAPI:

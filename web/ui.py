@@ -445,7 +445,7 @@ def ui_export(runtime: "Runtime", stored: dict | None, request: gr.Request):
 
 def ui_confirm_delete(runtime: "Runtime", stored: dict | None, request: gr.Request):
     """"Delete my data…" -> (the confirmation, shown, naming what will go; the status line)."""
-    with observed("ui/export") as outcome:
+    with observed("ui/confirm-delete") as outcome:
         try:
             person, _ = ui_person(runtime, stored, request, create=False)
             outcome["status"] = 200
